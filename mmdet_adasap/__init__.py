@@ -1,0 +1,2 @@
+"""AdaSAP for MMDetection 3.x."""
+__version__ = '0.1.0'
