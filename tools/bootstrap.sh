@@ -25,7 +25,7 @@ PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 CONSTRAINTS=(-c "$ROOT/requirements/constraints.txt")
 
 # 1. torch first: mmcv's build and several packages' metadata need it present.
-"${PIP[@]}" install "${CONSTRAINTS[@]}" torch torchvision
+"${PIP[@]}" install "${CONSTRAINTS[@]}" torch torchvision setuptools
 
 # 2. mmcv 2.1.0 with compiled ops: a matching prebuilt wheel if one is offered, else a cached source build.
 install_mmcv_from() {  # $1: folder with wheels

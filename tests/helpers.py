@@ -1,0 +1,60 @@
+"""Shrinking real configs so that one real iteration runs on the tiny synthetic set in the test suite."""
+from mmengine.config import Config
+
+from mmdet_adasap.datasets import SYNTHETIC_VOC_CLASSES
+
+
+def _walk(node, fn):
+    if isinstance(node, dict):
+        fn(node)
+        for v in node.values():
+            _walk(v, fn)
+    elif isinstance(node, (list, tuple)):
+        for v in node:
+            _walk(v, fn)
+
+
+def shrink_for_smoke_test(cfg: Config, data_root: str, work_dir: str, scale=None, samples: int = 2) -> Config:
+    """Point every dataset at ``data_root``, use ``samples`` images per split, one epoch, no pretrained
+    download, and optionally a smaller image ``scale`` for every Resize.
+
+    The model keeps its class count: the synthetic class names take the first slots of the class list and the
+    rest is padded with the config's own names, so ``NumClassCheckHook`` and the head stay untouched.
+    """
+    root = data_root.rstrip('/') + '/'
+    num_classes = _num_classes(cfg.model)
+    classes = tuple(SYNTHETIC_VOC_CLASSES) + tuple(f'unused_{i}' for i in range(num_classes - 6))
+
+    def fix(d):
+        if 'data_root' in d:
+            d['data_root'] = root
+            d['metainfo'] = dict(classes=classes)
+            d['indices'] = samples
+        if d.get('type') == 'RepeatDataset':
+            d['times'] = 1
+        if d.get('type') == 'Resize' and scale is not None:
+            d['scale'] = scale
+        init = d.get('init_cfg')
+        if isinstance(init, dict) and init.get('type') == 'Pretrained':  # no downloads in tests
+            d['init_cfg'] = None
+
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        _walk(cfg[key], fix)
+        cfg[key].update(batch_size=samples, num_workers=0, persistent_workers=False)
+    _walk(cfg.model, fix)
+    cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=1, val_interval=1)
+    cfg.param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False)]
+    cfg.work_dir = work_dir
+    cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1)
+    cfg.env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork'), dist_cfg=dict(backend='gloo'))
+    cfg.log_level = 'WARNING'
+    return cfg
+
+
+def _num_classes(model_cfg) -> int:
+    found = []
+    _walk(model_cfg, lambda d: found.append(d['num_classes']) if 'num_classes' in d else None)
+    if not found or len(set(found)) != 1:
+        raise ValueError(f'cannot tell the class count of this model: {found}')
+    return found[0]

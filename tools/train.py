@@ -1,0 +1,52 @@
+"""Train a detector (mmdet's tools/train.py with the mmdet_adasap plugin loaded)."""
+import argparse
+import os
+
+from mmengine.config import DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+import mmdet_adasap  # noqa: F401  (registers modules, applies upstream fixes)
+from mmdet_adasap.apis import load_config
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description='Train a detector')
+    p.add_argument('config', help='train config file path')
+    p.add_argument('--work-dir', help='the dir to save logs and models')
+    p.add_argument('--amp', action='store_true', help='enable automatic mixed precision training')
+    p.add_argument('--auto-scale-lr', action='store_true', help='enable automatic LR scaling')
+    p.add_argument('--resume', nargs='?', type=str, const='auto',
+                   help='resume from this checkpoint, or (no value) from the latest one in the work dir')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings, key=value')
+    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    p.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = p.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main():
+    args = parse_args()
+    try:
+        cfg = load_config(args.config, args.cfg_options, args.work_dir)
+    except FileNotFoundError as e:
+        raise SystemExit(f'error: {e}')
+    cfg.launcher = args.launcher
+    if args.amp:
+        cfg.optim_wrapper.type = mmdet_adasap.amp_variant_of(cfg.optim_wrapper.get('type', 'OptimWrapper'))
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if args.auto_scale_lr:
+        if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
+            raise SystemExit('error: --auto-scale-lr needs auto_scale_lr.base_batch_size in the config')
+        cfg.auto_scale_lr.enable = True
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        cfg.resume, cfg.load_from = True, args.resume
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
