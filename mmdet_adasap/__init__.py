@@ -7,7 +7,7 @@ from . import upstream_fixes
 
 upstream_fixes.apply_all()
 
-from . import datasets  # noqa: E402,F401  (registers datasets)
+from . import datasets, engine, pruning, robustness, structures  # noqa: E402,F401  (registers modules)
 
 __version__ = '0.1.0'
 

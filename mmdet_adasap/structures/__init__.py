@@ -1,0 +1,3 @@
+from .neuron_groups import NeuronGroup, ParamSlice
+
+__all__ = ['NeuronGroup', 'ParamSlice']
