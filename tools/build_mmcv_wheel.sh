@@ -14,7 +14,8 @@ PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 # mmcv's setup.py imports pkg_resources (gone from setuptools >= 81) and must see the installed torch,
 # hence an older setuptools inside the venv and no build isolation.
 "${PIP[@]}" install "setuptools<70" wheel ninja
-"${PIP[@]}" download --no-deps --no-binary :all: -d "$WORK" mmcv==2.1.0
+# --no-build-isolation: even fetching the sdist runs its setup.py, which needs pkg_resources and torch
+"${PIP[@]}" download --no-deps --no-binary :all: --no-build-isolation -d "$WORK" mmcv==2.1.0
 tar -xzf "$WORK"/mmcv-2.1.0.tar.gz -C "$WORK"
 "$VENV/bin/python" "$ROOT/tools/patch_mmcv_cxx_std.py" "$WORK/mmcv-2.1.0/setup.py"
 mkdir -p "$OUT_DIR"

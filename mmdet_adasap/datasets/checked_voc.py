@@ -23,6 +23,10 @@ class CheckedVOCDataset(VOCDataset):
             raise ValueError(f"unknown_class must be 'error' or 'skip', got {unknown_class!r}")
         self.unknown_class = unknown_class
         super().__init__(*args, **kwargs)
+        if tuple(self._metainfo['classes']) != tuple(VOCDataset.METAINFO['classes']):
+            # VOCMetric prints mmdet's hard-coded VOC class names for any 'VOC2007'/'VOC2012' dataset_type;
+            # with other classes that table would mislabel every row. The AP values are unaffected.
+            self._metainfo['dataset_type'] = None
 
     def load_data_list(self):
         if self.data_root and not osp.isdir(self.data_root):

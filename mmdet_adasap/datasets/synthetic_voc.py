@@ -118,6 +118,8 @@ def _background(rng: np.random.Generator, shape: Tuple[int, int]) -> np.ndarray:
     light = cv2.resize(rng.uniform(0.6, 1.3, (3, 3)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
     img = img * light[..., None]
     img = 0.6 * img + 0.4 * _texture(rng, shape).astype(np.float32)
+    # backgrounds are textured but lower in contrast than objects, as natural scenes mostly are
+    img = img.mean((0, 1)) + (img - img.mean((0, 1))) * rng.uniform(0.25, 0.7)
     # clutter: lines and partial arcs that share colours/edges with objects but are not objects
     for _ in range(rng.integers(3, 12)):
         color = tuple(int(c) for c in rng.integers(0, 256, 3))

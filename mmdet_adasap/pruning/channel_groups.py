@@ -1,0 +1,324 @@
+"""Coupled output-channel groups of an mmdet detector, found by torch-pruning's ``DependencyGraph``.
+
+Torch-Pruning traces the network and tells which layers' channels must be removed together (residual
+partners, BN, depthwise convs, ``L2Norm`` scales, consumers' input slices). This module owns the *policy* on top
+of that graph: which groups may be pruned at all (frozen layers, layers feeding the detector's outputs and
+user-ignored layers are left alone), the per-neuron parameter slices handed to the sharpness step
+(:class:`~mmdet_adasap.structures.NeuronGroup`), and the per-layer shapes the cost models (params, FLOPs,
+latency) need. Only this file talks to the dependency graph; export re-uses it through :func:`trace`.
+"""
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch_pruning as tp
+from mmdet.models.necks.ssd_neck import L2Norm
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.modules.conv import _ConvNd
+
+from mmdet_adasap.structures.neuron_groups import NeuronGroup, ParamSlice
+
+#: module types whose channels this package knows how to mask, count and reshape
+SUPPORTED_TYPES = (_ConvNd, nn.Linear, _BatchNorm, L2Norm)
+_LAYER_TYPES = (_ConvNd, nn.Linear)  # layers that produce (root) and consume channels
+
+
+def default_forward(model: nn.Module) -> Callable:
+    """The part of a detector that is pruned: everything ``_forward`` runs for one-stage detectors; for
+    two-stage detectors only ``extract_feat`` (backbone + neck), so RPN and RoI heads are never touched."""
+    if hasattr(model, 'rpn_head') or hasattr(model, 'roi_head'):
+        return lambda m, x: m.extract_feat(x)
+    if hasattr(model, '_forward'):
+        return lambda m, x: m._forward(x)
+    return lambda m, x: m(x)
+
+
+class TracedPart(nn.Module):
+    """``forward`` = the traced forward of a detector (for counters that call ``module(x)``)."""
+
+    def __init__(self, model: nn.Module, forward_fn: Optional[Callable] = None):
+        super().__init__()
+        self.model = model
+        self._forward_fn = forward_fn or default_forward(model)
+
+    def forward(self, x):
+        return self._forward_fn(self.model, x)
+
+
+@dataclass
+class LayerShape:
+    """What the cost models need of one conv/linear layer: dense shape, output positions and which group
+    (if any) sets its input / output channel count."""
+    name: str
+    kind: str  # 'conv' | 'linear'
+    in_channels: int
+    out_channels: int
+    groups: int  # conv groups (1 for linear)
+    kernel_elems: int  # prod(kernel_size), 1 for linear
+    positions: int  # output positions per image (H*W for conv, tokens for linear)
+    in_tokens: int  # linear only: input numel / in_features (torch-pruning's counter quirk)
+    bias: bool
+    in_group: Optional[str] = None
+    out_group: Optional[str] = None
+
+    @property
+    def depthwise(self) -> bool:
+        return self.kind == 'conv' and self.groups == self.in_channels == self.out_channels and self.groups > 1
+
+
+@dataclass
+class ChannelGroup:
+    """A prunable set of coupled channels. ``members`` lists (module name, role, index) with role in
+    {'out', 'in', 'dw', 'bn', 'scale'}; index[j] is the channel of that module that is group channel j."""
+    name: str  # the root layer (a conv/linear whose output channels start the group)
+    size: int
+    component: str  # 'backbone' | 'neck' | 'head' | other top-level child name
+    members: List[Tuple[str, str, torch.Tensor]] = field(default_factory=list)
+    slices: List[ParamSlice] = field(default_factory=list)
+
+    def modules(self, role: Optional[str] = None) -> List[str]:
+        return [n for n, r, _ in self.members if role is None or r == role]
+
+
+class ChannelGroups:
+    """All prunable channel groups of a model plus what was deliberately left alone, with a report."""
+
+    def __init__(self, model, groups, skipped, layers, extra_params, input_shape, forward_fn):
+        self.model = model
+        self.groups: List[ChannelGroup] = groups
+        self.skipped: List[Tuple[str, str]] = skipped  # (root layer, reason)
+        self.layers: Dict[str, LayerShape] = layers
+        self.extra_params: Dict[str, Tuple[str, int]] = extra_params  # bn/scale module -> (group, params/chan)
+        self.input_shape = tuple(input_shape)
+        self.forward_fn = forward_fn
+        self.by_name = {g.name: g for g in groups}
+
+    def __len__(self):
+        return len(self.groups)
+
+    def __iter__(self):
+        return iter(self.groups)
+
+    def neuron_groups(self) -> List[NeuronGroup]:
+        """NeuronGroups sharing this object's (once-built) ParamSlices; importance/mask are filled by the pruner."""
+        return [NeuronGroup(name=g.name, slices=g.slices, num_channels=g.size, extra={'component': g.component})
+                for g in self.groups]
+
+    def count_by_component(self) -> Dict[str, int]:
+        counts: Dict[str, int] = {}
+        for g in self.groups:
+            counts[g.component] = counts.get(g.component, 0) + 1
+        return counts
+
+    def report(self) -> str:
+        lines = [f'{len(self.groups)} prunable channel groups '
+                 f'({sum(g.size for g in self.groups)} channels) traced at input {self.input_shape}:']
+        for comp, n in sorted(self.count_by_component().items()):
+            chans = sum(g.size for g in self.groups if g.component == comp)
+            lines.append(f'  {comp:<10} {n:4d} groups {chans:7d} channels')
+        if self.skipped:
+            lines.append(f'left alone ({len(self.skipped)}):')
+            for name, why in self.skipped:
+                lines.append(f'  {name:<40} {why}')
+        return '\n'.join(lines)
+
+
+def trace(model: nn.Module, input_shape: Sequence[int], forward_fn: Optional[Callable] = None
+          ) -> tp.DependencyGraph:
+    """Torch-Pruning's dependency graph of ``model`` (L2Norm scales registered as channel-dim-0 parameters)."""
+    forward_fn = forward_fn or default_forward(model)
+    unwrapped = [(m.weight, 0) for m in model.modules() if isinstance(m, L2Norm)]
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.enable_grad():
+            return tp.DependencyGraph().build_dependency(
+                model, torch.zeros(*input_shape, device=device), forward_fn=forward_fn,
+                unwrapped_parameters=unwrapped, verbose=False)
+    finally:
+        model.train(was_training)
+
+
+def _check_names(model: nn.Module, names: Sequence[str], what: str) -> None:
+    all_names = {n for n, _ in model.named_modules()}
+    for pattern in names:
+        if not any(fnmatch.fnmatchcase(n, pattern) for n in all_names):
+            raise ValueError(f'{what} entry {pattern!r} matches no module of {type(model).__name__} '
+                             f'(module names look like {sorted(all_names - {""})[:3]}...)')
+
+
+def _matches(name: str, patterns: Sequence[str]) -> bool:
+    """``name`` is a pattern or lies inside a module a pattern names (fnmatch wildcards allowed)."""
+    return any(fnmatch.fnmatchcase(name, p) or name.startswith(p.rstrip('.') + '.') for p in patterns)
+
+
+def build_channel_groups(model: nn.Module, input_shape: Sequence[int] = (1, 3, 300, 300),
+                         forward_fn: Optional[Callable] = None, ignored_layers: Sequence[str] = (),
+                         prunable: Optional[Sequence[str]] = None) -> ChannelGroups:
+    """Trace ``model`` and return its prunable channel groups.
+
+    ``ignored_layers``: module names (or fnmatch patterns; a module covers its children) whose channels must
+    not change; a group touching one is left whole. ``prunable``: if given, only groups whose root layer
+    matches are kept. Layers whose output reaches the traced output (prediction convs, FPN outputs that feed
+    RPN/RoI heads) and frozen layers (no parameter requires grad) are always left alone.
+    """
+    ignored_layers, prunable = list(ignored_layers), (None if prunable is None else list(prunable))
+    _check_names(model, ignored_layers, 'ignored_layers')
+    if prunable is not None:
+        _check_names(model, prunable, 'prunable')
+    forward_fn = forward_fn or default_forward(model)
+    name_of = {m: n for n, m in model.named_modules()}
+
+    # record output positions of every conv/linear during the trace (needed by FLOPs/latency cost models)
+    positions: Dict[str, Tuple[int, int]] = {}
+
+    def record(mod, inp, out):
+        if isinstance(mod, nn.Linear):
+            positions[name_of[mod]] = (out.numel() // out.shape[-1] // max(out.shape[0], 1) if out.dim() > 2
+                                       else 1, inp[0].numel() // mod.in_features)
+        else:
+            positions[name_of[mod]] = (int(torch.tensor(out.shape[2:]).prod()), 0)
+
+    handles = [m.register_forward_hook(record) for m in model.modules() if isinstance(m, _LAYER_TYPES)]
+    try:
+        dg = trace(model, input_shape, forward_fn)
+    finally:
+        for h in handles:
+            h.remove()
+
+    param_owner = {}
+    for n, m in model.named_modules():
+        for p in m.parameters(recurse=False):
+            param_owner[p] = (n, m)
+
+    groups, skipped, seen_roots = [], [], set()
+    for g in dg.get_all_groups(root_module_types=_LAYER_TYPES):
+        root = g[0].dep.target.module
+        root_name = name_of[root]
+        if root_name in seen_roots:
+            continue
+        seen_roots.add(root_name)
+        reason = _why_left_alone(g, dg, model, name_of, param_owner, ignored_layers, prunable, root_name)
+        if reason is not None:
+            skipped.append((root_name, reason))
+            continue
+        groups.append(_make_group(g, dg, name_of, param_owner, root_name))
+
+    layers = {}
+    for n, m in model.named_modules():
+        if isinstance(m, _LAYER_TYPES) and n in positions:
+            conv = isinstance(m, _ConvNd)
+            layers[n] = LayerShape(
+                name=n, kind='conv' if conv else 'linear',
+                in_channels=m.in_channels if conv else m.in_features,
+                out_channels=m.out_channels if conv else m.out_features, groups=m.groups if conv else 1,
+                kernel_elems=int(torch.tensor(m.kernel_size).prod()) if conv else 1,
+                positions=positions[n][0], in_tokens=positions[n][1], bias=m.bias is not None)
+    extra_params = {}
+    for g in groups:
+        for n, role, _ in g.members:
+            if role in ('out', 'dw'):
+                layers[n].out_group = g.name
+            if role in ('in', 'dw'):
+                layers[n].in_group = g.name
+            if role == 'bn':
+                mod = model.get_submodule(n)
+                extra_params[n] = (g.name, sum(1 for _ in mod.parameters(recurse=False)))
+            if role == 'scale':
+                extra_params[n] = (g.name, 1)
+    return ChannelGroups(model, groups, skipped, layers, extra_params, input_shape, forward_fn)
+
+
+def _why_left_alone(g, dg, model, name_of, param_owner, ignored, prunable, root_name) -> Optional[str]:
+    if prunable is not None and not _matches(root_name, prunable):
+        return 'not in prunable'
+    for dep, _ in g:
+        target = dep.target.module
+        if dep.target.type == tp.ops.OPTYPE.OUTPUT:
+            return 'feeds the traced output (prediction / feature channels kept)'
+        if isinstance(target, nn.Parameter):
+            owner_name, owner = param_owner.get(target, ('?', None))
+            if not isinstance(owner, L2Norm):
+                raise TypeError(f'cannot prune channels through module {owner_name!r} '
+                                f'({type(owner).__name__}): unsupported module type; add it to ignored_layers')
+            if not target.requires_grad:
+                return f'frozen ({owner_name})'
+            continue
+        name = name_of.get(target)
+        if name is None:
+            continue  # torch-pruning's functional ops (add, relu, ...)
+        if not isinstance(target, SUPPORTED_TYPES):
+            if any(True for _ in target.parameters(recurse=False)):
+                raise TypeError(f'cannot prune channels through module {name!r} ({type(target).__name__}): '
+                                'unsupported module type; add it to ignored_layers')
+            continue
+        if isinstance(target, _ConvNd) and 1 < target.groups and not (
+                target.groups == target.in_channels == target.out_channels):
+            raise TypeError(f'cannot prune channels through grouped conv {name!r} (groups={target.groups}); '
+                            'add it to ignored_layers')
+        if any(not p.requires_grad for p in target.parameters(recurse=False)):
+            return f'frozen ({name})'
+        if _matches(name, ignored):
+            return f'ignored_layers ({name})'
+    if _feeds_output(g, dg):
+        return 'feeds the traced output (prediction / feature channels kept)'
+    return None
+
+
+def _feeds_output(g, dg) -> bool:
+    """True if an out-member's activation reaches the traced output before any consuming layer."""
+    stop = (tp.ops.OPTYPE.CONV, tp.ops.OPTYPE.LINEAR, tp.ops.OPTYPE.DEPTHWISE_CONV)
+    starts = [dep.target for dep, _ in g if dg.is_out_channel_pruning_fn(dep.handler)
+              and dep.target.type in stop]
+    seen, stack = set(), list(starts)
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        if node.type == tp.ops.OPTYPE.OUTPUT or not node.outputs:
+            return True
+        stack.extend(o for o in node.outputs if o.type not in stop)
+    return False
+
+
+def _make_group(g, dg, name_of, param_owner, root_name) -> ChannelGroup:
+    size = len(g[0].idxs)
+    component = root_name.split('.')[0]
+    members, slices, done = [], [], set()
+    for item in g:
+        dep, idxs = item.dep, item.idxs
+        target = dep.target.module
+        root_idxs = item.root_idxs
+        if isinstance(target, nn.Parameter):
+            mod_name, role, mod = param_owner[target][0], 'scale', param_owner[target][1]
+        else:
+            mod_name, mod = name_of.get(target), target
+            if mod_name is None or not isinstance(mod, SUPPORTED_TYPES):
+                continue
+            if isinstance(mod, _BatchNorm):
+                role = 'bn'
+            elif isinstance(mod, _ConvNd) and mod.groups > 1:
+                role = 'dw'
+            else:
+                role = 'out' if dg.is_out_channel_pruning_fn(dep.handler) else 'in'
+        if (mod_name, role) in done:
+            continue
+        if len(idxs) != size or sorted(root_idxs) != list(range(size)):
+            raise TypeError(f'module {mod_name!r} is only partly coupled to group {root_name!r} '
+                            '(concat/split of channels): not supported; add it to ignored_layers')
+        done.add((mod_name, role))
+        order = sorted(range(size), key=lambda k: root_idxs[k])
+        index = torch.tensor([idxs[k] for k in order], dtype=torch.long)
+        members.append((mod_name, role, index))
+        device = next(iter(mod.parameters())).device
+        index = index.to(device)
+        if role in ('out', 'dw', 'bn', 'scale'):
+            for pname, p in mod.named_parameters(recurse=False):
+                slices.append(ParamSlice(p, 0, index, f'{mod_name}.{pname}'))
+        else:  # input columns of a consumer conv / linear
+            slices.append(ParamSlice(mod.weight, 1, index, f'{mod_name}.weight'))
+    return ChannelGroup(root_name, size, component, members, slices)

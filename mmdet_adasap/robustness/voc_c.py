@@ -1,0 +1,217 @@
+"""Rendering VOC-C once, to disk: every (corruption, severity) copy of a VOC split, cached for reuse.
+
+Layout (``OUT_ROOT``)::
+
+    voc_c.json                                    manifest: source root, format, seed, library version
+    <corruption>/<severity>/<year>/JPEGImages/<id>.<png|jpg>
+
+The path under ``<corruption>/<severity>/`` is the image's path relative to the source VOCdevkit, so the
+evaluation maps any image of the clean set to its corrupted copy without an index. Images are corrupted
+as the mm pipeline loads them (BGR via cv2, native resolution, before any resize), as the published
+Pascal-C protocol did. The default ``png`` is lossless: a cached image is bit-identical to the one the
+on-the-fly transform renders, so results never depend on whether the cache exists. ``jpg`` is ~3x smaller
+but re-compresses every image (recorded in the manifest and in every result); with ``jpg`` each
+``<corruption>/<severity>/`` is also a VOCdevkit that a stock VOC dataset config can point at
+(``Annotations`` and ``ImageSets`` are symlinks to the source).
+
+Every file is written to a temporary name and renamed into place, so an existing file is always complete:
+an interrupted run is resumed by running the same command again.
+"""
+import json
+import os
+import os.path as osp
+import tempfile
+import time
+from multiprocessing import Pool
+from typing import Dict, Iterable, List, Optional, Sequence
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from .corruptions import SEVERITIES, check_severities, corrupt_image, resolve_corruptions
+
+MANIFEST = 'voc_c.json'
+FORMATS = ('png', 'jpg')
+_TMP_SUFFIX = '.partial'
+
+
+def split_image_ids(data_root: str, years: Sequence[str], split: str) -> Dict[str, List[str]]:
+    """Image ids of ``<data_root>/<year>/ImageSets/Main/<split>.txt`` for each year; clear errors if absent."""
+    if not osp.isdir(data_root):
+        raise FileNotFoundError(f'VOC data root {data_root!r} does not exist')
+    ids = {}
+    for year in years:
+        split_file = osp.join(data_root, year, 'ImageSets', 'Main', f'{split}.txt')
+        if not osp.isfile(split_file):
+            raise FileNotFoundError(f'split file {split_file!r} does not exist (data root {data_root!r}, '
+                                    f'year {year!r}, split {split!r})')
+        with open(split_file) as f:
+            ids[year] = [line.strip().split()[0] for line in f if line.strip()]
+        if not ids[year]:
+            raise ValueError(f'split file {split_file!r} lists no images')
+    return ids
+
+
+def cached_image_path(cache_root: str, corruption: str, severity: int, rel_path: str, fmt: str) -> str:
+    """Where the corrupted copy of the source image at ``rel_path`` (relative to the source root) lives."""
+    return osp.join(cache_root, corruption, str(int(severity)), osp.splitext(rel_path)[0] + '.' + fmt)
+
+
+def read_manifest(cache_root: str) -> Optional[dict]:
+    path = osp.join(cache_root, MANIFEST)
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    """Write ``data`` so that ``path`` either does not exist or is complete (temp file + rename)."""
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=osp.basename(path) + '.', suffix=_TMP_SUFFIX, dir=osp.dirname(path))
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def atomic_write_json(path: str, obj) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=False) + '\n').encode())
+
+
+def load_bgr(path: str) -> np.ndarray:
+    """Decode an image exactly as mmcv's ``LoadImageFromFile`` does by default (cv2, colour, BGR)."""
+    import mmcv
+    with open(path, 'rb') as f:
+        img = mmcv.imfrombytes(f.read(), flag='color', backend='cv2')
+    if img is None:
+        raise ValueError(f'{path}: not a readable image')
+    return img
+
+
+def encode_image(img: np.ndarray, fmt: str, jpeg_quality: int = 95) -> bytes:
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)] if fmt == 'jpg' else []
+    ok, buf = cv2.imencode('.' + fmt, img, params)
+    if not ok:
+        raise RuntimeError(f'cv2 could not encode a {img.shape} image as {fmt}')
+    return buf.tobytes()
+
+
+def _render_one_image(job) -> int:
+    """Worker: load one source image once and write each of its pending corrupted copies."""
+    src, image_key, pending, fmt, jpeg_quality, seed = job
+    img = load_bgr(src)
+    for corruption, severity, dst in pending:
+        out = corrupt_image(img, corruption, severity, image_key, base_seed=seed)
+        atomic_write_bytes(dst, encode_image(out, fmt, jpeg_quality))
+    return len(pending)
+
+
+def _remove_stale_temporaries(out_root: str) -> None:
+    for dirpath, _, files in os.walk(out_root):
+        for name in files:
+            if name.endswith(_TMP_SUFFIX):
+                os.remove(osp.join(dirpath, name))
+
+
+def _check_or_write_manifest(out_root: str, manifest: dict) -> None:
+    old = read_manifest(out_root)
+    if old is None:
+        os.makedirs(out_root, exist_ok=True)
+        atomic_write_json(osp.join(out_root, MANIFEST), manifest)
+        return
+    for key in ('source_root', 'format', 'jpeg_quality', 'seed'):
+        if old.get(key) != manifest[key]:
+            raise ValueError(f'{out_root!r} holds a VOC-C rendered with {key}={old.get(key)!r}, this run asks for '
+                             f'{key}={manifest[key]!r}; render into another OUT_ROOT')
+
+
+def render_voc_c(data_root: str, out_root: str, corruptions='benchmark', severities: Iterable[int] = SEVERITIES,
+                 years: Sequence[str] = ('VOC2007',), split: str = 'test', workers: int = 1, fmt: str = 'png',
+                 jpeg_quality: int = 95, seed: int = 0, show_progress: bool = True) -> dict:
+    """Render the missing corrupted copies of a VOC split into ``out_root`` (resumable, deterministic).
+
+    Returns a summary: ``{'images', 'rendered', 'skipped', 'seconds'}`` (counts of corrupted copies).
+    """
+    import imagecorruptions
+    from importlib.metadata import version
+    corruptions = resolve_corruptions(corruptions)
+    severities = check_severities(severities)
+    if fmt not in FORMATS:
+        raise ValueError(f'format {fmt!r} is not one of {FORMATS}')
+    if workers < 1:
+        raise ValueError(f'workers must be >= 1, got {workers}')
+    source_root = osp.realpath(data_root)
+    ids = split_image_ids(source_root, years, split)
+    manifest = dict(source_root=source_root, format=fmt, jpeg_quality=int(jpeg_quality) if fmt == 'jpg' else None,
+                    seed=int(seed), decode='mmcv.imfrombytes(flag=color, backend=cv2): BGR, native resolution',
+                    layout='<corruption>/<severity>/<path relative to source_root>.<format>',
+                    imagecorruptions=version('imagecorruptions-imaug'),
+                    imagecorruptions_module=osp.dirname(imagecorruptions.__file__))
+    _check_or_write_manifest(out_root, manifest)
+    _remove_stale_temporaries(out_root)
+
+    jobs, skipped, n_images = [], 0, 0
+    for year, year_ids in ids.items():
+        for img_id in year_ids:
+            n_images += 1
+            rel = osp.join(year, 'JPEGImages', f'{img_id}.jpg')
+            src = osp.join(source_root, rel)
+            pending = []
+            for c in corruptions:
+                for s in severities:
+                    dst = cached_image_path(out_root, c, s, rel, fmt)
+                    if osp.exists(dst):
+                        skipped += 1
+                    else:
+                        pending.append((c, s, dst))
+            if pending:
+                if not osp.isfile(src):
+                    raise FileNotFoundError(f'image {src!r} listed in {year}/ImageSets/Main/{split}.txt is missing')
+                jobs.append((src, img_id, pending, fmt, jpeg_quality, seed))
+    if fmt == 'jpg':
+        _link_annotations(source_root, out_root, corruptions, severities, ids)
+
+    total = sum(len(j[2]) for j in jobs)
+    start = time.perf_counter()
+    bar = tqdm(total=total, desc=f'VOC-C {len(corruptions)}x{len(severities)}', unit='img',
+               disable=not show_progress, dynamic_ncols=True)
+    try:
+        if workers > 1 and jobs:
+            with Pool(workers) as pool:
+                for n in pool.imap_unordered(_render_one_image, jobs, chunksize=1):
+                    bar.update(n)
+        else:
+            for job in jobs:
+                bar.update(_render_one_image(job))
+    finally:
+        bar.close()
+    return dict(images=n_images, rendered=total, skipped=skipped, seconds=time.perf_counter() - start)
+
+
+def _link_annotations(source_root: str, out_root: str, corruptions, severities, ids) -> None:
+    """Make each ``<corruption>/<severity>`` a VOCdevkit of its own (annotations shared by symlink)."""
+    for c in corruptions:
+        for s in severities:
+            for year in ids:
+                year_dir = osp.join(out_root, c, str(s), year)
+                os.makedirs(osp.join(year_dir, 'JPEGImages'), exist_ok=True)
+                for sub in ('Annotations', 'ImageSets'):
+                    link = osp.join(year_dir, sub)
+                    if not osp.lexists(link):
+                        os.symlink(osp.join(source_root, year, sub), link)
+
+
+def missing_cached_images(cache_root: str, corruption: str, severity: int, rel_paths: Iterable[str]) -> List[str]:
+    """The cached files of one set that do not exist yet (empty list: the set is complete)."""
+    manifest = read_manifest(cache_root)
+    if manifest is None:
+        raise FileNotFoundError(f'{cache_root!r} is not a VOC-C cache (no {MANIFEST}); '
+                                'render one with tools/make_voc_c.py')
+    return [p for p in (cached_image_path(cache_root, corruption, severity, r, manifest['format']) for r in rel_paths)
+            if not osp.exists(p)]
