@@ -14,4 +14,5 @@ __version__ = '0.1.0'
 
 def amp_variant_of(optim_wrapper_type: str) -> str:
     """The mixed-precision counterpart of an optim wrapper type (used by ``tools/train.py --amp``)."""
-    return {'OptimWrapper': 'AmpOptimWrapper'}.get(optim_wrapper_type, optim_wrapper_type)
+    return {'OptimWrapper': 'AmpOptimWrapper',
+            'SAMOptimWrapper': 'AmpSAMOptimWrapper'}.get(optim_wrapper_type, optim_wrapper_type)

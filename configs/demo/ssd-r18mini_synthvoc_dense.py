@@ -34,8 +34,8 @@ model = dict(
     test_cfg=dict(nms_pre=1000, nms=dict(type='nms', iou_threshold=0.45), min_bbox_size=0, score_thr=0.02,
                   max_per_img=100))
 
-max_epochs = 14
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=7)
+max_epochs = 22
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=11)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=5e-4))
@@ -44,7 +44,7 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=5e-4, by_epoch=True, begin=0, end=max_epochs,
          convert_to_iter_based=True),
 ]
-default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=7, max_keep_ckpts=2, save_best='auto'),
+default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=11, max_keep_ckpts=2, save_best='auto'),
                      logger=dict(type='LoggerHook', interval=25))
 env_cfg = dict(cudnn_benchmark=False)
 auto_scale_lr = dict(enable=False, base_batch_size=16)

@@ -121,7 +121,7 @@ def _background(rng: np.random.Generator, shape: Tuple[int, int]) -> np.ndarray:
     # backgrounds are textured but lower in contrast than objects, as natural scenes mostly are
     img = img.mean((0, 1)) + (img - img.mean((0, 1))) * rng.uniform(0.25, 0.7)
     # clutter: lines and partial arcs that share colours/edges with objects but are not objects
-    for _ in range(rng.integers(3, 12)):
+    for _ in range(rng.integers(2, 9)):
         color = tuple(int(c) for c in rng.integers(0, 256, 3))
         p1 = tuple(int(v) for v in rng.integers(0, [w, h]))
         if rng.random() < 0.5:
@@ -151,7 +151,7 @@ def render_image(rng: np.random.Generator, spec: SyntheticVOCSpec) -> Tuple[np.n
     masks, names = [], []
     for _ in range(n):
         name = SYNTHETIC_VOC_CLASSES[rng.integers(len(SYNTHETIC_VOC_CLASSES))]
-        size = float(np.exp(rng.uniform(np.log(0.06), np.log(0.6)))) * min(h, w)
+        size = float(np.exp(rng.uniform(np.log(0.08), np.log(0.6)))) * min(h, w)
         aspect = float(np.exp(rng.uniform(np.log(0.6), np.log(1.6))))
         ow, oh = size * np.sqrt(aspect), size / np.sqrt(aspect)
         # centres may fall slightly outside so that some objects are truncated by the border

@@ -60,6 +60,7 @@ class LayerShape:
     positions: int  # output positions per image (H*W for conv, tokens for linear)
     in_tokens: int  # linear only: input numel / in_features (torch-pruning's counter quirk)
     bias: bool
+    in_shape: Tuple[int, ...] = ()  # input tensor shape at trace time (for latency measurement)
     in_group: Optional[str] = None
     out_group: Optional[str] = None
 
@@ -77,6 +78,7 @@ class ChannelGroup:
     component: str  # 'backbone' | 'neck' | 'head' | other top-level child name
     members: List[Tuple[str, str, torch.Tensor]] = field(default_factory=list)
     slices: List[ParamSlice] = field(default_factory=list)
+    slice_roles: List[str] = field(default_factory=list)  # role of the member each slice comes from
 
     def modules(self, role: Optional[str] = None) -> List[str]:
         return [n for n, r, _ in self.members if role is None or r == role]
@@ -85,8 +87,9 @@ class ChannelGroup:
 class ChannelGroups:
     """All prunable channel groups of a model plus what was deliberately left alone, with a report."""
 
-    def __init__(self, model, groups, skipped, layers, extra_params, input_shape, forward_fn):
+    def __init__(self, model, groups, skipped, layers, extra_params, input_shape, forward_fn, untraced=()):
         self.model = model
+        self.untraced: List[Tuple[str, str]] = list(untraced)  # (layer, reason) for layers the trace never saw
         self.groups: List[ChannelGroup] = groups
         self.skipped: List[Tuple[str, str]] = skipped  # (root layer, reason)
         self.layers: Dict[str, LayerShape] = layers
@@ -119,9 +122,16 @@ class ChannelGroups:
             chans = sum(g.size for g in self.groups if g.component == comp)
             lines.append(f'  {comp:<10} {n:4d} groups {chans:7d} channels')
         if self.skipped:
-            lines.append(f'left alone ({len(self.skipped)}):')
+            lines.append(f'left alone ({len(self.skipped)} groups):')
             for name, why in self.skipped:
                 lines.append(f'  {name:<40} {why}')
+        if self.untraced:
+            by_reason: Dict[str, List[str]] = {}
+            for name, why in self.untraced:
+                by_reason.setdefault(why, []).append(name)
+            for why, names in by_reason.items():
+                prefixes = sorted({'.'.join(n.split('.')[:2]) for n in names})
+                lines.append(f'not pruned, {why}: {len(names)} layers under {", ".join(prefixes)}')
         return '\n'.join(lines)
 
 
@@ -174,13 +184,17 @@ def build_channel_groups(model: nn.Module, input_shape: Sequence[int] = (1, 3, 3
 
     # record output positions of every conv/linear during the trace (needed by FLOPs/latency cost models)
     positions: Dict[str, Tuple[int, int]] = {}
+    in_shapes: Dict[str, Tuple[int, ...]] = {}
 
-    def record(mod, inp, out):
+    def record(mod, inp, out):  # summed over calls: heads shared across pyramid levels run once per level
+        name = name_of[mod]
+        in_shapes.setdefault(name, tuple(inp[0].shape))
         if isinstance(mod, nn.Linear):
-            positions[name_of[mod]] = (out.numel() // out.shape[-1] // max(out.shape[0], 1) if out.dim() > 2
-                                       else 1, inp[0].numel() // mod.in_features)
+            pos, tokens = (out.numel() // out.shape[-1] // max(out.shape[0], 1), inp[0].numel() // mod.in_features)
         else:
-            positions[name_of[mod]] = (int(torch.tensor(out.shape[2:]).prod()), 0)
+            pos, tokens = int(torch.tensor(out.shape[2:]).prod()), 0
+        prev = positions.get(name, (0, 0))
+        positions[name] = (prev[0] + pos, prev[1] + tokens)
 
     handles = [m.register_forward_hook(record) for m in model.modules() if isinstance(m, _LAYER_TYPES)]
     try:
@@ -216,7 +230,8 @@ def build_channel_groups(model: nn.Module, input_shape: Sequence[int] = (1, 3, 3
                 in_channels=m.in_channels if conv else m.in_features,
                 out_channels=m.out_channels if conv else m.out_features, groups=m.groups if conv else 1,
                 kernel_elems=int(torch.tensor(m.kernel_size).prod()) if conv else 1,
-                positions=positions[n][0], in_tokens=positions[n][1], bias=m.bias is not None)
+                positions=positions[n][0], in_tokens=positions[n][1], bias=m.bias is not None,
+                in_shape=in_shapes[n])
     extra_params = {}
     for g in groups:
         for n, role, _ in g.members:
@@ -229,7 +244,12 @@ def build_channel_groups(model: nn.Module, input_shape: Sequence[int] = (1, 3, 3
                 extra_params[n] = (g.name, sum(1 for _ in mod.parameters(recurse=False)))
             if role == 'scale':
                 extra_params[n] = (g.name, 1)
-    return ChannelGroups(model, groups, skipped, layers, extra_params, input_shape, forward_fn)
+    untraced = []
+    for n, m in model.named_modules():
+        if isinstance(m, _LAYER_TYPES) and m not in dg.module2node:
+            frozen = all(not p.requires_grad for p in m.parameters())
+            untraced.append((n, 'frozen (requires_grad=False)' if frozen else 'outside the traced forward'))
+    return ChannelGroups(model, groups, skipped, layers, extra_params, input_shape, forward_fn, untraced)
 
 
 def _why_left_alone(g, dg, model, name_of, param_owner, ignored, prunable, root_name) -> Optional[str]:
@@ -288,7 +308,7 @@ def _feeds_output(g, dg) -> bool:
 def _make_group(g, dg, name_of, param_owner, root_name) -> ChannelGroup:
     size = len(g[0].idxs)
     component = root_name.split('.')[0]
-    members, slices, done = [], [], set()
+    members, slices, roles, done = [], [], [], set()
     for item in g:
         dep, idxs = item.dep, item.idxs
         target = dep.target.module
@@ -319,6 +339,8 @@ def _make_group(g, dg, name_of, param_owner, root_name) -> ChannelGroup:
         if role in ('out', 'dw', 'bn', 'scale'):
             for pname, p in mod.named_parameters(recurse=False):
                 slices.append(ParamSlice(p, 0, index, f'{mod_name}.{pname}'))
+                roles.append(role)
         else:  # input columns of a consumer conv / linear
             slices.append(ParamSlice(mod.weight, 1, index, f'{mod_name}.weight'))
-    return ChannelGroup(root_name, size, component, members, slices)
+            roles.append(role)
+    return ChannelGroup(root_name, size, component, members, slices, roles)

@@ -9,12 +9,12 @@ from mmdet.evaluation import VOCMetric
 from mmdet.evaluation.functional import eval_map
 from mmdet.registry import METRICS
 
-PER_CLASS_PREFIX = 'AP50_'
+PER_CLASS_PREFIX = 'AP_'
 
 
 @METRICS.register_module()
 class VOCPerClassMetric(VOCMetric):
-    """``VOCMetric`` (``metric='mAP'``, one IoU threshold) that also returns ``AP50_<class>`` per class.
+    """``VOCMetric`` (``metric='mAP'``, one IoU threshold) that also returns ``AP_<class>`` per class.
 
     ``mAP`` is exactly ``VOCMetric``'s value (the same single ``eval_map`` call, legacy VOC coordinates);
     ``AP50`` is rounded to 3 digits as ``VOCMetric`` does. A class without ground truth in the set gets

@@ -1,0 +1,17 @@
+# `make demo` runs the main job, `make test` the test suite; both create .venv first if needed.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export ADASAP_VENV := $(abspath $(VENV))
+
+.PHONY: env demo test clean-demo
+env:
+	bash tools/bootstrap.sh
+
+demo: env
+	$(PY) tools/demo.py $(DEMO_ARGS)
+
+test: env
+	$(PY) -m pytest $(TEST_ARGS)
+
+clean-demo:
+	rm -rf work_dirs/demo_dense

@@ -1,0 +1,135 @@
+"""Per-neuron perturbation radii for the sharpness-aware step.
+
+A policy turns the pruner's :class:`~mmdet_adasap.structures.NeuronGroup` s (importance scores and masks) into
+one radius per channel. :class:`SAMOptimWrapper` reads ``groups`` and ``channel_radii`` and rebuilds its
+perturbation plan whenever ``version`` changes, so the AdaSAP hook only has to call ``policy.update(groups)``
+(or ``optim_wrapper.set_radius_policy(policy)`` once). Parameters in no group get the wrapper's ``rho``.
+"""
+from typing import List, Optional, Sequence
+
+import torch
+from mmdet.registry import TASK_UTILS
+
+from mmdet_adasap.structures.neuron_groups import NeuronGroup
+
+
+class RadiusPolicy:
+    """Base class: subclasses implement :meth:`_radii`; masked (pruned) channels always get radius 0."""
+
+    def __init__(self) -> None:
+        self.groups: List[NeuronGroup] = []
+        self.channel_radii: List[torch.Tensor] = []
+        self.version = 0
+
+    def update(self, groups: Optional[Sequence[NeuronGroup]] = None) -> None:
+        """Recompute the radii from the groups' current scores and masks (``groups=None``: the last ones given)."""
+        if groups is not None:
+            self.groups = list(groups)
+        for g in self.groups:
+            if g.mask is not None and g.mask.numel() != g.num_channels:
+                raise ValueError(f'neuron group {g.name!r}: mask has {g.mask.numel()} entries, '
+                                 f'expected num_channels={g.num_channels}')
+        radii = self._radii(self.groups) if self.groups else []
+        self.channel_radii = [r.detach().float().cpu().masked_fill(~g.kept().cpu(), 0.)
+                              for g, r in zip(self.groups, radii)]
+        self.version += 1
+
+    def _radii(self, groups: List[NeuronGroup]) -> List[torch.Tensor]:
+        raise NotImplementedError
+
+
+@TASK_UTILS.register_module()
+class UniformRadius(RadiusPolicy):
+    """The same radius for every kept channel (AdaSAP's robustness fine-tuning phase, and plain ASAM)."""
+
+    def __init__(self, rho: float) -> None:
+        super().__init__()
+        if not rho >= 0:
+            raise ValueError(f'UniformRadius: rho must be >= 0, got {rho!r}')
+        self.rho = float(rho)
+
+    def _radii(self, groups):
+        return [torch.full((g.num_channels,), self.rho) for g in groups]
+
+
+@TASK_UTILS.register_module()
+class AdaptiveRadius(RadiusPolicy):
+    """AdaSAP's rule: rho_i = rho_max - (s_i - s_min) / (s_max - s_min) * (rho_max - rho_min).
+
+    The least important kept neuron gets ``rho_max`` (pushed hardest into a flat region because it is about
+    to be removed), the most important ``rho_min``; all ``rho_max`` if every score is equal.
+
+    Args:
+        rho_min, rho_max: radius range.
+        scope: ``'global'`` takes s_min/s_max over all kept channels of all groups (as a global pruner ranks);
+            ``'group'`` takes them within each group.
+        score_norm: optional per-group normalisation applied before the min-max, because raw L2 norms differ
+            in scale across layers: ``'max'``, ``'mean'`` or ``'l2'`` (divide by that statistic of the group's
+            kept scores), or ``None``.
+    """
+    SCOPES = ('global', 'group')
+    SCORE_NORMS = (None, 'max', 'mean', 'l2')
+
+    def __init__(self, rho_min: float = 0.01, rho_max: float = 2.0, scope: str = 'global',
+                 score_norm: Optional[str] = None) -> None:
+        super().__init__()
+        if not rho_min >= 0:
+            raise ValueError(f'AdaptiveRadius: rho_min must be >= 0, got {rho_min!r}')
+        if not rho_max >= rho_min:
+            raise ValueError(f'AdaptiveRadius: rho_min ({rho_min!r}) must not exceed rho_max ({rho_max!r})')
+        if scope not in self.SCOPES:
+            raise ValueError(f'AdaptiveRadius: unknown scope {scope!r}, expected one of {self.SCOPES}')
+        if score_norm not in self.SCORE_NORMS:
+            raise ValueError(f'AdaptiveRadius: unknown score_norm {score_norm!r}, expected one of '
+                             f'{self.SCORE_NORMS}')
+        self.rho_min, self.rho_max = float(rho_min), float(rho_max)
+        self.scope, self.score_norm = scope, score_norm
+
+    def _scores(self, g: NeuronGroup) -> torch.Tensor:
+        if g.importance is None:
+            raise ValueError(f'AdaptiveRadius: neuron group {g.name!r} has no importance scores '
+                             '(the pruner must fill NeuronGroup.importance)')
+        s = g.importance.detach().double().cpu().flatten()
+        if s.numel() != g.num_channels:
+            raise ValueError(f'AdaptiveRadius: neuron group {g.name!r} has {s.numel()} scores for '
+                             f'{g.num_channels} channels')
+        kept = g.kept().cpu()
+        if not torch.isfinite(s[kept]).all():
+            raise ValueError(f'AdaptiveRadius: neuron group {g.name!r} has non-finite importance scores')
+        if self.score_norm is not None and kept.any():
+            ks = s[kept]
+            stat = {'max': ks.abs().max(), 'mean': ks.abs().mean(), 'l2': ks.norm()}[self.score_norm]
+            if stat > 0:
+                s = s / stat
+        return s
+
+    def _rule(self, s: torch.Tensor, s_min, s_max) -> torch.Tensor:
+        if not s_max > s_min:
+            return torch.full_like(s, self.rho_max)
+        return self.rho_max - (s - s_min) / (s_max - s_min) * (self.rho_max - self.rho_min)
+
+    def _radii(self, groups):
+        scores = [self._scores(g) for g in groups]
+        kept = [g.kept().cpu() for g in groups]
+        if self.scope == 'global':
+            alive = torch.cat([s[k] for s, k in zip(scores, kept)])
+            if alive.numel() == 0:
+                return [torch.zeros(g.num_channels) for g in groups]
+            lo, hi = alive.min(), alive.max()
+            return [self._rule(s, lo, hi) for s in scores]
+        out = []
+        for s, k in zip(scores, kept):
+            out.append(self._rule(s, s[k].min(), s[k].max()) if k.any() else torch.zeros_like(s))
+        return out
+
+
+def build_radius_policy(cfg) -> RadiusPolicy:
+    """A policy object, or one built from a config dict through mmdet's ``TASK_UTILS`` registry."""
+    if isinstance(cfg, RadiusPolicy):
+        return cfg
+    if isinstance(cfg, dict):
+        policy = TASK_UTILS.build(cfg)
+        if not isinstance(policy, RadiusPolicy):
+            raise TypeError(f'radius_policy type {cfg.get("type")!r} is not a RadiusPolicy')
+        return policy
+    raise TypeError(f'radius_policy must be a RadiusPolicy or a config dict, got {type(cfg).__name__}')

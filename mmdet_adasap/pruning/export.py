@@ -1,0 +1,171 @@
+"""Physical export of a masked detector and the pruned-checkpoint format.
+
+Export removes the masked channels for real with torch-pruning's surgery (on a copy; the masked model is
+left as it is). A pruned checkpoint is an ordinary mmengine checkpoint (``state_dict`` + ``meta``) whose
+``meta['adasap_channels']`` records, for every layer whose shape changed, its dense and pruned channel
+counts. :func:`apply_channel_config` re-shapes a freshly built dense model from that record alone (no tracing,
+no pruning), so the weights then load strictly; :class:`PrunedChannelsHook` does this inside mmengine's
+``Runner.load_checkpoint``, which makes ``tools/test.py CONFIG pruned.pth`` and ``load_from`` work.
+"""
+import copy
+import os
+import os.path as osp
+from typing import Dict, Optional
+
+import torch
+import torch.nn as nn
+from mmdet.models.necks.ssd_neck import L2Norm
+from mmdet.registry import HOOKS
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.modules.conv import _ConvNd
+
+from .channel_groups import ChannelGroups, trace
+
+META_KEY = 'adasap_channels'
+
+
+def export_pruned(groups: ChannelGroups, masks: Dict[str, torch.Tensor]) -> nn.Module:
+    """A physically smaller copy of ``groups.model`` without the channels ``masks`` drops."""
+    model = copy.deepcopy(groups.model)
+    dg = trace(model, groups.input_shape, groups.forward_fn)
+    for g in groups:
+        keep = masks[g.name]
+        if bool(keep.all()):
+            continue
+        root_index = next(index for name, role, index in g.members if name == g.name)
+        drop = root_index[~keep].tolist()
+        root = model.get_submodule(g.name)
+        pruner = dg.get_pruner_of_module(root)
+        dg.get_pruning_group(root, pruner.prune_out_channels, drop).prune()
+    for m in model.modules():  # keep the L2Norm's bookkeeping attribute honest
+        if isinstance(m, L2Norm):
+            m.n_dims = m.weight.shape[0]
+    return model
+
+
+# ------------------------------------------------------------------------------- channel configuration
+def _shape_record(m: nn.Module) -> Optional[dict]:
+    if isinstance(m, _ConvNd):
+        return dict(type='conv', in_channels=m.in_channels, out_channels=m.out_channels, groups=m.groups)
+    if isinstance(m, nn.Linear):
+        return dict(type='linear', in_channels=m.in_features, out_channels=m.out_features)
+    if isinstance(m, _BatchNorm):
+        return dict(type='bn', out_channels=m.num_features)
+    if isinstance(m, L2Norm):
+        return dict(type='l2norm', out_channels=m.weight.shape[0])
+    return None
+
+
+def channel_config(dense: nn.Module, pruned: nn.Module) -> Dict[str, dict]:
+    """``{layer name: {'type', 'dense': shape, 'pruned': shape}}`` for every layer whose shape differs."""
+    pruned_modules = dict(pruned.named_modules())
+    config = {}
+    for name, m in dense.named_modules():
+        before = _shape_record(m)
+        if before is None:
+            continue
+        after = _shape_record(pruned_modules[name])
+        if after != before:
+            config[name] = dict(dense=before, pruned=after)
+    return config
+
+
+@torch.no_grad()
+def apply_channel_config(model: nn.Module, config: Dict[str, dict]) -> nn.Module:
+    """Re-shape the layers of a dense ``model`` in place to the pruned shapes in ``config``.
+
+    Parameters keep their identity (only ``.data`` changes), so an optimizer built before still holds them.
+    Values are left uninitialised: load the pruned weights next. Raises ``ValueError`` naming the first layer
+    that the model lacks or whose dense shape differs from the checkpoint's (a mismatching config).
+    """
+    modules = dict(model.named_modules())
+    for name, rec in config.items():
+        m = modules.get(name)
+        if m is None:
+            raise ValueError(f'pruned checkpoint re-shapes layer {name!r}, which this config\'s model does not '
+                             'have: the checkpoint was pruned from a different model')
+        now = _shape_record(m)
+        if now == rec['pruned']:
+            continue  # already pruned (e.g. loading twice)
+        if now != rec['dense']:
+            raise ValueError(f'pruned checkpoint expects layer {name!r} with dense shape {rec["dense"]}, '
+                             f'this config builds {now}: the checkpoint was pruned from a different model')
+        _reshape(m, rec['pruned'])
+    return model
+
+
+def _resize(t: Optional[torch.Tensor], shape) -> None:
+    if t is not None:
+        t.data = torch.empty(shape, dtype=t.dtype, device=t.device)
+
+
+def _reshape(m: nn.Module, rec: dict) -> None:
+    if isinstance(m, _ConvNd):
+        cin, cout, groups = rec['in_channels'], rec['out_channels'], rec['groups']
+        transposed = m.transposed
+        m.in_channels, m.out_channels, m.groups = cin, cout, groups
+        _resize(m.weight, ((cin, cout // groups) if transposed else (cout, cin // groups)) + tuple(m.kernel_size))
+        _resize(m.bias, (cout,))
+    elif isinstance(m, nn.Linear):
+        m.in_features, m.out_features = rec['in_channels'], rec['out_channels']
+        _resize(m.weight, (m.out_features, m.in_features))
+        _resize(m.bias, (m.out_features,))
+    elif isinstance(m, _BatchNorm):
+        c = m.num_features = rec['out_channels']
+        for t in (m.weight, m.bias, m.running_mean, m.running_var):
+            _resize(t, (c,))
+    elif isinstance(m, L2Norm):
+        m.n_dims = rec['out_channels']
+        _resize(m.weight, (m.n_dims,))
+
+
+# ------------------------------------------------------------------------------- checkpoints
+def save_pruned_checkpoint(path: str, pruned: nn.Module, config: Dict[str, dict], meta: Optional[dict] = None
+                           ) -> str:
+    """Write an mmengine-style checkpoint of the exported model with its channel configuration in meta."""
+    meta = dict(meta or {})
+    meta[META_KEY] = config
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    tmp = path + '.tmp'
+    torch.save({'meta': meta, 'state_dict': {k: v.detach().cpu() for k, v in pruned.state_dict().items()}}, tmp)
+    os.replace(tmp, path)  # never leave a half-written checkpoint behind
+    return path
+
+
+def load_pruned_checkpoint(model: nn.Module, path: str, strict: bool = True) -> nn.Module:
+    """Re-shape a dense ``model`` (built from the config) to the checkpoint's channels and load its weights."""
+    ckpt = torch.load(path, map_location='cpu')
+    config = ckpt.get('meta', {}).get(META_KEY)
+    if config is None:
+        raise ValueError(f'{path!r} is not a pruned checkpoint (no meta[{META_KEY!r}])')
+    apply_channel_config(model, config)
+    model.load_state_dict(ckpt['state_dict'], strict=strict)
+    return model
+
+
+@HOOKS.register_module()
+class PrunedChannelsHook(Hook):
+    """Re-shapes the runner's model to a pruned checkpoint's channels right before its weights load.
+
+    mmengine calls ``after_load_checkpoint`` between reading a checkpoint and loading it into the model, for
+    ``load_from``, ``resume`` and ``tools/test.py``. Dense checkpoints pass through untouched. The model must
+    not be wrapped by DDP when its shapes change (DDP has bucketed the old shapes), so multi-GPU fine-tuning
+    from a pruned checkpoint is refused with a clear error; single-process training and testing work.
+    """
+    priority = 'VERY_HIGH'
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        config = checkpoint.get('meta', {}).get(META_KEY)
+        if not config:
+            return
+        model = runner.model
+        if is_model_wrapper(model):
+            if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+                raise RuntimeError('PrunedChannelsHook cannot re-shape a model already wrapped by DDP; '
+                                   'load the pruned checkpoint in a single process (tools/test.py) or '
+                                   're-shape the model before wrapping')
+            model = model.module
+        apply_channel_config(model, config)
+        runner.logger.info(f'PrunedChannelsHook: re-shaped {len(config)} layers to the pruned checkpoint')

@@ -1,0 +1,136 @@
+"""Per-channel importance of each coupled group, as pluggable criteria in mmdet's ``TASK_UTILS`` registry.
+
+A criterion maps a :class:`ChannelGroups` to ``{group name: FloatTensor[group size]}`` (higher = keep).
+Criteria that need gradients (Taylor) accumulate them through :meth:`BaseImportance.accumulate`, which the
+pruning hook calls after every backward; their running state lives in checkpoints via ``state_dict``.
+Register your own with ``@TASK_UTILS.register_module()`` on a :class:`BaseImportance` subclass.
+"""
+from typing import Dict, Optional, Union
+
+import torch
+from mmdet.registry import TASK_UTILS
+
+from .channel_groups import ChannelGroup, ChannelGroups
+
+#: short names accepted wherever an importance type is expected
+ALIASES = {'l2': 'L2Importance', 'taylor': 'TaylorImportance', 'bn_scale': 'BNScaleImportance'}
+_PRODUCER_ROLES = ('out', 'dw', 'bn', 'scale')
+
+
+def _reduce(t: torch.Tensor, dim: int, index: torch.Tensor) -> torch.Tensor:
+    """Sum of ``t`` over every dim but ``dim``, at ``index`` (float64, on CPU): one value per channel."""
+    other = [d for d in range(t.dim()) if d != dim]
+    per = t.sum(dim=other) if other else t
+    return per.index_select(0, index).double().cpu()
+
+
+class BaseImportance:
+    """Base class: ``__call__`` returns current scores; ``accumulate`` is a no-op unless gradients matter."""
+    needs_grad = False
+
+    def __call__(self, groups: ChannelGroups) -> Dict[str, torch.Tensor]:
+        return {g.name: self.group_importance(g).float().cpu() for g in groups}
+
+    def group_importance(self, group: ChannelGroup) -> torch.Tensor:
+        raise NotImplementedError
+
+    def accumulate(self, groups: ChannelGroups, grads: Optional[dict] = None) -> None:
+        """Called after each backward; ``grads`` maps parameter -> gradient when ``.grad`` was already cleared."""
+
+    def reset(self) -> None:
+        pass
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+@TASK_UTILS.register_module()
+class L2Importance(BaseImportance):
+    """L2 norm of each neuron's weights (AdaSAP_P's criterion): the producer's filter and bias, BN affine
+    params and L2Norm scale; with ``include_consumers`` also the consumers' input columns."""
+
+    def __init__(self, include_consumers: bool = False):
+        self.include_consumers = include_consumers
+
+    def group_importance(self, group: ChannelGroup) -> torch.Tensor:
+        total = torch.zeros(group.size, dtype=torch.float64)
+        for s, role in zip(group.slices, group.slice_roles):
+            if role in _PRODUCER_ROLES or self.include_consumers:
+                total += _reduce(s.param.detach().pow(2), s.dim, s.index)
+        return total.sqrt()
+
+
+@TASK_UTILS.register_module()
+class TaylorImportance(BaseImportance):
+    """First-order Taylor importance (Molchanov et al. 2019): per iteration ``(sum over the neuron's
+    parameters of w * dL/dw) ** 2``, averaged over the iterations seen since the last reset. Uses every
+    slice of the group (producer and consumer), since all of them vanish with the neuron."""
+    needs_grad = True
+
+    def __init__(self):
+        self._sum: Dict[str, torch.Tensor] = {}
+        self._count = 0
+
+    def accumulate(self, groups: ChannelGroups, grads: Optional[dict] = None) -> None:
+        seen_grad = False
+        for g in groups:
+            score = torch.zeros(g.size, dtype=torch.float64)
+            for s in g.slices:
+                grad = s.param.grad if grads is None else grads.get(s.param)
+                if grad is None:
+                    continue
+                seen_grad = True
+                score += _reduce(s.param.detach() * grad.detach(), s.dim, s.index)
+            self._sum[g.name] = self._sum.get(g.name, 0) + score.pow(2)
+        if seen_grad:
+            self._count += 1
+
+    def __call__(self, groups: ChannelGroups) -> Dict[str, torch.Tensor]:
+        if self._count == 0:
+            raise RuntimeError('TaylorImportance has seen no gradients: call accumulate() after backward '
+                               '(the PruningHook does this every training iteration)')
+        return {g.name: (self._sum[g.name] / self._count).float() for g in groups}
+
+    def reset(self) -> None:
+        self._sum, self._count = {}, 0
+
+    def state_dict(self) -> dict:
+        return {'sum': {k: v.clone() for k, v in self._sum.items()}, 'count': self._count}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._sum, self._count = dict(state.get('sum', {})), int(state.get('count', 0))
+
+
+@TASK_UTILS.register_module()
+class BNScaleImportance(BaseImportance):
+    """|gamma| of the group's BatchNorm layers (summed over coupled BNs; Network Slimming's criterion)."""
+
+    def group_importance(self, group: ChannelGroup) -> torch.Tensor:
+        total, found = torch.zeros(group.size, dtype=torch.float64), False
+        for s, role in zip(group.slices, group.slice_roles):
+            if role == 'bn' and s.name.endswith('.weight'):
+                total += _reduce(s.param.detach().abs(), s.dim, s.index)
+                found = True
+        if not found:
+            raise ValueError(f'bn_scale importance: group {group.name!r} has no affine BatchNorm; '
+                             'use l2 or taylor for this model')
+        return total
+
+
+def build_importance(cfg: Union[str, dict, BaseImportance, None]) -> BaseImportance:
+    """An importance criterion from a name ('l2', 'taylor', 'bn_scale', or a registered type) or a config."""
+    if cfg is None:
+        cfg = 'l2'
+    if isinstance(cfg, BaseImportance):
+        return cfg
+    cfg = dict(type=cfg) if isinstance(cfg, str) else dict(cfg)
+    cfg['type'] = ALIASES.get(cfg.get('type'), cfg.get('type'))
+    cls = TASK_UTILS.get(cfg['type']) if isinstance(cfg['type'], str) else cfg['type']
+    if cls is None or not (isinstance(cls, type) and issubclass(cls, BaseImportance)):
+        known = sorted(ALIASES) + sorted(k for k, v in TASK_UTILS.module_dict.items()
+                                         if isinstance(v, type) and issubclass(v, BaseImportance))
+        raise ValueError(f'unknown importance {cfg["type"]!r}; known: {known}')
+    return TASK_UTILS.build(cfg)

@@ -1,0 +1,135 @@
+"""The channel pruner: groups + importance + target + schedule + masks, and the hand-off to AdaSAP.
+
+``ChannelPruner`` is plain PyTorch (usable from scripts and tests); :class:`~.hook.PruningHook` drives it
+inside an mmengine training run. The sharpness step reads :meth:`ChannelPruner.neuron_groups` every
+iteration: the ParamSlices are built once at trace time, only importance and masks are refreshed.
+"""
+from typing import Dict, List, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+
+from mmdet_adasap.structures.neuron_groups import NeuronGroup
+from .channel_groups import ChannelGroups, build_channel_groups
+from .export import channel_config, export_pruned
+from .importance import BaseImportance, build_importance
+from .masks import ChannelMasks
+from .schedule import PruningSchedule, build_schedule
+from .targets import COST_TYPES, CostModel, build_cost, check_ratio, solve
+
+
+class ChannelPruner:
+    """Structured channel pruning of an mmdet detector.
+
+    Args:
+        model: the detector (pruned in place by masks; :meth:`export` returns a smaller copy).
+        input_shape: (N, C, H, W) used to trace the model and count FLOPs / measure latency.
+        target: ``dict(type='flops'|'params'|'latency', ratio=r)``: keep a fraction ``r`` of the dense cost.
+        importance: 'l2' (default), 'taylor', 'bn_scale', a registered type name, or a config dict.
+        schedule: ``dict(type='one_shot')`` or ``dict(type='exponential', steps=S, interval=N, start=I)``.
+        round_to: kept channel counts are multiples of this (or the full group).
+        ranking: 'global' (compare normalised importance across groups) or 'per_layer' (same fraction).
+        normalize: per-group score normalisation for global ranking: 'mean' (default), 'max' or None.
+        ignored_layers / prunable: module names (fnmatch patterns) to leave alone / to restrict pruning to.
+        latency_table: lookup table for a latency target (:func:`.latency.measure_latency_table`).
+    """
+
+    def __init__(self, model: nn.Module, input_shape: Sequence[int] = (1, 3, 300, 300),
+                 target: Optional[dict] = None, importance: Union[str, dict, BaseImportance, None] = 'l2',
+                 schedule: Optional[dict] = None, round_to: int = 8, ranking: str = 'global',
+                 normalize: Optional[str] = 'mean', ignored_layers: Sequence[str] = (),
+                 prunable: Optional[Sequence[str]] = None, latency_table: Optional[dict] = None,
+                 forward_fn=None):
+        target = dict(target or dict(type='flops', ratio=0.5))
+        self.target_type = target.get('type', 'flops')
+        if self.target_type not in COST_TYPES:
+            raise ValueError(f'unknown target type {self.target_type!r}; choose one of {COST_TYPES}')
+        self.ratio = check_ratio(target.get('ratio'), 'target ratio')
+        self.schedule: PruningSchedule = build_schedule(schedule or dict(type='one_shot'), self.ratio)
+        if ranking not in ('global', 'per_layer'):
+            raise ValueError(f"ranking must be 'global' or 'per_layer', got {ranking!r}")
+        if not isinstance(round_to, int) or round_to < 1:
+            raise ValueError(f'round_to must be a positive int, got {round_to!r}')
+        self.importance: BaseImportance = build_importance(importance)
+        self.round_to, self.ranking, self.normalize = round_to, ranking, normalize
+        self.model = model
+        self.groups: ChannelGroups = build_channel_groups(model, input_shape, forward_fn, ignored_layers,
+                                                          prunable)
+        if len(self.groups) == 0:
+            raise ValueError(f'no prunable channel groups found in {type(model).__name__}:\n'
+                             + self.groups.report())
+        self.cost: CostModel = build_cost(self.target_type, self.groups, latency_table)
+        self.masks = ChannelMasks(self.groups)
+        self.steps_done = 0
+        self._neuron_groups = self.groups.neuron_groups()
+        self._last_importance: Dict[str, torch.Tensor] = {}
+
+    # ------------------------------------------------------------------ pruning
+    def compute_importance(self) -> Dict[str, torch.Tensor]:
+        self._last_importance = self.importance(self.groups)
+        return self._last_importance
+
+    def prune_to(self, ratio: float) -> Dict[str, int]:
+        """Mask channels until the cost is at most ``ratio`` x dense; returns channels kept per group."""
+        check_ratio(ratio, 'ratio')
+        scores = self.compute_importance()
+        masks = solve(self.groups, scores, self.cost, ratio * self.cost.dense, self.round_to, self.ranking,
+                      self.normalize, self.masks.masks)
+        self.masks.set(masks)
+        self.masks.apply()
+        self.steps_done += 1
+        return self.masks.num_kept()
+
+    def prune_one_shot(self) -> Dict[str, int]:
+        return self.prune_to(self.ratio)
+
+    def current_cost(self) -> float:
+        return self.cost(self.masks.num_kept())
+
+    def cost_ratio(self) -> float:
+        return self.current_cost() / self.cost.dense
+
+    # ------------------------------------------------------------------ AdaSAP hand-off
+    def neuron_groups(self, refresh_importance: bool = True) -> List[NeuronGroup]:
+        """Per group: its ParamSlices (built once), current importance and keep-mask (True = kept).
+
+        ``refresh_importance=False`` reuses the scores of the last pruning step / refresh (cheapest).
+        Taylor importance before any gradient was accumulated falls back to L2 for the radius rule.
+        """
+        if refresh_importance or not self._last_importance:
+            try:
+                self._last_importance = self.importance(self.groups)
+            except RuntimeError:
+                self._last_importance = build_importance('l2')(self.groups)
+        for ng in self._neuron_groups:
+            ng.importance = self._last_importance[ng.name]
+            ng.mask = self.masks.masks[ng.name]
+        return self._neuron_groups
+
+    # ------------------------------------------------------------------ export & state
+    def export(self) -> nn.Module:
+        """A physically smaller copy of the model (the masked model is unchanged)."""
+        return export_pruned(self.groups, self.masks.masks)
+
+    def export_with_config(self):
+        pruned = self.export()
+        return pruned, channel_config(self.model, pruned)
+
+    def state_dict(self) -> dict:
+        return dict(masks=self.masks.state_dict(), steps_done=self.steps_done,
+                    importance=self.importance.state_dict(), target=dict(type=self.target_type, ratio=self.ratio))
+
+    def load_state_dict(self, state: dict) -> None:
+        self.masks.load_state_dict(state['masks'])
+        self.masks.apply()
+        self.steps_done = int(state.get('steps_done', 0))
+        self.importance.load_state_dict(state.get('importance', {}))
+
+    def summary(self) -> str:
+        kept = self.masks.num_kept()
+        lines = [self.groups.report(),
+                 f'{self.cost.name}: {self.current_cost():.4g} / dense {self.cost.dense:.4g} '
+                 f'({self.cost_ratio():.3f}; target {self.ratio})']
+        for g in self.groups:
+            lines.append(f'  {g.name:<45} {kept[g.name]:5d} / {g.size:5d}')
+        return '\n'.join(lines)

@@ -1,0 +1,309 @@
+"""Robustness evaluation as mmengine loops: the clean set, then every (corruption, severity) set.
+
+A config asks for it with ``test_cfg = dict(type='RobustnessTestLoop', corruptions=..., severities=...)``
+(or ``val_cfg = dict(type='RobustnessValLoop', ...)`` during training). Each set is the config's test
+dataloader with ``LoadImageFromFile`` swapped for :class:`.transforms.LoadCorruptedImageFromFile`, which
+reads the VOC-C cache when the set is complete there and renders on the fly otherwise. Sharding, result
+collection and the metric are mmengine's / mmdet's, so several GPUs work through the normal launcher.
+
+Every finished set is written to ``<out_dir>/sets/`` (atomically, on rank 0) with a fingerprint of the
+weights and the data; a rerun skips sets whose fingerprint matches and refuses a directory holding
+another model's results.
+"""
+import copy
+import hashlib
+import json
+import math
+import os
+import os.path as osp
+import time
+from typing import Dict, List, Optional, Sequence
+
+import torch
+from mmengine.dist import broadcast_object_list, is_main_process
+from mmengine.logging import print_log
+from mmengine.runner import TestLoop, ValLoop
+
+from mmdet.registry import LOOPS
+
+from .aggregate import summarize
+from .corruptions import SEVERITIES, check_severities, resolve_corruptions
+from .metric import PER_CLASS_PREFIX
+from .voc_c import atomic_write_json, missing_cached_images, read_manifest
+
+RESULT_SCHEMA = 'mmdet_adasap.robustness/1'
+CORRUPTION_NOTE = 'applied to the BGR image as loaded, at native resolution, before resizing (Pascal-C protocol)'
+
+
+def _per_class_evaluator_cfg(evaluator):
+    """The config's ``VOCMetric`` as ``VOCPerClassMetric`` (same arguments); anything else is an error."""
+    metrics = evaluator if isinstance(evaluator, (list, tuple)) else [evaluator]
+    if isinstance(evaluator, dict) and evaluator.get('type') == 'Evaluator':
+        metrics = evaluator['metrics'] if isinstance(evaluator['metrics'], (list, tuple)) else [evaluator['metrics']]
+    if len(metrics) != 1 or not isinstance(metrics[0], dict) or \
+            metrics[0].get('type') not in ('VOCMetric', 'VOCPerClassMetric'):
+        raise ValueError(f'robustness evaluation reports VOC AP50 and needs exactly one VOCMetric as evaluator; '
+                         f'got {evaluator!r}')
+    return dict(copy.deepcopy(metrics[0]), type='VOCPerClassMetric')
+
+
+def _swap_loader(node, make):
+    """Replace every ``LoadImageFromFile`` in (nested) dataset pipelines; returns how many were replaced."""
+    count = 0
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == 'pipeline' and isinstance(value, list):
+                for i, step in enumerate(value):
+                    if isinstance(step, dict) and step.get('type') in ('LoadImageFromFile', 'mmcv.LoadImageFromFile'):
+                        value[i] = make(step)
+                        count += 1
+            else:
+                count += _swap_loader(value, make)
+    elif isinstance(node, list):
+        count += sum(_swap_loader(v, make) for v in node)
+    return count
+
+
+def weights_sha256(model: torch.nn.Module) -> str:
+    """Fingerprint of the weights actually evaluated (independent of checkpoint paths)."""
+    h = hashlib.sha256()
+    module = getattr(model, 'module', model)
+    for name, tensor in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(str(tuple(tensor.shape)).encode())
+        h.update(tensor.detach().to('cpu').contiguous().view(-1).view(torch.uint8).numpy().tobytes()
+                 if tensor.numel() else b'')
+    return h.hexdigest()
+
+
+def _nan_to_none(obj):
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_nan_to_none(v) for v in obj]
+    return obj
+
+
+class _RobustnessMixin:
+    """The shared run of both loops; ``_stage`` is 'test' or 'val' (which hooks fire)."""
+
+    _stage = 'test'
+
+    def _setup(self, dataloader, corruptions, severities, cache_root, out_dir, resume, seed, label, plots):
+        if not isinstance(dataloader, dict):
+            raise TypeError('the robustness loops rebuild the dataloader per set and need its config (a dict)')
+        self._dataloader_cfg = copy.deepcopy(dataloader)
+        self.corruptions = resolve_corruptions(corruptions)
+        self.severities = check_severities(severities)
+        self.cache_root = cache_root
+        self.out_dir = out_dir
+        self.resume = resume
+        self.seed = int(seed)
+        self.label = label
+        self.plots = plots
+        self.result: Optional[dict] = None
+        manifest = read_manifest(cache_root) if cache_root else None
+        if cache_root and manifest is None:
+            raise FileNotFoundError(f'cache_root {cache_root!r} is not a VOC-C cache (no voc_c.json); render one '
+                                    'with tools/make_voc_c.py or leave cache_root unset to corrupt on the fly')
+        if manifest is not None and manifest['seed'] != self.seed:
+            raise ValueError(f'seed={self.seed} differs from the seed {manifest["seed"]} of the cache {cache_root!r}')
+        self._manifest = manifest
+
+    # ------------------------------------------------------------------ data
+    def _dataset_info(self, dataset) -> dict:
+        ids = [str(dataset.get_data_info(i).get('img_id', i)) for i in range(len(dataset))]
+        meta = dataset.metainfo
+        ds_cfg = self._dataloader_cfg['dataset']
+        return dict(type=ds_cfg.get('type'), data_root=ds_cfg.get('data_root'), ann_file=ds_cfg.get('ann_file'),
+                    classes=list(meta['classes']), num_images=len(ids),
+                    image_ids_sha256=hashlib.sha256('\n'.join(ids).encode()).hexdigest())
+
+    def _cache_source(self, dataset, corruption, severity) -> Optional[str]:
+        """The cache root if it holds this whole set, else None (render on the fly)."""
+        if self._manifest is None:
+            return None
+        root = self._manifest['source_root']
+        rels = []
+        for i in range(len(dataset)):
+            path = osp.realpath(dataset.get_data_info(i)['img_path'])
+            rel = osp.relpath(path, root)
+            if rel.startswith('..'):
+                raise ValueError(f'image {path!r} is not under {root!r}, the source of the VOC-C cache '
+                                 f'{self.cache_root!r}: the cache belongs to another data set')
+            rels.append(rel)
+        missing = missing_cached_images(self.cache_root, corruption, severity, rels)
+        if missing and len(missing) < len(rels):
+            print_log(f'[robustness] {corruption} s{severity}: cache incomplete ({len(missing)}/{len(rels)} missing, '
+                      f'e.g. {missing[0]}); rendering this set on the fly', logger='current')
+        return None if missing else self.cache_root
+
+    def _set_dataloader(self, corruption, severity, cache_root):
+        cfg = copy.deepcopy(self._dataloader_cfg)
+        cfg['persistent_workers'] = False  # a new loader per set: persistent workers would pile up
+
+        def make(step):
+            args = {k: v for k, v in step.items() if k != 'type'}
+            return dict(type='LoadCorruptedImageFromFile', corruption=corruption, severity=severity,
+                        cache_root=cache_root, seed=self.seed, **args)
+
+        if _swap_loader(cfg['dataset'], make) == 0:
+            raise ValueError('no LoadImageFromFile in the test pipeline to replace with the corrupted loader')
+        return self.runner.build_dataloader(cfg, seed=self.runner.seed)
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _set_file(self, name: str) -> str:
+        return osp.join(self.out_dir, 'sets', name.replace('/', '-s') + '.json')
+
+    def _load_finished(self, fingerprint: dict, names: List[str]) -> Dict[str, dict]:
+        finished = {}
+        if is_main_process() and self.resume and self.out_dir:
+            for name in names:
+                path = self._set_file(name)
+                if not osp.isfile(path):
+                    continue
+                with open(path) as f:
+                    record = json.load(f)
+                if record.get('fingerprint') != fingerprint:
+                    raise ValueError(f'{path} holds results of other weights, data or settings '
+                                     f'({record.get("fingerprint")} vs {fingerprint}); use another output '
+                                     'directory or resume=False (--no-resume) to recompute')
+                finished[name] = record
+        box = [finished]
+        broadcast_object_list(box)
+        return box[0]
+
+    def _hook(self, event: str, **kwargs):
+        self.runner.call_hook(event.replace('STAGE', self._stage), **kwargs)
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> dict:
+        self._hook('before_STAGE')
+        self._hook('before_STAGE_epoch')
+        self.runner.model.eval()
+        clean_loader = self.dataloader
+        dataset = clean_loader.dataset
+        info = self._dataset_info(dataset)
+        metric = self.evaluator.metrics[0]
+        fingerprint = dict(weights_sha256=weights_sha256(self.runner.model), image_ids_sha256=info['image_ids_sha256'],
+                           classes=info['classes'], eval_mode=metric.eval_mode, iou_thr=metric.iou_thrs[0],
+                           seed=self.seed)
+        names = ['clean'] + [f'{c}/{s}' for c in self.corruptions for s in self.severities]
+        finished = self._load_finished(fingerprint, names)
+        records = {}
+        try:
+            for k, name in enumerate(names):
+                if name in finished:
+                    records[name] = finished[name]
+                    print_log(f'[robustness] [{k + 1}/{len(names)}] {name}: done before, '
+                              f'mAP {records[name]["mAP"]:.4f}', logger='current')
+                    continue
+                if name == 'clean':
+                    corruption = severity = None
+                    source = 'clean'
+                    self.dataloader = clean_loader
+                else:
+                    corruption, severity = name.split('/')[0], int(name.split('/')[1])
+                    cache = self._cache_source(dataset, corruption, severity)
+                    source = f'cache:{self._manifest["format"]}' if cache else 'on_the_fly'
+                    self.dataloader = self._set_dataloader(corruption, severity, cache)
+                start = time.perf_counter()
+                with torch.no_grad():
+                    for idx, data_batch in enumerate(self.dataloader):
+                        self.run_iter(idx, data_batch)
+                metrics = self.evaluator.evaluate(len(self.dataloader.dataset))
+                seconds = time.perf_counter() - start
+                records[name] = self._record(name, corruption, severity, source, metrics, seconds, fingerprint)
+                if is_main_process() and self.out_dir:
+                    atomic_write_json(self._set_file(name), _nan_to_none(records[name]))
+                print_log(f'[robustness] [{k + 1}/{len(names)}] {name}: mAP {records[name]["mAP"]:.4f} '
+                          f'({source}, {seconds:.1f} s)', logger='current')
+        finally:
+            self.dataloader = clean_loader
+        self.result = self._result(records, info, metric)
+        if is_main_process() and self.out_dir:
+            from .report import write_reports
+            write_reports(self.result, self.out_dir, plots=self.plots)
+        s = self.result['summary']
+        scalars = {'pascal_voc/mAP': s['P'], 'robustness/P': s['P']}
+        for key in ('mPC', 'rPC', 'mPC_holdout', 'rPC_holdout'):
+            if s[key] is not None:
+                scalars[f'robustness/{key}'] = s[key]
+        self._hook('after_STAGE_epoch', metrics=scalars)
+        self._hook('after_STAGE')
+        return scalars
+
+    def _record(self, name, corruption, severity, source, metrics, seconds, fingerprint) -> dict:
+        per_class, mean_ap = {}, None
+        for key, value in metrics.items():
+            short = key.split('/', 1)[-1]
+            if short.startswith(PER_CLASS_PREFIX):
+                per_class[short[len(PER_CLASS_PREFIX):]] = value
+            elif short == 'mAP':
+                mean_ap = value
+        return dict(set=name, corruption=corruption, severity=severity, mAP=mean_ap, per_class=per_class,
+                    source=source, seconds=seconds, fingerprint=fingerprint)
+
+    def _result(self, records: Dict[str, dict], info: dict, metric) -> dict:
+        clean = _nan_to_none(records['clean'])
+        corrupted = {}
+        for c in self.corruptions:
+            corrupted[c] = {str(s): _nan_to_none(records[f'{c}/{s}']) for s in self.severities}
+        load_from = getattr(self.runner, '_load_from', None)
+        return dict(
+            schema=RESULT_SCHEMA,
+            model=dict(label=self.label or self.runner.experiment_name, checkpoint=load_from,
+                       weights_sha256=clean['fingerprint']['weights_sha256']),
+            dataset=info,
+            protocol=dict(metric=f'AP{int(round(metric.iou_thrs[0] * 100)):02d}', iou_thr=metric.iou_thrs[0], eval_mode=metric.eval_mode, seed=self.seed,
+                          corruption=CORRUPTION_NOTE, cache_root=self.cache_root,
+                          cache_format=self._manifest['format'] if self._manifest else None),
+            clean=clean, corrupted=corrupted,
+            summary=summarize(clean, corrupted))
+
+
+@LOOPS.register_module()
+class RobustnessTestLoop(_RobustnessMixin, TestLoop):
+    """``TestLoop`` over clean + corrupted sets.
+
+    Args:
+        corruptions: a selection for :func:`~.corruptions.resolve_corruptions` (default: the 15 of mPC).
+        severities: subset of 1..5.
+        cache_root: VOC-C cache from ``tools/make_voc_c.py`` (complete sets are read from it).
+        out_dir: where per-set records and the reports go (default ``<work_dir>/robustness``).
+        resume: skip sets already in ``out_dir`` for the same weights and data.
+        seed: base seed of the corruptions (must equal the cache's).
+        label: model name in reports (default: the experiment name).
+        plots: write the PNG plots.
+    """
+    _stage = 'test'
+
+    def __init__(self, runner, dataloader, evaluator, corruptions='benchmark', severities: Sequence[int] = SEVERITIES,
+                 cache_root: Optional[str] = None, out_dir: Optional[str] = None, resume: bool = True, seed: int = 0,
+                 label: Optional[str] = None, plots: bool = True, fp16: bool = False):
+        self._setup(dataloader, corruptions, severities, cache_root,
+                    out_dir or osp.join(runner.work_dir, 'robustness'), resume, seed, label, plots)
+        super().__init__(runner, dataloader, _per_class_evaluator_cfg(evaluator), fp16)
+
+
+@LOOPS.register_module()
+class RobustnessValLoop(_RobustnessMixin, ValLoop):
+    """``ValLoop`` over clean + corrupted sets, for validation during training (pick a small subset).
+
+    Returns ``pascal_voc/mAP`` (clean) and ``robustness/mPC`` / ``robustness/rPC``, so ``save_best`` can use
+    either. Reports go to ``<out_dir or work_dir/robustness>/iter_<N>``; no resumption (the weights change).
+    """
+    _stage = 'val'
+
+    def __init__(self, runner, dataloader, evaluator, corruptions='benchmark', severities: Sequence[int] = (3,),
+                 cache_root: Optional[str] = None, out_dir: Optional[str] = None, seed: int = 0,
+                 plots: bool = False, fp16: bool = False):
+        self._base_out_dir = out_dir or osp.join(runner.work_dir, 'robustness')
+        self._setup(dataloader, corruptions, severities, cache_root, self._base_out_dir, False, seed, None, plots)
+        super().__init__(runner, dataloader, _per_class_evaluator_cfg(evaluator), fp16)
+
+    def run(self) -> dict:
+        self.out_dir = osp.join(self._base_out_dir, f'iter_{self.runner.iter}')
+        return super().run()

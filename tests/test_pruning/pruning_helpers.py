@@ -1,0 +1,50 @@
+"""Detectors for the pruning tests, built from the real configs with tame random weights."""
+import copy
+import math
+import os.path as osp
+
+import torch
+import torch.nn as nn
+from mmengine.config import Config
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+# config -> trace input (N, C, H, W): small where the architecture allows (SSD300's VGG extra layers need 300)
+ARCHS = {
+    'demo': ('configs/demo/ssd-r18mini_synthvoc_dense.py', (1, 3, 256, 256)),
+    'ssd300': ('configs/ssd/ssd300_voc0712_dense.py', (1, 3, 300, 300)),
+    'ssd512': ('configs/ssd/ssd512_voc0712_dense.py', (1, 3, 320, 320)),
+    'ssdlite': ('configs/ssd/ssdlite-mbv2_voc0712_dense.py', (1, 3, 192, 192)),
+    'faster_rcnn': ('configs/faster_rcnn/faster-rcnn_r50_fpn_voc0712_dense.py', (1, 3, 192, 192)),
+}
+
+
+def build_detector(arch: str) -> nn.Module:
+    """The config's detector with tame random weights (He-normal convs, random BN affine/stats) so that
+    outputs stay O(1) through VGG16's 15 bias-free-BN layers and masked/exported comparisons are meaningful."""
+    from mmdet.registry import MODELS
+    cfg = Config.fromfile(osp.join(REPO, ARCHS[arch][0]))
+    cfg.model.backbone.init_cfg = None
+    model = MODELS.build(cfg.model)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                fan_in = m.weight[0].numel()
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * math.sqrt(1.0 / fan_in))
+                if m.bias is not None:
+                    m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+            elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+            elif type(m).__name__ == 'L2Norm':
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) * 10 + 5)
+    return model.eval()
+
+
+def flat_outputs(out) -> torch.Tensor:
+    if torch.is_tensor(out):
+        return out.flatten()
+    return torch.cat([flat_outputs(o) for o in out])

@@ -1,0 +1,81 @@
+import pytest
+import torch
+import torch.nn as nn
+from mmdet.registry import TASK_UTILS
+
+from mmdet_adasap.pruning import BaseImportance, build_channel_groups, build_importance
+
+
+def _demo_groups(detector):
+    model, shape = detector('demo')
+    return model, build_channel_groups(model, shape)
+
+
+def test_l2_matches_an_explicit_per_module_computation(detector):
+    model, groups = _demo_groups(detector)
+    scores = build_importance('l2')(groups)
+    # residual group rooted at layer2's downsample: producers are 3 convs (rows) and 3 BNs (gamma, beta)
+    g = groups.by_name['backbone.layer2.0.downsample.0']
+    expected = torch.zeros(g.size, dtype=torch.float64)
+    for name, role, index in g.members:
+        m = model.get_submodule(name)
+        if role in ('out', 'bn'):
+            for p in m.parameters(recurse=False):
+                for j in range(g.size):
+                    expected[j] += p[index[j]].double().pow(2).sum()
+    assert torch.allclose(scores[g.name].double(), expected.sqrt(), rtol=1e-5)
+    with_consumers = build_importance(dict(type='l2', include_consumers=True))(groups)
+    assert (with_consumers[g.name] > scores[g.name]).all()
+
+
+def test_taylor_accumulates_squared_first_order_terms(detector):
+    model, groups = _demo_groups(detector)
+    imp = build_importance('taylor')
+    with pytest.raises(RuntimeError, match='no gradients'):
+        imp(groups)
+    g = groups.by_name['backbone.layer1.0.conv1']
+    conv1, bn1, conv2 = model.backbone.layer1[0].conv1, model.backbone.layer1[0].bn1, model.backbone.layer1[0].conv2
+    model.train()
+    expected = torch.zeros(g.size, dtype=torch.float64)
+    for seed in (1, 2):
+        model.zero_grad()
+        x = torch.randn(2, 3, 128, 128, generator=torch.Generator().manual_seed(seed))
+        loss = sum(o.pow(2).mean() for o in model._forward(x)[0])
+        loss.backward()
+        imp.accumulate(groups)
+        for j in range(g.size):  # independent: sum over the neuron's parameters of w * dL/dw, squared
+            t = (conv1.weight[j] * conv1.weight.grad[j]).sum() + (bn1.weight[j] * bn1.weight.grad[j]) \
+                + (bn1.bias[j] * bn1.bias.grad[j]) + (conv2.weight[:, j] * conv2.weight.grad[:, j]).sum()
+            expected[j] += t.double() ** 2
+    scores = imp(groups)
+    assert torch.allclose(scores[g.name].double(), expected / 2, rtol=1e-4, atol=1e-12)
+    state = imp.state_dict()
+    other = build_importance('taylor')
+    other.load_state_dict(state)
+    assert torch.equal(other(groups)[g.name], scores[g.name])
+
+
+def test_bn_scale_sums_abs_gamma_and_refuses_groups_without_bn(detector):
+    model, groups = _demo_groups(detector)
+    g = groups.by_name['backbone.layer1.0.conv1']
+    assert torch.allclose(build_importance('bn_scale')(groups)[g.name],
+                          model.backbone.layer1[0].bn1.weight.detach().abs())
+    vgg, shape = detector('ssd300')
+    with pytest.raises(ValueError, match="backbone.features"):
+        build_importance('bn_scale')(build_channel_groups(vgg, shape))
+
+
+def test_unknown_importance_is_named():
+    with pytest.raises(ValueError, match="'l3'"):
+        build_importance('l3')
+
+
+def test_users_register_their_own_criterion(detector):
+    @TASK_UTILS.register_module(force=True)
+    class ChannelIndexImportance(BaseImportance):  # noqa: E306
+        def group_importance(self, group):
+            return torch.arange(group.size, dtype=torch.float32)
+
+    model, groups = _demo_groups(detector)
+    scores = build_importance('ChannelIndexImportance')(groups)
+    assert all(torch.equal(scores[g.name], torch.arange(g.size, dtype=torch.float32)) for g in groups)

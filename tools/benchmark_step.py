@@ -1,0 +1,164 @@
+"""Cost of one training step with each sharpness-aware variant, as a ratio to a plain SGD step.
+
+Runs the real ``model.train_step`` (data preprocessor, detector loss, optim wrapper) on a synthetic batch, for:
+SGD, SAM, ASAM, AdaSAP-radius ASAM (per-neuron radii from the pruner's channel groups, both normalisations)
+and ASAM with ``sam_interval=5``. Prints the median time per step (per block of ``sam_interval`` steps for the
+interval variant, so its plain steps are averaged in), the ratio to SGD, the wrapper's own buffers and, on
+CUDA, peak memory. Targets: SAM/ASAM/AdaSAP <= 2.05x SGD, sam_interval=5 <= 1.25x.
+
+    python tools/benchmark_step.py                       # CPU: demo detector + SSD300 at 272 px
+    python tools/benchmark_step.py --device cuda --size-ssd300 300 --batch-ssd300 32 --amp
+"""
+import argparse
+import statistics
+import time
+
+import torch
+from mmdet.registry import MODELS
+from mmdet.structures import DetDataSample
+from mmdet.utils import register_all_modules
+from mmengine.optim import build_optim_wrapper
+from mmengine.structures import InstanceData
+from mmengine.utils import ProgressBar
+
+import mmdet_adasap
+from mmdet_adasap.apis import load_config
+from mmdet_adasap.engine import AdaptiveRadius
+
+DETECTORS = {  # name -> (config, default size, default batch)
+    'demo': ('configs/demo/ssd-r18mini_synthvoc_dense.py', 256, 8),
+    # 272 px is the smallest input at which all six SSD300 feature maps stay non-empty
+    'ssd300': ('configs/ssd/ssd300_voc0712_dense.py', 272, 2),
+}
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--detectors', nargs='+', default=list(DETECTORS), choices=list(DETECTORS))
+    p.add_argument('--size-demo', type=int, help='input size of the demo detector (default 256)')
+    p.add_argument('--size-ssd300', type=int, help='input size of SSD300 (default 272 on CPU)')
+    p.add_argument('--batch-demo', type=int)
+    p.add_argument('--batch-ssd300', type=int)
+    p.add_argument('--iters', type=int, default=10, help='timed steps per variant (blocks for sam_interval)')
+    p.add_argument('--warmup', type=int, default=2)
+    p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    p.add_argument('--amp', action='store_true', help='autocast (bf16 on CPU, fp16 + dynamic scale on CUDA)')
+    args = p.parse_args()
+    if args.iters < 1 or args.warmup < 0:
+        p.error(f'--iters must be >= 1 and --warmup >= 0, got {args.iters} and {args.warmup}')
+    return args
+
+
+def synthetic_batch(num_classes: int, batch: int, size: int, seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    inputs, samples = [], []
+    for _ in range(batch):
+        inputs.append(torch.randint(0, 256, (3, size, size), dtype=torch.uint8, generator=g))
+        n = 4
+        xy = torch.rand(n, 2, generator=g) * size * 0.6
+        wh = torch.rand(n, 2, generator=g) * size * 0.35 + size * 0.05
+        s = DetDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size), scale_factor=(1., 1.)))
+        s.gt_instances = InstanceData(bboxes=torch.cat([xy, xy + wh], 1),
+                                      labels=torch.randint(0, num_classes, (n,), generator=g))
+        samples.append(s)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def l2_scores(groups):
+    """Each neuron's L2 norm over all its slices (AdaSAP's default importance)."""
+    for g in groups:
+        sq = torch.zeros(g.num_channels)
+        for s in g.slices:
+            w = s.param.detach().float().cpu()
+            per_channel = w.pow(2).sum(dim=[d for d in range(w.dim()) if d != s.dim]) if w.dim() > 1 else w.pow(2)
+            sq += per_channel.index_select(0, s.index.cpu())
+        g.importance = sq.sqrt()
+    return groups
+
+
+def variants(sgd: dict):
+    yield 'SGD', dict(type='OptimWrapper', optimizer=sgd), 1, False
+    yield 'SAM (rho 0.05)', dict(type='SAMOptimWrapper', optimizer=sgd, rho=0.05), 1, False
+    yield 'ASAM (rho 0.5)', dict(type='SAMOptimWrapper', optimizer=sgd, rho=0.5, adaptive=True), 1, False
+    for norm in ('global', 'neuron'):
+        yield f'AdaSAP ASAM ({norm})', dict(type='SAMOptimWrapper', optimizer=sgd, rho=0.5, adaptive=True,
+                                            normalize=norm), 1, True
+    yield 'ASAM sam_interval=5', dict(type='SAMOptimWrapper', optimizer=sgd, rho=0.5, adaptive=True,
+                                      sam_interval=5), 5, False
+
+
+def wrapper_buffer_bytes(ow) -> int:
+    plan = getattr(ow, '_plan', None)
+    if plan is None:
+        return 0
+    tensors = list(ow._saved) + list(ow._saved_stats) + [t for t in plan.owner + plan.radius if t is not None]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def bench_detector(name: str, args) -> list:
+    cfg_path, size, batch = DETECTORS[name]
+    size = getattr(args, f'size_{name}') or size
+    batch = getattr(args, f'batch_{name}') or batch
+    cfg = load_config(cfg_path)
+    model = MODELS.build(cfg.model).to(args.device).train()
+    num_classes = cfg.model.bbox_head.num_classes
+    data = synthetic_batch(num_classes, batch, size)
+    from mmdet_adasap.pruning import build_channel_groups  # the pruner's groups (issue 4)
+    groups = l2_scores(build_channel_groups(model, (1, 3, size, size)).neuron_groups())
+    model.train()
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f'\n== {name}: {cfg_path}, {size}x{size}, batch {batch}, {n_params / 1e6:.2f} M params, '
+          f'{len(groups)} neuron groups ({sum(g.num_channels for g in groups)} neurons), device {args.device}'
+          f'{", amp" if args.amp else ""}')
+    # variants run interleaved, one block each per round, so load from other processes hits them alike
+    runs = []
+    for label, ow_cfg, block, adasap in variants(cfg.optim_wrapper.optimizer):
+        if args.amp:
+            ow_cfg = dict(ow_cfg, type=mmdet_adasap.amp_variant_of(ow_cfg['type']))
+            ow_cfg.setdefault('dtype', 'float16' if args.device == 'cuda' else 'bfloat16')
+            if ow_cfg['type'] == 'AmpOptimWrapper' and args.device != 'cuda':
+                raise SystemExit("error: mmengine's AmpOptimWrapper (the SGD baseline) needs CUDA; "
+                                 'drop --amp on CPU')
+        ow = build_optim_wrapper(model, ow_cfg)
+        if adasap:
+            policy = AdaptiveRadius(rho_min=0.01, rho_max=2.0)
+            policy.update(groups)
+            ow.set_radius_policy(policy)
+        runs.append(dict(label=label, ow=ow, block=block, times=[], peak=0.))
+    bar = ProgressBar((args.warmup + args.iters) * len(runs))
+    for it in range(args.warmup + args.iters):
+        for run in runs:
+            if args.device == 'cuda':
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+            t0 = time.perf_counter()
+            for _ in range(run['block']):
+                model.train_step(data, run['ow'])
+            if args.device == 'cuda':
+                torch.cuda.synchronize()
+                run['peak'] = max(run['peak'], torch.cuda.max_memory_allocated() / 2**20)
+            if it >= args.warmup:
+                run['times'].append((time.perf_counter() - t0) / run['block'])
+            bar.update()
+    rows = [(r['label'], statistics.median(r['times']), wrapper_buffer_bytes(r['ow']) / 2**20, r['peak'] or None)
+            for r in runs]
+    print()
+    base = rows[0][1]
+    print(f'{"variant":<24}{"ms/step":>10}{"x SGD":>8}{"buffers MiB":>13}' + ('  peak MiB' if rows[0][3] else ''))
+    for label, t, buf, peak in rows:
+        print(f'{label:<24}{t * 1e3:>10.1f}{t / base:>8.2f}{buf:>13.1f}' + (f'{peak:>10.0f}' if peak else ''))
+    return rows
+
+
+def main():
+    args = parse_args()
+    register_all_modules()
+    if args.device == 'cuda':
+        print(f'GPU: {torch.cuda.get_device_name()}')
+    print(f'torch {torch.__version__}, {torch.get_num_threads()} CPU threads')
+    for name in args.detectors:
+        bench_detector(name, args)
+
+
+if __name__ == '__main__':
+    main()
