@@ -42,8 +42,12 @@ def parse_args():
     p.add_argument('--iters', type=int, default=10, help='timed steps per variant (blocks for sam_interval)')
     p.add_argument('--warmup', type=int, default=2)
     p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    p.add_argument('--clock', choices=['wall', 'cpu'],
+                   help='wall time (default on CUDA) or this process\'s CPU time (default on CPU: robust to other '
+                        'processes sharing the cores, which make wall-time ratios meaningless)')
     p.add_argument('--amp', action='store_true', help='autocast (bf16 on CPU, fp16 + dynamic scale on CUDA)')
     args = p.parse_args()
+    args.clock = args.clock or ('wall' if args.device == 'cuda' else 'cpu')
     if args.iters < 1 or args.warmup < 0:
         p.error(f'--iters must be >= 1 and --warmup >= 0, got {args.iters} and {args.warmup}')
     return args
@@ -62,6 +66,18 @@ def synthetic_batch(num_classes: int, batch: int, size: int, seed: int = 0) -> d
                                       labels=torch.randint(0, num_classes, (n,), generator=g))
         samples.append(s)
     return dict(inputs=inputs, data_samples=samples)
+
+
+def drop_pretrained(node) -> None:
+    """Timing needs no pretrained weights: no downloads, random initialisation instead."""
+    if isinstance(node, dict):
+        if isinstance(node.get('init_cfg'), dict) and node['init_cfg'].get('type') == 'Pretrained':
+            node['init_cfg'] = None
+        for v in node.values():
+            drop_pretrained(v)
+    elif isinstance(node, (list, tuple)):
+        for v in node:
+            drop_pretrained(v)
 
 
 def l2_scores(groups):
@@ -95,12 +111,45 @@ def wrapper_buffer_bytes(ow) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
+def bookkeeping_seconds(model, data, ow, device, clock, repeats: int = 5) -> float:
+    """Median time of the wrapper's own work in a sharpness step, outside the two passes."""
+    plan = getattr(ow, '_plan', None)
+    if plan is None:
+        return 0.
+    ow.optimizer.zero_grad()
+    with ow._autocast():
+        loss, _ = model.parse_losses(model(**model.data_preprocessor(data, True), mode='loss'))
+    loss.backward()
+    params = [p for p in plan.params if p.grad is not None]
+    saved = [s for s, p in zip(ow._saved, plan.params) if p.grad is not None]
+    active = None if len(params) == len(plan.params) else [i for i, p in enumerate(plan.params) if p.grad is not None]
+    times = []
+    for _ in range(repeats):
+        if device == 'cuda':
+            torch.cuda.synchronize()
+        t0 = clock()
+        eps, total = plan.compute([p.grad for p in params], active)
+        ow._finite_on_every_rank(total)
+        with torch.no_grad():
+            torch._foreach_copy_(saved, params)
+            torch._foreach_add_(params, eps)
+            torch._foreach_copy_(params, saved)
+        if device == 'cuda':
+            torch.cuda.synchronize()
+        times.append(clock() - t0)
+    ow.optimizer.zero_grad()
+    return statistics.median(times)
+
+
 def bench_detector(name: str, args) -> list:
     cfg_path, size, batch = DETECTORS[name]
     size = getattr(args, f'size_{name}') or size
     batch = getattr(args, f'batch_{name}') or batch
     cfg = load_config(cfg_path)
-    model = MODELS.build(cfg.model).to(args.device).train()
+    drop_pretrained(cfg.model)
+    model = MODELS.build(cfg.model)
+    model.init_weights()  # without it some weights stay uninitialised memory (NaN, denormals: slow on CPU)
+    model = model.to(args.device).train()
     num_classes = cfg.model.bbox_head.num_classes
     data = synthetic_batch(num_classes, batch, size)
     from mmdet_adasap.pruning import build_channel_groups  # the pruner's groups (issue 4)
@@ -110,6 +159,7 @@ def bench_detector(name: str, args) -> list:
     print(f'\n== {name}: {cfg_path}, {size}x{size}, batch {batch}, {n_params / 1e6:.2f} M params, '
           f'{len(groups)} neuron groups ({sum(g.num_channels for g in groups)} neurons), device {args.device}'
           f'{", amp" if args.amp else ""}')
+    clock = time.perf_counter if args.clock == 'wall' else time.process_time
     # variants run interleaved, one block each per round, so load from other processes hits them alike
     runs = []
     for label, ow_cfg, block, adasap in variants(cfg.optim_wrapper.optimizer):
@@ -131,22 +181,27 @@ def bench_detector(name: str, args) -> list:
             if args.device == 'cuda':
                 torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats()
-            t0 = time.perf_counter()
+                before = torch.cuda.memory_allocated()
+            t0 = clock()
             for _ in range(run['block']):
                 model.train_step(data, run['ow'])
             if args.device == 'cuda':
                 torch.cuda.synchronize()
-                run['peak'] = max(run['peak'], torch.cuda.max_memory_allocated() / 2**20)
+                run['peak'] = max(run['peak'], (torch.cuda.max_memory_allocated() - before) / 2**20)
             if it >= args.warmup:
-                run['times'].append((time.perf_counter() - t0) / run['block'])
+                run['times'].append((clock() - t0) / run['block'])
             bar.update()
-    rows = [(r['label'], statistics.median(r['times']), wrapper_buffer_bytes(r['ow']) / 2**20, r['peak'] or None)
-            for r in runs]
+    rows = [(r['label'], statistics.median(r['times']), wrapper_buffer_bytes(r['ow']) / 2**20, r['peak'] or None,
+             bookkeeping_seconds(model, data, r['ow'], args.device, clock)) for r in runs]
     print()
     base = rows[0][1]
-    print(f'{"variant":<24}{"ms/step":>10}{"x SGD":>8}{"buffers MiB":>13}' + ('  peak MiB' if rows[0][3] else ''))
-    for label, t, buf, peak in rows:
-        print(f'{label:<24}{t * 1e3:>10.1f}{t / base:>8.2f}{buf:>13.1f}' + (f'{peak:>10.0f}' if peak else ''))
+    print(f'{args.clock} clock')
+    print(f'{"variant":<24}{"ms/step":>10}{"x SGD":>8}{"eps ms":>8}{"buffers MiB":>13}'
+          + ('  step peak MiB' if rows[0][3] else ''))
+    for label, t, buf, peak, eps_s in rows:
+        print(f'{label:<24}{t * 1e3:>10.1f}{t / base:>8.2f}{eps_s * 1e3:>8.1f}{buf:>13.1f}'
+              + (f'{peak:>15.0f}' if peak else ''))
+    print('eps ms: the perturbation bookkeeping alone (eps, save, w += eps, restore) per sharpness step')
     return rows
 
 

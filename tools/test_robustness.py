@@ -53,7 +53,8 @@ def main():
                                      work_dir=args.work_dir, launcher=args.launcher)
     except (ValueError, FileNotFoundError) as e:
         sys.exit(f'error: {e}')
-    if result is not None:
+    from mmengine.dist import is_main_process
+    if result is not None and is_main_process():
         s = result['summary']
         print(f"P {pct(s['P'])}  mPC {pct(s['mPC'])}  rPC {pct(s['rPC'])}%  -> {args.out}/robustness.md")
 

@@ -31,7 +31,7 @@ class SyntheticVOCSpec:
     test: Dict[str, int] = field(default_factory=lambda: {'VOC2007': 300, 'VOC2012': 50})
     min_side: int = 224
     max_side: int = 320
-    max_objects: int = 6
+    max_objects: int = 5
     seed: int = 0
     jpeg_quality: int = 92
 
@@ -87,11 +87,19 @@ def _shape_mask(cls_name: str, canvas: Tuple[int, int], cx: float, cy: float, w:
     return mask
 
 
-def _texture(rng: np.random.Generator, shape: Tuple[int, int]) -> np.ndarray:
-    """A random colour texture (solid, stripes, checks, dots or smooth noise), BGR uint8."""
+TEXTURE_KINDS = ('solid', 'stripes', 'checks', 'dots', 'noise', 'grid')
+# Each class prefers one texture (used with CLASS_TEXTURE_PROB, else a random one): texture is a real but
+# unreliable cue, as in natural classes, and one that blur/noise corruptions destroy while shape survives.
+CLASS_TEXTURE = {'disc': 'solid', 'box': 'stripes', 'triangle': 'checks', 'star': 'dots', 'ring': 'noise',
+                 'cross': 'grid'}
+CLASS_TEXTURE_PROB = 0.85
+
+
+def _texture(rng: np.random.Generator, shape: Tuple[int, int], kind: Optional[str] = None) -> np.ndarray:
+    """A colour texture (solid, stripes, checks, dots or smooth noise; random kind unless given), BGR uint8."""
     h, w = shape
     c1, c2 = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
-    kind = rng.integers(5)
+    kind = TEXTURE_KINDS.index(kind) if kind is not None else rng.integers(len(TEXTURE_KINDS))
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     if kind == 0:
         t = np.zeros((h, w), np.float32)
@@ -104,9 +112,12 @@ def _texture(rng: np.random.Generator, shape: Tuple[int, int]) -> np.ndarray:
     elif kind == 3:
         period = rng.uniform(5, 14)
         t = ((np.hypot(xx % period - period / 2, yy % period - period / 2)) < period / 4).astype(np.float32)
-    else:
+    elif kind == 4:
         low = rng.random((max(2, h // 16), max(2, w // 16))).astype(np.float32)
         t = cv2.resize(low, (w, h), interpolation=cv2.INTER_CUBIC)
+    else:
+        period = rng.uniform(6, 16)
+        t = ((xx % period < 2) | (yy % period < 2)).astype(np.float32)
     t = np.clip(t, 0, 1)[..., None]
     return (c1 * (1 - t) + c2 * t).astype(np.uint8)
 
@@ -161,7 +172,7 @@ def render_image(rng: np.random.Generator, spec: SyntheticVOCSpec) -> Tuple[np.n
         mask = _shape_mask(name, (h, w), cx, cy, ow, oh, angle)
         if mask.sum() < 16:
             continue
-        tex = _texture(rng, (h, w))
+        tex = _texture(rng, (h, w), CLASS_TEXTURE[name] if rng.random() < CLASS_TEXTURE_PROB else None)
         # a darker/lighter rim keeps shapes separable from same-coloured backgrounds only sometimes
         if rng.random() < 0.5:
             edge = cv2.morphologyEx(mask, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)).astype(bool)
@@ -182,7 +193,7 @@ def render_image(rng: np.random.Generator, spec: SyntheticVOCSpec) -> Tuple[np.n
         ys, xs = np.nonzero(mask)
         x0, x1, y0, y1 = int(xs.min()), int(xs.max()), int(ys.min()), int(ys.max())
         truncated = x0 == 0 or y0 == 0 or x1 == w - 1 or y1 == h - 1
-        small = min(x1 - x0 + 1, y1 - y0 + 1) < 12
+        small = min(x1 - x0 + 1, y1 - y0 + 1) < 16
         objects.append(
             SyntheticObject(name, (x0 + 1, y0 + 1, x1 + 1, y1 + 1), difficult=small or seen < 0.6 * full,
                             truncated=truncated))

@@ -10,8 +10,10 @@ thousands of channel configurations per second:
   (:mod:`.latency`), interpolated in (in, out) channels, plus the measured rest of the network.
 
 The solver removes blocks of ``round_to`` channels, lowest importance first, until the cost is at or below
-the target: ``ranking='global'`` compares (per-group normalised) importance across groups, ``'per_layer'``
-keeps the same fraction in every group. Already-masked channels are always removed first.
+the target: ``ranking='global'`` compares (per-group normalised) importance across groups (then gives back
+the most important removed blocks that still fit, so no single block can be returned without exceeding the
+target), ``'per_layer'`` keeps the same fraction in every group. Already-masked channels are always removed
+first and never come back.
 """
 import heapq
 import math
@@ -211,7 +213,22 @@ def _global(groups, importance, order, sizes, cost, target, normalize, masks, st
         _, name, new_size = heapq.heappop(heap)
         keep[name] = new_size
         push(name)
-    return keep
+    # fill the slack: the last block removed can cost far more than needed (round_to channels of a small,
+    # high-resolution group), so give back the most important removed blocks that still fit under the target
+    while True:
+        best = None
+        for g in groups:
+            s, name = sizes[g.name], g.name
+            i = s.index(keep[name])
+            if keep[name] >= start[name]:
+                continue
+            lo, hi = g.size - s[i + 1], g.size - s[i]
+            score = float(norm[name][lo:hi].mean())
+            if (best is None or score > best[0]) and cost({**keep, name: s[i + 1]}) <= target:
+                best = (score, name, s[i + 1])
+        if best is None:
+            return keep
+        keep[best[1]] = best[2]
 
 
 def _per_layer(groups, sizes, cost, target, start):

@@ -189,7 +189,8 @@ class _RobustnessMixin:
         metric = self.evaluator.metrics[0]
         fingerprint = dict(weights_sha256=weights_sha256(self.runner.model), image_ids_sha256=info['image_ids_sha256'],
                            classes=info['classes'], eval_mode=metric.eval_mode, iou_thr=metric.iou_thrs[0],
-                           seed=self.seed)
+                           seed=self.seed,
+                           lossy_cache=(self._manifest or {}).get('jpeg_quality'))  # png cache == on the fly
         names = ['clean'] + [f'{c}/{s}' for c in self.corruptions for s in self.severities]
         finished = self._load_finished(fingerprint, names)
         records = {}

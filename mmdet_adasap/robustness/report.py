@@ -64,6 +64,13 @@ def markdown_report(result: dict) -> str:
     lines += ['', '## Per class', '']
     lines += _table(['class', 'P', 'mPC', 'rPC [%]'],
                     [[cls, pct(v['P']), pct(v['mPC']), pct(v['rPC'])] for cls, v in s['per_class'].items()])
+    lines += ['', '## Evaluation time per set', '']
+    by_source = {}
+    for rec in [result['clean']] + [r for by_sev in result['corrupted'].values() for r in by_sev.values()]:
+        by_source.setdefault(rec['source'], []).append(rec['seconds'])
+    lines += _table(['source', 'sets', 'mean seconds', 'vs clean'],
+                    [[src, len(t), f'{sum(t) / len(t):.2f}', f'{sum(t) / len(t) / result["clean"]["seconds"]:.2f}x']
+                     for src, t in by_source.items()])
     return '\n'.join(lines) + '\n'
 
 

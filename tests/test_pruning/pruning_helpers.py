@@ -3,6 +3,7 @@ import copy
 import math
 import os.path as osp
 
+import pytest
 import torch
 import torch.nn as nn
 from mmengine.config import Config
@@ -48,3 +49,60 @@ def flat_outputs(out) -> torch.Tensor:
     if torch.is_tensor(out):
         return out.flatten()
     return torch.cat([flat_outputs(o) for o in out])
+
+
+_CACHE = {}
+
+
+def _cached(key, make):
+    if key not in _CACHE:
+        _CACHE[key] = make()
+    return _CACHE[key]
+
+
+@pytest.fixture
+def detector():
+    """detector(arch) -> (fresh copy of the model, trace input shape); each model is built once per session."""
+    def get(arch):
+        return copy.deepcopy(_cached(arch, lambda: build_detector(arch))), ARCHS[arch][1]
+    return get
+
+
+def _make_pruner(arch):
+    from mmdet_adasap.pruning import ChannelPruner
+    return ChannelPruner(build_detector(arch), ARCHS[arch][1], target=dict(type='flops', ratio=0.5), round_to=8)
+
+
+@pytest.fixture
+def fresh_pruner():
+    """fresh_pruner(arch) -> an unpruned ChannelPruner (FLOPs 0.5, round_to 8) on its own model copy.
+
+    Tracing is done once per session; each call deep-copies model and pruner together, so the copy's
+    ParamSlices point at the copy's parameters."""
+    def get(arch):
+        return copy.deepcopy(_cached(('pruner', arch), lambda: _make_pruner(arch)))
+    return get
+
+
+@pytest.fixture
+def pruned_export():
+    """pruned_export(arch) -> (pruner after one-shot pruning, exported model, channel config). Shared across
+    tests: treat as read-only."""
+    def get(arch):
+        def make():
+            pruner = copy.deepcopy(_cached(('pruner', arch), lambda: _make_pruner(arch)))
+            pruner.prune_one_shot()
+            exported, config = pruner.export_with_config()
+            return pruner, exported.eval(), config
+        return _cached(('export', arch), make)
+    return get
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """One intra-op thread: on this 2-core machine shared with other jobs, 2 spinning threads make small convs
+    ~100x slower (measured 60 ms vs 0.25 ms) and latency tables meaningless. Restored after each test."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -2,6 +2,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+from pruning_helpers import detector, fresh_pruner, single_thread  # noqa: F401  (fixtures)
 from mmdet_adasap.pruning import build_channel_groups
 
 
@@ -10,9 +11,9 @@ def _roles(groups):
 
 
 @pytest.mark.parametrize('arch', ['ssd300', 'ssd512'])
-def test_vgg_ssd_l2norm_follows_conv4_3_and_heads_keep_outputs(arch, detector):
-    model, shape = detector(arch)
-    groups = build_channel_groups(model, shape)
+def test_vgg_ssd_l2norm_follows_conv4_3_and_heads_keep_outputs(arch, fresh_pruner):
+    pruner = fresh_pruner(arch)
+    model, groups = pruner.model, pruner.groups
     counts = groups.count_by_component()
     assert counts.get('backbone', 0) >= 13 and counts.get('neck', 0) >= 4  # VGG convs (not fc7 out) + extras
     roles = _roles(groups)
@@ -30,9 +31,9 @@ def test_vgg_ssd_l2norm_follows_conv4_3_and_heads_keep_outputs(arch, detector):
     assert 'feeds the traced output' in groups.report()
 
 
-def test_faster_rcnn_frozen_stages_and_heads_untouched(detector):
-    model, shape = detector('faster_rcnn')
-    groups = build_channel_groups(model, shape)
+def test_faster_rcnn_frozen_stages_and_heads_untouched(fresh_pruner):
+    pruner = fresh_pruner('faster_rcnn')
+    model, groups = pruner.model, pruner.groups
     assert groups.count_by_component().get('backbone', 0) >= 20
     members = [name for g in groups for name, _, _ in g.members]
     assert not any(n.startswith(('rpn_head', 'roi_head', 'backbone.layer1.', 'backbone.conv1', 'backbone.bn1'))
@@ -50,9 +51,8 @@ def test_faster_rcnn_frozen_stages_and_heads_untouched(detector):
     assert 'frozen' in report and 'rpn_head' in report
 
 
-def test_ssdlite_depthwise_and_inverted_residual_groups(detector):
-    model, shape = detector('ssdlite')
-    groups = build_channel_groups(model, shape)
+def test_ssdlite_depthwise_and_inverted_residual_groups(fresh_pruner):
+    groups = fresh_pruner('ssdlite').groups
     assert groups.count_by_component().get('backbone', 0) >= 10
     dw = [(n, g.name) for g in groups for n, r, _ in g.members if r == 'dw']
     assert len(dw) >= 10
@@ -66,9 +66,9 @@ def test_ssdlite_depthwise_and_inverted_residual_groups(detector):
     assert roles[('backbone.layer5.2.linear_conv.conv', 'out')] == trunk
 
 
-def test_param_slices_index_the_right_channels(detector):
-    model, shape = detector('demo')
-    groups = build_channel_groups(model, shape)
+def test_param_slices_index_the_right_channels(fresh_pruner):
+    pruner = fresh_pruner('demo')
+    model, groups = pruner.model, pruner.groups
     g = next(g for g in groups if g.name == 'backbone.layer1.0.conv1')
     names = {s.name: s for s in g.slices}
     assert names['backbone.layer1.0.conv1.weight'].dim == 0

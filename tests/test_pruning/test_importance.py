@@ -3,16 +3,17 @@ import torch
 import torch.nn as nn
 from mmdet.registry import TASK_UTILS
 
-from mmdet_adasap.pruning import BaseImportance, build_channel_groups, build_importance
+from pruning_helpers import detector, fresh_pruner, single_thread  # noqa: F401  (fixtures)
+from mmdet_adasap.pruning import BaseImportance, build_importance
 
 
-def _demo_groups(detector):
-    model, shape = detector('demo')
-    return model, build_channel_groups(model, shape)
+def _demo_groups(fresh_pruner):
+    pruner = fresh_pruner('demo')
+    return pruner.model, pruner.groups
 
 
-def test_l2_matches_an_explicit_per_module_computation(detector):
-    model, groups = _demo_groups(detector)
+def test_l2_matches_an_explicit_per_module_computation(fresh_pruner):
+    model, groups = _demo_groups(fresh_pruner)
     scores = build_importance('l2')(groups)
     # residual group rooted at layer2's downsample: producers are 3 convs (rows) and 3 BNs (gamma, beta)
     g = groups.by_name['backbone.layer2.0.downsample.0']
@@ -28,8 +29,8 @@ def test_l2_matches_an_explicit_per_module_computation(detector):
     assert (with_consumers[g.name] > scores[g.name]).all()
 
 
-def test_taylor_accumulates_squared_first_order_terms(detector):
-    model, groups = _demo_groups(detector)
+def test_taylor_accumulates_squared_first_order_terms(fresh_pruner):
+    model, groups = _demo_groups(fresh_pruner)
     imp = build_importance('taylor')
     with pytest.raises(RuntimeError, match='no gradients'):
         imp(groups)
@@ -55,14 +56,13 @@ def test_taylor_accumulates_squared_first_order_terms(detector):
     assert torch.equal(other(groups)[g.name], scores[g.name])
 
 
-def test_bn_scale_sums_abs_gamma_and_refuses_groups_without_bn(detector):
-    model, groups = _demo_groups(detector)
+def test_bn_scale_sums_abs_gamma_and_refuses_groups_without_bn(fresh_pruner):
+    model, groups = _demo_groups(fresh_pruner)
     g = groups.by_name['backbone.layer1.0.conv1']
     assert torch.allclose(build_importance('bn_scale')(groups)[g.name],
                           model.backbone.layer1[0].bn1.weight.detach().abs())
-    vgg, shape = detector('ssd300')
     with pytest.raises(ValueError, match="backbone.features"):
-        build_importance('bn_scale')(build_channel_groups(vgg, shape))
+        build_importance('bn_scale')(fresh_pruner('ssd300').groups)
 
 
 def test_unknown_importance_is_named():
@@ -70,12 +70,12 @@ def test_unknown_importance_is_named():
         build_importance('l3')
 
 
-def test_users_register_their_own_criterion(detector):
+def test_users_register_their_own_criterion(fresh_pruner):
     @TASK_UTILS.register_module(force=True)
     class ChannelIndexImportance(BaseImportance):  # noqa: E306
         def group_importance(self, group):
             return torch.arange(group.size, dtype=torch.float32)
 
-    model, groups = _demo_groups(detector)
+    model, groups = _demo_groups(fresh_pruner)
     scores = build_importance('ChannelIndexImportance')(groups)
     assert all(torch.equal(scores[g.name], torch.arange(g.size, dtype=torch.float32)) for g in groups)

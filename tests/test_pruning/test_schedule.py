@@ -1,5 +1,6 @@
 import pytest
 
+from pruning_helpers import single_thread  # noqa: F401  (fixture)
 from mmdet_adasap.pruning import build_schedule
 
 

@@ -14,9 +14,9 @@ CORR = {'gaussian_noise': (0.5, 0.2), 'zoom_blur': (0.6, 0.3), 'snow': (0.55, 0.
 
 def _result(label, clean=0.8, shift=0.0, classes=('a', 'b')):
     per = lambda v: {c: v + (0.02 if i else -0.02) for i, c in enumerate(classes)}  # noqa: E731
-    clean_rec = {'mAP': clean, 'per_class': per(clean)}
-    corrupted = {c: {str(s): {'mAP': v + shift, 'per_class': per(v + shift)} for s, v in zip((1, 5), vals)}
-                 for c, vals in CORR.items()}
+    clean_rec = {'mAP': clean, 'per_class': per(clean), 'source': 'clean', 'seconds': 2.0}
+    corrupted = {c: {str(s): {'mAP': v + shift, 'per_class': per(v + shift), 'source': 'cache:png',
+                              'seconds': 2.0 + s / 10} for s, v in zip((1, 5), vals)} for c, vals in CORR.items()}
     return dict(schema=RESULT_SCHEMA, model=dict(label=label), clean=clean_rec, corrupted=corrupted,
                 dataset=dict(ann_file='VOC2007/ImageSets/Main/test.txt', classes=list(classes), num_images=6,
                              image_ids_sha256='ids'),
@@ -41,6 +41,7 @@ def test_single_report_numbers(tmp_path):
     mpc = sum(bench) / len(bench)
     assert re.search(rf'^\| 80.00 \| {100 * mpc:.2f} \| {100 * mpc / 0.8:.2f} \| 65.00 \| 81.25 \|$', md, re.M), md
     assert '| saturate (holdout) | digital | 70.00 | 60.00 | 65.00 |' in md
+    assert '| cache:png | 8 | 2.30 | 1.15x |' in md  # timing: mean of 2.1 and 2.5 s vs 2.0 s clean
     assert osp.getsize(paths['severity_plot']) > 1000 and osp.getsize(paths['corruption_plot']) > 1000
 
 

@@ -206,7 +206,7 @@ def test_fork_rng_replays_the_same_random_draws():
         ow = build_optim_wrapper(model, dict(type='SAMOptimWrapper', optimizer=SGD, rho=0., fork_rng=fork))
         torch.manual_seed(7)
         log_vars = model.train_step(tiny_batch(0), ow)
-        return float(log_vars['loss']), ow.message_hub.get_scalar('train/loss_perturbed').current(), \
+        return float(log_vars['loss'].detach()), ow.message_hub.get_scalar('train/loss_perturbed').current(), \
             torch.get_rng_state()
 
     loss, perturbed, rng_after = step(fork=True)

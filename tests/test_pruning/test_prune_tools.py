@@ -1,0 +1,50 @@
+"""tools/prune.py and tools/prune_report.py as a user runs them."""
+import json
+import os.path as osp
+
+import torch
+
+from conftest import run_tool
+from pruning_helpers import single_thread  # noqa: F401  (fixture)
+from mmdet_adasap.pruning.export import META_KEY
+
+
+def test_prune_then_report(tmp_path, monkeypatch):
+    monkeypatch.setenv('OMP_NUM_THREADS', '1')  # see pruning_helpers.single_thread
+    cfg = 'configs/demo/ssd-r18mini_synthvoc_dense.py'
+    dense = tmp_path / 'dense.pth'
+    # a "trained" checkpoint: the config's own init, saved the way mmengine saves checkpoints
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+    model = MODELS.build(Config.fromfile(cfg).model)
+    torch.save({'meta': {'epoch': 3}, 'state_dict': model.state_dict()}, dense)
+    out = tmp_path / 'pruned.pth'
+    proc = run_tool('tools/prune.py', cfg, str(dense), '--target', 'params', '--ratio', '0.5', '--out', str(out),
+                    timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = torch.load(out, map_location='cpu')
+    assert ckpt['meta'][META_KEY] and ckpt['meta']['epoch'] == 3
+    assert sum(v.numel() for k, v in ckpt['state_dict'].items() if 'running' not in k and 'num_batches' not in k) \
+        <= 0.5 * sum(p.numel() for p in model.parameters())
+
+    report_dir = tmp_path / 'report'
+    proc = run_tool('tools/prune_report.py', cfg, '--checkpoint', str(dense), '--pruned', str(out),
+                    '--repeats', '3', '--out-dir', str(report_dir), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((report_dir / 'report.json').read_text())
+    assert summary['pruned']['params'] / summary['dense']['params'] <= 0.5
+    assert summary['dense']['latency_ms'] > 0 and summary['pruned']['flops'] < summary['dense']['flops']
+    assert '| parameters |' in proc.stdout and osp.getsize(report_dir / 'report.png') > 10_000
+
+
+def test_tools_name_bad_input(tmp_path, monkeypatch):
+    monkeypatch.setenv('OMP_NUM_THREADS', '1')
+    cfg = 'configs/demo/ssd-r18mini_synthvoc_dense.py'
+    dense = tmp_path / 'dense.pth'
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+    torch.save({'state_dict': MODELS.build(Config.fromfile(cfg).model).state_dict()}, dense)
+    proc = run_tool('tools/prune.py', cfg, str(dense), '--ratio', '1.5', '--out', str(tmp_path / 'x.pth'))
+    assert proc.returncode != 0 and '1.5' in proc.stderr
+    proc = run_tool('tools/prune_report.py', cfg, '--pruned', str(dense), '--out-dir', str(tmp_path / 'r'))
+    assert proc.returncode != 0 and 'not a pruned checkpoint' in proc.stderr

@@ -1,0 +1,94 @@
+"""One-shot channel pruning of a trained detector and export of the physically smaller model.
+
+    python tools/prune.py CONFIG DENSE.pth --target flops --ratio 0.5 --out pruned.pth
+
+The output is a pruned checkpoint (weights + channel configuration) that any config with
+``PrunedChannelsHook`` loads (``configs/pruned/``), e.g. ``tools/test.py configs/pruned/<...>.py pruned.pth``.
+For pruning during training (HALP's iterative schedule, Taylor importance) use ``PruningHook`` instead.
+"""
+import argparse
+import os.path as osp
+import sys
+
+import torch
+from mmengine.runner import load_checkpoint
+
+import mmdet_adasap  # noqa: F401  (registers modules, applies upstream fixes)
+from mmdet_adasap.apis import load_config
+from mmdet_adasap.pruning import ChannelPruner, save_pruned_checkpoint
+from mmdet_adasap.pruning.latency import load_table
+
+
+def input_size_of(cfg) -> int:
+    """The test pipeline's square Resize scale (what the detector sees), else 300."""
+    for t in cfg.get('test_pipeline', cfg.test_dataloader.dataset.get('pipeline', [])):
+        if t.get('type') == 'Resize' and t.get('scale'):
+            scale = t['scale']
+            return int(max(scale) if isinstance(scale, (tuple, list)) else scale)
+    return 300
+
+
+def build_model(cfg, checkpoint=None):
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    register_all_modules()
+    backbone = cfg.model.get('backbone', {})
+    if isinstance(backbone.get('init_cfg'), dict) and backbone['init_cfg'].get('type') == 'Pretrained':
+        backbone['init_cfg'] = None  # the checkpoint (or nothing) provides the weights: no download
+    model = MODELS.build(cfg.model)
+    meta = {}
+    if checkpoint:
+        if not osp.isfile(checkpoint):
+            raise SystemExit(f'error: checkpoint {checkpoint!r} does not exist')
+        meta = load_checkpoint(model, checkpoint, map_location='cpu', strict=True).get('meta', {})
+    return model.eval(), meta
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description='One-shot channel pruning + physical export of a detector')
+    p.add_argument('config')
+    p.add_argument('checkpoint', help='dense checkpoint')
+    p.add_argument('--target', default='flops', choices=['flops', 'params', 'latency'])
+    p.add_argument('--ratio', type=float, default=0.5, help='fraction of the dense cost to keep, in (0, 1)')
+    p.add_argument('--importance', default='l2', help="l2 (default), bn_scale or a registered data-free type")
+    p.add_argument('--round-to', type=int, default=8)
+    p.add_argument('--ranking', default='global', choices=['global', 'per_layer'])
+    p.add_argument('--input-size', type=int, help='square input for tracing / counting (default: test Resize)')
+    p.add_argument('--ignored-layers', nargs='*', default=[], help='module names or fnmatch patterns')
+    p.add_argument('--latency-table', help='JSON table from tools/prune_report.py --save-latency-table')
+    p.add_argument('--out', required=True, help='pruned checkpoint to write')
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        cfg = load_config(args.config)
+    except FileNotFoundError as e:
+        raise SystemExit(f'error: {e}')
+    if args.importance in ('taylor', 'TaylorImportance'):
+        raise SystemExit('error: taylor importance needs gradients from training data; use PruningHook')
+    model, meta = build_model(cfg, args.checkpoint)
+    size = args.input_size or input_size_of(cfg)
+    table = load_table(args.latency_table) if args.latency_table else None
+    try:
+        pruner = ChannelPruner(model, (1, 3, size, size), target=dict(type=args.target, ratio=args.ratio),
+                               importance=args.importance, round_to=args.round_to, ranking=args.ranking,
+                               ignored_layers=args.ignored_layers, latency_table=table)
+        pruner.prune_one_shot()
+    except (ValueError, TypeError, KeyError) as e:
+        raise SystemExit(f'error: {e}')
+    pruned, config = pruner.export_with_config()
+    keep_meta = {k: meta[k] for k in ('dataset_meta', 'epoch', 'iter') if k in meta}
+    keep_meta.update(pruned_from=osp.abspath(args.checkpoint), pruning=dict(
+        target=args.target, ratio=args.ratio, importance=args.importance, round_to=args.round_to,
+        ranking=args.ranking, input_size=size, achieved=pruner.cost_ratio()))
+    save_pruned_checkpoint(args.out, pruned, config, keep_meta)
+    print(pruner.summary())
+    print(f'wrote {args.out}: {sum(p.numel() for p in pruned.parameters())} params '
+          f'({len(config)} layers re-shaped)')
+
+
+if __name__ == '__main__':
+    torch.set_grad_enabled(True)
+    sys.exit(main())

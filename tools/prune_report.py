@@ -1,0 +1,190 @@
+"""Dense vs pruned detector: parameters, FLOPs, measured latency and channels kept per layer.
+
+    # a pruned checkpoint from tools/prune.py or PruningHook:
+    python tools/prune_report.py CONFIG --checkpoint dense.pth --pruned pruned.pth
+    # or prune one-shot on the fly:
+    python tools/prune_report.py CONFIG --checkpoint dense.pth --target flops --ratio 0.5
+
+Writes ``report.md`` (tables), ``report.json`` and ``report.png`` (bar charts) to ``--out-dir`` and prints the
+tables. FLOPs are conv + linear MACs of the pruned part at the given input, as torch-pruning's counter counts
+them (the same count the FLOPs target uses), plus that counter's all-ops total. Latency is the median of
+``--repeats`` batch-1 runs of the pruned part (``_forward``: backbone, neck and head convs for one-stage
+detectors; ``extract_feat`` for two-stage ones; no NMS), dense and pruned interleaved so that load on a shared
+machine affects both alike. ``--save-latency-table`` also measures a per-layer lookup table for latency targets.
+"""
+import argparse
+import copy
+import json
+import os
+import os.path as osp
+import sys
+
+import torch
+import torch_pruning as tp
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from prune import build_model, input_size_of  # noqa: E402
+
+from mmdet_adasap.apis import load_config  # noqa: E402
+from mmdet_adasap.pruning import ChannelPruner, apply_channel_config, build_channel_groups  # noqa: E402
+from mmdet_adasap.pruning.channel_groups import TracedPart, default_forward  # noqa: E402
+from mmdet_adasap.pruning.export import META_KEY  # noqa: E402
+from mmdet_adasap.pruning.latency import measure_latency_table, save_table, time_call  # noqa: E402
+
+
+def count(model, shape):
+    x = torch.zeros(shape)
+    total, _, layer_flops, _ = tp.utils.count_ops_and_params(TracedPart(model), x, layer_wise=True)
+    macs = sum(v or 0 for m, v in layer_flops.items() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)))
+    return dict(params=sum(p.numel() for p in model.parameters()), flops=macs, flops_all_ops=total)
+
+
+def interleaved_latency(models, shape, repeats):
+    """Median ms per model, measured in alternating rounds."""
+    x = torch.randn(shape)
+    fns = [(lambda m=m, f=default_forward(m): f(m, x)) for m in models]
+    for fn in fns:
+        time_call(fn, repeats=1, warmup=2)
+    times = [[] for _ in models]
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            times[i].append(time_call(fn, repeats=1, warmup=0))
+    return [sorted(t)[len(t) // 2] for t in times]
+
+
+def layer_channels(dense, pruned):
+    rows = []
+    pruned_modules = dict(pruned.named_modules())
+    for name, m in dense.named_modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+            d = m.out_channels if isinstance(m, torch.nn.Conv2d) else m.out_features
+            pm = pruned_modules[name]
+            p = pm.out_channels if isinstance(pm, torch.nn.Conv2d) else pm.out_features
+            rows.append((name, d, p))
+    return rows
+
+
+def plot(rows, summary, path, title):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    changed = [r for r in rows if r[1] != r[2]] or rows
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(max(8, 0.28 * len(changed)), 9),
+                                   gridspec_kw=dict(height_ratios=[3, 1.3]))
+    xs = range(len(changed))
+    ax1.bar(xs, [r[1] for r in changed], color='#cccccc', label='dense')
+    ax1.bar(xs, [r[2] for r in changed], color='#1f77b4', label='pruned')
+    ax1.set_xticks(list(xs))
+    ax1.set_xticklabels([r[0] for r in changed], rotation=90, fontsize=6)
+    ax1.set_ylabel('output channels')
+    ax1.set_title(f'{title}: channels kept per pruned layer')
+    ax1.legend()
+    keys = [k for k in ('params', 'flops', 'latency_ms') if k in summary['dense']]
+    ratios = [summary['pruned'][k] / summary['dense'][k] for k in keys]
+    ax2.barh(keys, ratios, color=['#2ca02c', '#ff7f0e', '#d62728'][:len(keys)])
+    for i, r in enumerate(ratios):
+        ax2.text(r, i, f' {r:.3f}', va='center')
+    ax2.set_xlim(0, 1.15)
+    ax2.set_xlabel('pruned / dense')
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description='Params, FLOPs, latency and channels: dense vs pruned')
+    p.add_argument('config', help='the dense model config')
+    p.add_argument('--checkpoint', help='dense checkpoint (default: the config\'s random init)')
+    p.add_argument('--pruned', help='pruned checkpoint (tools/prune.py / PruningHook); else prune one-shot')
+    p.add_argument('--target', default='flops', choices=['flops', 'params'])
+    p.add_argument('--ratio', type=float, default=0.5)
+    p.add_argument('--round-to', type=int, default=8)
+    p.add_argument('--input-size', type=int, help='square input (default: the test pipeline Resize)')
+    p.add_argument('--repeats', type=int, default=20, help='latency runs per model (median)')
+    p.add_argument('--threads', type=int, help='torch intra-op threads for the latency runs (default: torch\'s)')
+    p.add_argument('--no-latency', action='store_true')
+    p.add_argument('--save-latency-table', help='also measure a per-layer latency lookup table (JSON)')
+    p.add_argument('--out-dir', help='default: work_dirs/prune_report/<config name>')
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        cfg = load_config(args.config)
+    except FileNotFoundError as e:
+        raise SystemExit(f'error: {e}')
+    name = osp.splitext(osp.basename(args.config))[0]
+    out_dir = args.out_dir or osp.join('work_dirs', 'prune_report', name)
+    os.makedirs(out_dir, exist_ok=True)
+    size = args.input_size or input_size_of(cfg)
+    shape = (1, 3, size, size)
+    dense, _ = build_model(cfg, args.checkpoint)
+    if args.pruned:
+        if not osp.isfile(args.pruned):
+            raise SystemExit(f'error: pruned checkpoint {args.pruned!r} does not exist')
+        ckpt = torch.load(args.pruned, map_location='cpu')
+        if META_KEY not in ckpt.get('meta', {}):
+            raise SystemExit(f'error: {args.pruned!r} is not a pruned checkpoint (no meta[{META_KEY!r}])')
+        pruned = copy.deepcopy(dense)
+        try:
+            apply_channel_config(pruned, ckpt['meta'][META_KEY])
+        except ValueError as e:
+            raise SystemExit(f'error: {e}')
+        pruned.load_state_dict(ckpt['state_dict'], strict=True)
+        how = f'pruned checkpoint {args.pruned}'
+    else:
+        try:
+            pruner = ChannelPruner(copy.deepcopy(dense), shape, target=dict(type=args.target, ratio=args.ratio),
+                                   round_to=args.round_to)
+        except ValueError as e:
+            raise SystemExit(f'error: {e}')
+        pruner.prune_one_shot()
+        pruned = pruner.export()
+        how = f'one-shot global L2 to {args.ratio} of dense {args.target} (round_to={args.round_to})'
+    pruned.eval()
+
+    summary = dict(config=args.config, input=list(shape), how=how, threads=torch.get_num_threads(),
+                   dense=count(dense, shape), pruned=count(pruned, shape))
+    if not args.no_latency:
+        d_ms, p_ms = interleaved_latency([dense, pruned], shape, args.repeats)
+        summary['dense']['latency_ms'], summary['pruned']['latency_ms'] = d_ms, p_ms
+    if args.save_latency_table:
+        table = measure_latency_table(build_channel_groups(dense, shape), round_to=args.round_to)
+        save_table(table, args.save_latency_table)
+        print(f'latency table written to {args.save_latency_table}')
+    rows = layer_channels(dense, pruned)
+
+    lines = [f'# Pruning report: {name}', '', f'{how}; input {shape}; CPU threads {summary["threads"]}', '',
+             '| metric | dense | pruned | pruned / dense | dense / pruned |', '|---|---|---|---|---|']
+    for key, label in (('params', 'parameters'), ('flops', 'FLOPs (conv+linear MACs)'),
+                       ('flops_all_ops', 'FLOPs (all ops, tp counter)'), ('latency_ms', 'latency batch-1 (ms)')):
+        if key in summary['dense']:
+            d, p = summary['dense'][key], summary['pruned'][key]
+            fmt = '{:.2f}' if key == 'latency_ms' else '{:,}'
+            lines.append(f'| {label} | {fmt.format(d)} | {fmt.format(p)} | {p / d:.3f} | {d / p:.2f}x |')
+    if 'latency_ms' in summary['dense']:
+        flops_speedup = summary['dense']['flops'] / summary['pruned']['flops']
+        lat_speedup = summary['dense']['latency_ms'] / summary['pruned']['latency_ms']
+        summary['latency_speedup_over_flops_reduction'] = lat_speedup / flops_speedup
+        lines += ['', f'latency speed-up / FLOPs reduction = {lat_speedup:.2f} / {flops_speedup:.2f} = '
+                  f'{lat_speedup / flops_speedup:.2f}']
+    lines += ['', '| layer | dense out channels | pruned | kept |', '|---|---|---|---|']
+    for layer, d, p in rows:
+        if d != p:
+            lines.append(f'| {layer} | {d} | {p} | {p / d:.2f} |')
+    text = '\n'.join(lines)
+    print(text)
+    with open(osp.join(out_dir, 'report.md'), 'w') as f:
+        f.write(text + '\n')
+    summary['layers'] = [dict(name=n, dense=d, pruned=p) for n, d, p in rows]
+    with open(osp.join(out_dir, 'report.json'), 'w') as f:
+        json.dump(summary, f, indent=1)
+    plot(rows, summary, osp.join(out_dir, 'report.png'), name)
+    print(f'\nwritten: {out_dir}/report.md, report.json, report.png')
+
+
+if __name__ == '__main__':
+    sys.exit(main())
