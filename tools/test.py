@@ -1,31 +1,23 @@
 """Evaluate a checkpoint (mmdet's tools/test.py with the mmdet_adasap plugin loaded)."""
 import argparse
-import os
 import os.path as osp
 
-from mmengine.config import DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmdet.evaluation import DumpDetResults
 
 import mmdet_adasap  # noqa: F401  (registers modules, applies upstream fixes)
-from mmdet_adasap.apis import load_config
+from mmdet_adasap.apis import add_common_args, load_config, parse_common
 
 
 def parse_args():
     p = argparse.ArgumentParser(description='Test (and eval) a detector checkpoint')
     p.add_argument('config', help='test config file path')
     p.add_argument('checkpoint', help='checkpoint file')
-    p.add_argument('--work-dir', help='the dir to save evaluation logs')
     p.add_argument('--out', help='dump raw predictions to this pickle file')
     p.add_argument('--show-dir', help='save images with drawn predictions under work_dir/timestamp/SHOW_DIR')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings, key=value')
-    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
-    p.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = p.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    return parse_common(add_common_args(p))
 
 
 def main():

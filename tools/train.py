@@ -1,29 +1,21 @@
 """Train a detector (mmdet's tools/train.py with the mmdet_adasap plugin loaded)."""
 import argparse
-import os
 
-from mmengine.config import DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmdet_adasap  # noqa: F401  (registers modules, applies upstream fixes)
-from mmdet_adasap.apis import load_config
+from mmdet_adasap.apis import add_common_args, load_config, parse_common
 
 
 def parse_args():
     p = argparse.ArgumentParser(description='Train a detector')
     p.add_argument('config', help='train config file path')
-    p.add_argument('--work-dir', help='the dir to save logs and models')
     p.add_argument('--amp', action='store_true', help='enable automatic mixed precision training')
     p.add_argument('--auto-scale-lr', action='store_true', help='enable automatic LR scaling')
     p.add_argument('--resume', nargs='?', type=str, const='auto',
                    help='resume from this checkpoint, or (no value) from the latest one in the work dir')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings, key=value')
-    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
-    p.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = p.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    return parse_common(add_common_args(p))
 
 
 def main():

@@ -5,7 +5,7 @@ partners, BN, depthwise convs, ``L2Norm`` scales, consumers' input slices). This
 of that graph: which groups may be pruned at all (frozen layers, layers feeding the detector's outputs and
 user-ignored layers are left alone), the per-neuron parameter slices handed to the sharpness step
 (:class:`~mmdet_adasap.structures.NeuronGroup`), and the per-layer shapes the cost models (params, FLOPs,
-latency) need. Only this file talks to the dependency graph; export re-uses it through :func:`trace`.
+latency) need. Tracing happens only here (:func:`trace`); export re-traces a copy with it for the surgery.
 """
 import fnmatch
 from dataclasses import dataclass, field

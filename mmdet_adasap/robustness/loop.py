@@ -158,7 +158,9 @@ class _RobustnessMixin:
         return osp.join(self.out_dir, 'sets', name.replace('/', '-s') + '.json')
 
     def _load_finished(self, fingerprint: dict, names: List[str]) -> Dict[str, dict]:
-        finished = {}
+        """Sets already in ``out_dir`` for these weights and data (read on rank 0, shared with all ranks, and
+        a mismatch raised on every rank so that no rank is left waiting)."""
+        finished, error = {}, None
         if is_main_process() and self.resume and self.out_dir:
             for name in names:
                 path = self._set_file(name)
@@ -167,13 +169,17 @@ class _RobustnessMixin:
                 with open(path) as f:
                     record = json.load(f)
                 if record.get('fingerprint') != fingerprint:
-                    raise ValueError(f'{path} holds results of other weights, data or settings '
-                                     f'({record.get("fingerprint")} vs {fingerprint}); use another output '
-                                     'directory or resume=False (--no-resume) to recompute')
+                    error = (f'{path} holds results of other weights, data or settings '
+                             f'({record.get("fingerprint")} vs {fingerprint}); use another output '
+                             'directory or resume=False (--no-resume) to recompute')
+                    break
                 finished[name] = record
-        box = [finished]
+        box = [(finished, error)]
         broadcast_object_list(box)
-        return box[0]
+        finished, error = box[0]
+        if error:
+            raise ValueError(error)
+        return finished
 
     def _hook(self, event: str, **kwargs):
         self.runner.call_hook(event.replace('STAGE', self._stage), **kwargs)
@@ -258,7 +264,8 @@ class _RobustnessMixin:
             model=dict(label=self.label or self.runner.experiment_name, checkpoint=load_from,
                        weights_sha256=clean['fingerprint']['weights_sha256']),
             dataset=info,
-            protocol=dict(metric=f'AP{int(round(metric.iou_thrs[0] * 100)):02d}', iou_thr=metric.iou_thrs[0], eval_mode=metric.eval_mode, seed=self.seed,
+            protocol=dict(metric=f'AP{int(round(metric.iou_thrs[0] * 100)):02d}', iou_thr=metric.iou_thrs[0],
+                          eval_mode=metric.eval_mode, seed=self.seed,
                           corruption=CORRUPTION_NOTE, cache_root=self.cache_root,
                           cache_format=self._manifest['format'] if self._manifest else None),
             clean=clean, corrupted=corrupted,

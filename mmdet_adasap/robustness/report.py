@@ -26,7 +26,8 @@ def load_result(path: str) -> dict:
         except json.JSONDecodeError as e:
             raise ValueError(f'{path}: not JSON ({e})') from e
     if not isinstance(res, dict) or res.get('schema') != RESULT_SCHEMA:
-        raise ValueError(f'{path}: not a robustness result (schema {res.get("schema") if isinstance(res, dict) else None!r}, '
+        schema = res.get('schema') if isinstance(res, dict) else None
+        raise ValueError(f'{path}: not a robustness result (schema {schema!r}, '
                          f'expected {RESULT_SCHEMA!r}); produce one with tools/test_robustness.py')
     return res
 
@@ -46,7 +47,8 @@ def markdown_report(result: dict) -> str:
              f'Data: `{ds["ann_file"]}` ({ds["num_images"]} images, {len(ds["classes"])} classes). '
              f'{proto["metric"]} ({proto["eval_mode"]}); corruptions {proto["corruption"]}; '
              f'source: {proto["cache_format"] and "cache (" + proto["cache_format"] + ")" or "rendered on the fly"}.',
-             f'Values are {proto["metric"]} x 100. mPC: mean over {len(s["benchmark_corruptions"])} benchmark corruptions x '
+             f'Values are {proto["metric"]} x 100. '
+             f'mPC: mean over {len(s["benchmark_corruptions"])} benchmark corruptions x '
              f'severities {s["severities"]}' + ('' if s['complete_benchmark'] else ' (a subset: not the full 15 x 5 '
                                                                                    'benchmark)') + '.', '']
     lines += _table(['P (clean)', 'mPC', 'rPC [%]', 'mPC holdout', 'rPC holdout [%]'],
@@ -162,7 +164,8 @@ def comparison_markdown(results: Sequence[dict], labels: Sequence[str]) -> str:
     lines += ['', '## Per severity (benchmark corruptions)', '']
     sev = list(results[0]['summary']['per_severity'])
     lines += _table(['model'] + [f's{k}' for k in sev],
-                    [[label] + [pct(r['summary']['per_severity'][k]) for k in sev] for r, label in zip(results, labels)])
+                    [[label] + [pct(r['summary']['per_severity'][k]) for k in sev]
+                     for r, label in zip(results, labels)])
     return '\n'.join(lines) + '\n'
 
 

@@ -9,6 +9,8 @@ def _masked_entries(pruner):
     out = []
     for g in pruner.groups:
         drop = ~pruner.masks.masks[g.name]
+        if not drop.any():
+            continue
         for s in g.slices:
             sel = torch.zeros(s.param.shape[s.dim], dtype=torch.bool)
             sel[s.index[drop]] = True

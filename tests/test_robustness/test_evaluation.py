@@ -55,7 +55,7 @@ def evaluated(tiny_voc, tmp_path_factory):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     with open(osp.join(out, 'robustness.json')) as f:
         result = json.load(f)
-    return dict(tiny_voc=tiny_voc, tmp=tmp, ckpt=ckpt, cache=cache, out=out, cmd=cmd, result=result, log=proc.stdout + proc.stderr)
+    return dict(tiny_voc=tiny_voc, tmp=tmp, ckpt=ckpt, cache=cache, out=out, cmd=cmd, result=result)
 
 
 def _reference_map(tiny_voc, ckpt, work_dir, corruption=None, severity=None):

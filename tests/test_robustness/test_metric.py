@@ -53,7 +53,8 @@ def test_map_equals_vocmetric_and_per_class_mean(eval_mode):
     assert ours['pascal_voc/mAP'] == ref['pascal_voc/mAP'] and ours['pascal_voc/AP50'] == ref['pascal_voc/AP50']
     per_class = {c: ours[f'pascal_voc/{PER_CLASS_PREFIX}{c}'] for c in CLASSES}
     assert math.isnan(per_class['star'])  # no ground truth: not an AP of 0
-    assert np.mean([per_class[c] for c in CLASSES[:3]]) == pytest.approx(ref["pascal_voc/mAP"], abs=1e-6)  # eval_map keeps APs in float32
+    # eval_map keeps APs in float32
+    assert np.mean([per_class[c] for c in CLASSES[:3]]) == pytest.approx(ref['pascal_voc/mAP'], abs=1e-6)
     assert len(set(per_class[c] for c in CLASSES[:3])) == 3
 
 

@@ -13,7 +13,9 @@ stock torch optimizer steps with the second gradient (so schedulers, ``auto_scal
 unchanged; weight decay of torch's SGD enters only that final step, the perturbation uses the bare loss
 gradient). Gradient clipping happens only before the final step.
 """
+import logging
 import random
+import re
 from contextlib import ExitStack, contextmanager, nullcontext
 from typing import Callable, Dict, List, Optional
 
@@ -79,7 +81,6 @@ class SAMOptimWrapper(OptimWrapper):
         if not isinstance(adaptive, bool):
             raise ValueError(f'{kind}: adaptive must be True (ASAM) or False (SAM), got {adaptive!r}')
         if exclude is not None:
-            import re
             try:
                 re.compile(exclude)
             except re.error as e:
@@ -221,7 +222,7 @@ class SAMOptimWrapper(OptimWrapper):
         elif params:
             self.nonfinite_skips += 1
             print_log(f'{type(self).__name__}: non-finite first-pass gradient; perturbation skipped on every '
-                      'rank this step', logger='current', level=30)
+                      'rank this step', logger='current', level=logging.WARNING)
         del eps
         self.optimizer.zero_grad(set_to_none=True)
         if self._stats:
