@@ -17,6 +17,7 @@ import torch
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmdet.utils import register_all_modules
+from mmengine.logging import MMLogger
 from mmengine.optim import build_optim_wrapper
 from mmengine.structures import InstanceData
 from mmengine.utils import ProgressBar
@@ -148,7 +149,11 @@ def bench_detector(name: str, args) -> list:
     cfg = load_config(cfg_path)
     drop_pretrained(cfg.model)
     model = MODELS.build(cfg.model)
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel('WARNING')  # init_weights logs every tensor's initialiser
     model.init_weights()  # without it some weights stay uninitialised memory (NaN, denormals: slow on CPU)
+    logger.setLevel(level)
     model = model.to(args.device).train()
     num_classes = cfg.model.bbox_head.num_classes
     data = synthetic_batch(num_classes, batch, size)
