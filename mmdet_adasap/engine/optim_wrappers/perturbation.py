@@ -85,7 +85,8 @@ class PerturbationPlan:
         self.adaptive, self.eta, self.rho, self.normalize = adaptive, float(eta), float(rho), normalize
         # ASAM's T = |w| + eta applies to weight-like tensors; biases (incl. norm beta) keep T = 1
         self.scaled = [adaptive and not n.endswith('bias') for n in self.names]
-        self.owner: List[Optional[torch.Tensor]] = [None] * len(self.params)  # None: whole tensor ungrouped
+        # per element: owning unit ('neuron' mode) or dead mask ('global' mode); None: whole tensor ungrouped
+        self.owner: List[Optional[torch.Tensor]] = [None] * len(self.params)
         self.radius: List[Optional[torch.Tensor]] = [None] * len(self.params)  # 'global' mode, per element
         self.unit_rho = torch.tensor([self.rho, 0.])
         self.grouped = bool(groups)
@@ -122,12 +123,15 @@ class PerturbationPlan:
                 if pruned.numel():
                     dead.index_fill_(dim, pruned, True)
             owner[dead] = DEAD
-            self.owner[i] = owner
+            # int32 ids halve the memory of these per-element maps (index_add_ and gathers accept them)
+            self.owner[i] = owner.to(torch.int32) if len(unit_rho) < 2**31 else owner
         self.unit_rho = torch.tensor(unit_rho)
-        if self.normalize == 'global':
+        if self.normalize == 'global':  # keep only what the global formula reads: radius and the dead mask
             for i, owner in enumerate(self.owner):
                 if owner is not None:
                     self.radius[i] = self.unit_rho.to(owner.device)[owner].to(self.params[i].dtype)
+                    dead = owner == DEAD
+                    self.owner[i] = dead if dead.any() else None
 
     def compute(self, grads: List[torch.Tensor], active: Optional[List[int]] = None
                 ) -> Tuple[List[torch.Tensor], torch.Tensor]:
@@ -150,8 +154,8 @@ class PerturbationPlan:
             total_sq = torch.stack(torch._foreach_norm(u)).float().square().sum()
             coef = self.rho / total_sq.clamp_min(_TINY).sqrt()
             return self._finish(u, ts, coef), total_sq
-        if self.normalize == 'global':
-            alive = [uk if o is None else uk * (o != DEAD) for uk, o in zip(u, owners)]
+        if self.normalize == 'global':  # here ``owners`` holds the dead-element masks
+            alive = [uk if dead is None else uk.masked_fill(dead, 0.) for uk, dead in zip(u, owners)]
             total_sq = torch.stack(torch._foreach_norm(alive)).float().square().sum()
             inv = total_sq.clamp_min(_TINY).rsqrt()
             coefs = [inv * (self.rho if self.radius[i] is None else self.radius[i]) for i in idx]
