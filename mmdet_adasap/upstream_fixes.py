@@ -51,6 +51,38 @@ def give_ssd_head_a_loss_cls() -> None:
     SSDHead.__init__ = __init__
 
 
+def let_mmengine_ddp_run_on_cpu() -> None:
+    """mmengine 0.10.7's ``pytorch`` launcher calls ``torch.cuda.set_device`` and its DDP wrapping passes
+    ``device_ids=[LOCAL_RANK]``, which torch refuses for CPU modules, so ``dist_train.sh`` cannot run without
+    GPUs (e.g. multi-process CPU training, or CI). Without CUDA we initialise the process group with gloo and
+    wrap CPU modules with ``device_ids=None``; with CUDA nothing changes.
+    """
+    import torch.distributed as torch_dist
+    from mmengine.dist import utils as dist_utils
+    from mmengine.model import MMDistributedDataParallel
+    if getattr(dist_utils._init_dist_pytorch, '_adasap_fixed', False):
+        return
+    original_init_dist = dist_utils._init_dist_pytorch
+
+    def _init_dist_pytorch(backend, init_backend='torch', **kwargs):
+        if torch.cuda.is_available() or init_backend != 'torch':
+            return original_init_dist(backend, init_backend=init_backend, **kwargs)
+        torch_dist.init_process_group(backend='gloo' if backend == 'nccl' else backend, **kwargs)
+
+    _init_dist_pytorch._adasap_fixed = True
+    dist_utils._init_dist_pytorch = _init_dist_pytorch
+
+    original_ddp_init = MMDistributedDataParallel.__init__
+
+    def __init__(self, module, detect_anomalous_params=False, **kwargs):
+        if all(p.device.type == 'cpu' for p in module.parameters()):
+            kwargs['device_ids'] = None
+        original_ddp_init(self, module, detect_anomalous_params=detect_anomalous_params, **kwargs)
+
+    MMDistributedDataParallel.__init__ = __init__
+
+
 def apply_all() -> None:
     allow_mmengine_checkpoint_globals()
     give_ssd_head_a_loss_cls()
+    let_mmengine_ddp_run_on_cpu()

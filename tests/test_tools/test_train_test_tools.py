@@ -1,8 +1,11 @@
 """tools/train.py and tools/test.py as a user runs them: train, resume, evaluate, bad input."""
 import glob
+import os
 import os.path as osp
+import subprocess
+import sys
 
-from conftest import run_tool
+from conftest import REPO, run_tool
 
 DEMO = 'configs/demo/ssd-r18mini_synthvoc_dense.py'
 
@@ -64,3 +67,31 @@ def test_make_synthetic_voc_tool_refuses_to_overwrite(tmp_path):
     assert run_tool(*args).returncode == 0
     again = run_tool(*args)
     assert again.returncode != 0 and 'already exists' in again.stderr and 'VOCdevkit' in again.stderr
+
+
+def test_dist_train_and_test_run_two_cpu_processes(tiny_voc, tmp_path):
+    """dist_train.sh / dist_test.sh without GPUs (gloo), through the upstream fix for mmengine's launcher."""
+    env_args = dict(PYTHON=sys.executable, PORT=str(29500 + os.getpid() % 1000))
+    work = str(tmp_path / 'dist')
+    train = subprocess.run(['bash', 'tools/dist_train.sh', DEMO, '2', '--work-dir', work,
+                            *tiny_overrides(tiny_voc, 1)], cwd=REPO, env=dict(os.environ, **env_args),
+                           capture_output=True, text=True, timeout=600)
+    log = train.stdout + train.stderr
+    assert train.returncode == 0, log[-3000:]
+    assert 'Distributed training: True' in log and 'GPU number: 2' in log, log[-2000:]
+    assert osp.isfile(osp.join(work, 'epoch_1.pth'))
+    test = subprocess.run(['bash', 'tools/dist_test.sh', DEMO, osp.join(work, 'epoch_1.pth'), '2', '--work-dir',
+                           str(tmp_path / 'dist_test'), *tiny_overrides(tiny_voc, 1)], cwd=REPO,
+                          env=dict(os.environ, **env_args), capture_output=True, text=True, timeout=600)
+    assert test.returncode == 0, (test.stdout + test.stderr)[-3000:]
+    assert 'pascal_voc/mAP' in test.stdout + test.stderr
+
+
+def test_dist_train_with_the_sam_wrapper_takes_two_passes_on_two_cpu_processes(tiny_voc, tmp_path):
+    env = dict(os.environ, PYTHON=sys.executable, PORT=str(29600 + os.getpid() % 1000))
+    train = subprocess.run(['bash', 'tools/dist_train.sh', 'configs/demo/ssd-r18mini_synthvoc_sam.py', '2',
+                            '--work-dir', str(tmp_path), *tiny_overrides(tiny_voc, 1)], cwd=REPO, env=env,
+                           capture_output=True, text=True, timeout=600)
+    log = train.stdout + train.stderr
+    assert train.returncode == 0, log[-3000:]
+    assert 'Distributed training: True' in log and 'loss_perturbed' in log and 'eps_norm' in log, log[-2000:]
