@@ -15,6 +15,7 @@ from mmdet_adasap.structures.neuron_groups import NeuronGroup
 
 class RadiusPolicy:
     """Base class: subclasses implement :meth:`_radii`; masked (pruned) channels always get radius 0."""
+    needs_groups = False  # True: meaningless without a pruner's neuron groups and scores
 
     def __init__(self) -> None:
         self.groups: List[NeuronGroup] = []
@@ -67,6 +68,7 @@ class AdaptiveRadius(RadiusPolicy):
             in scale across layers: ``'max'``, ``'mean'`` or ``'l2'`` (divide by that statistic of the group's
             kept scores), or ``None``.
     """
+    needs_groups = True
     SCOPES = ('global', 'group')
     SCORE_NORMS = (None, 'max', 'mean', 'l2')
 

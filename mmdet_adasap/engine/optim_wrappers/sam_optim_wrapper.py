@@ -103,6 +103,7 @@ class SAMOptimWrapper(OptimWrapper):
         self._rng = None
         self._sam_now = False
         self._context_seen = False
+        self.sharpness_enabled = True  # False: plain steps (a phase of AdaSAPHook without sharpness)
         self.sam_steps = 0  # sharpness steps taken (two passes each)
         self.nonfinite_skips = 0  # of those, steps whose perturbation was skipped on every rank
 
@@ -117,11 +118,25 @@ class SAMOptimWrapper(OptimWrapper):
         self._policy = None if policy is None else build_radius_policy(policy)
         self._plan_key = None
 
+    def configure_sharpness(self, enabled: bool = True, rho: Optional[float] = None,
+                            adaptive: Optional[bool] = None, radius_policy=None) -> None:
+        """Switch the step between phases (used by ``AdaSAPHook``): on/off, radius, SAM/ASAM, radius policy."""
+        if rho is not None:
+            if not (isinstance(rho, (int, float)) and rho >= 0):
+                raise ValueError(f'{type(self).__name__}: rho must be a number >= 0, got {rho!r}')
+            self.rho = float(rho)
+        if adaptive is not None:
+            if not isinstance(adaptive, bool):
+                raise ValueError(f'{type(self).__name__}: adaptive must be a bool, got {adaptive!r}')
+            self.adaptive = adaptive
+        self.sharpness_enabled = bool(enabled)
+        self.set_radius_policy(radius_policy)
+
     # ------------------------------------------------------------------ the mmengine protocol
     @contextmanager
     def optim_context(self, model: nn.Module):
         self._context_seen = True
-        self._sam_now = self._inner_count % self.sam_interval == 0
+        self._sam_now = self.sharpness_enabled and self._inner_count % self.sam_interval == 0
         if not self._sam_now:
             with super().optim_context(model), self._autocast():
                 yield
@@ -181,9 +196,15 @@ class SAMOptimWrapper(OptimWrapper):
         module = model.module if is_model_wrapper(model) else model
         params = [p for g in self.optimizer.param_groups for p in g['params']]
         policy = self._policy
+        if policy is not None and policy.needs_groups and not policy.groups:
+            raise RuntimeError(
+                f'{type(self).__name__}: radius policy {type(policy).__name__} ranks neurons by importance, but no '
+                'pruner has given it neuron groups. Add dict(type=\'AdaSAPHook\', ...) to the config (it feeds the '
+                'pruner\'s groups and scores to the policy), or use a uniform radius (radius_policy=None).')
         if policy is not None and policy.version == 0:
             policy.update()  # a policy built from config: groups come later, until then uniform ``rho``
-        key = (id(module), tuple(map(id, params)), id(policy), policy.version if policy is not None else -1)
+        key = (id(module), tuple(map(id, params)), id(policy), policy.version if policy is not None else -1,
+               self.rho, self.adaptive)
         if key == self._plan_key:
             return
         self._plan = PerturbationPlan(

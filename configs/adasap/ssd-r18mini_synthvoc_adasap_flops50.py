@@ -1,0 +1,29 @@
+# AdaSAP (the method) on the demo detector: prune the trained dense model to 50% of its FLOPs in 6 epochs.
+#   phase 1, warm-up   (epoch 1):    ASAM whose per-channel radius follows the L2 importance, rho_max for the
+#                                    least important channel down to rho_min for the most important one
+#   phase 2, pruning   (epochs 2-3): 4 HALP-style exponential steps down to 50% FLOPs (global L2 ranking), the
+#                                    adaptive radius continuing on the channels still alive
+#   phase 3, fine-tune (epochs 4-6): uniform ASAM (rho 0.5) on the pruned network
+# Then work_dir/pruned.pth holds the physically smaller detector; evaluate it with
+#   python tools/test.py configs/pruned/ssd-r18mini_synthvoc_pruned.py WORK_DIR/pruned.pth
+# Fill in: load_from, the dense checkpoint (tools/train.py configs/demo/ssd-r18mini_synthvoc_dense.py).
+# The hook lives in default_hooks (a dict) so that variants override single fields; custom_hooks is a list and
+# could only be replaced whole.
+_base_ = '../demo/ssd-r18mini_synthvoc_dense.py'
+load_from = 'work_dirs/demo_dense/epoch_22.pth'
+
+max_epochs = 6
+train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
+optim_wrapper = dict(type='SAMOptimWrapper', optimizer=dict(lr=0.01))
+param_scheduler = [dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=1e-4, by_epoch=True, begin=0,
+                        end=max_epochs, convert_to_iter_based=True)]
+default_hooks = dict(
+    checkpoint=dict(interval=1, max_keep_ckpts=2),  # every epoch: a run can resume in any phase
+    adasap=dict(
+        type='AdaSAPHook',
+        warmup=dict(end=1, sharpness=dict(radius=dict(type='AdaptiveRadius', rho_min=0.01, rho_max=2.0),
+                                          rho=0.5, adaptive=True)),
+        pruning=dict(end=3, target=dict(type='flops', ratio=0.5), importance='l2',
+                     schedule=dict(type='exponential', steps=4), round_to=8),
+        finetune=dict(sharpness=dict(rho=0.5, adaptive=True)),
+        export='pruned.pth'))

@@ -1,0 +1,3 @@
+from .adasap_hook import PHASES, AdaSAPHook
+
+__all__ = ['AdaSAPHook', 'PHASES']
