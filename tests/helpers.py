@@ -49,6 +49,9 @@ def shrink_for_smoke_test(cfg: Config, data_root: str, work_dir: str, scale=None
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1)
     cfg.env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork'), dist_cfg=dict(backend='gloo'))
     cfg.log_level = 'WARNING'
+    # the runner logs and dumps the config text several times per run, each yapf-formatted (~1.4 s for a real
+    # detector); unformatted text is the same valid Python and the formatting is not under test
+    super(Config, cfg).__setattr__('_format_python_code', False)
     return cfg
 
 
@@ -58,3 +61,30 @@ def _num_classes(model_cfg) -> int:
     if not found or len(set(found)) != 1:
         raise ValueError(f'cannot tell the class count of this model: {found}')
     return found[0]
+
+
+# real-VOC config -> reduced Resize scale for smoke tests (None keeps the config's: SSD300's VGG extra layers need
+# the full 300 px)
+SMOKE_SCALES = {
+    'ssd300_voc0712': None,
+    'ssd512_voc0712': (320, 320),
+    'ssdlite-mbv2_voc0712': (192, 192),
+    'faster-rcnn_r50_fpn_voc0712': (320, 192),
+}
+
+
+def shrink_adasap_for_smoke_test(cfg: Config, data_root: str, work_dir: str, phase_iters=(1, 1, 1), scale=None,
+                                 samples: int = 2) -> Config:
+    """:func:`shrink_for_smoke_test` plus AdaSAP phases of ``phase_iters`` (warm-up, pruning, fine-tune)
+    iterations, one pruning step, no dense checkpoint to load."""
+    cfg = shrink_for_smoke_test(cfg, data_root, work_dir, scale=scale, samples=samples)
+    warmup, pruning, finetune = phase_iters
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=warmup + pruning + finetune, val_interval=10 ** 6)
+    hook = cfg.default_hooks.adasap
+    hook.by_epoch = False
+    hook.warmup.end = warmup
+    hook.pruning.end = warmup + pruning
+    hook.pruning.schedule = dict(type='one_shot')
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=10 ** 6, by_epoch=False, save_last=False)
+    cfg.load_from = None
+    return cfg

@@ -1,0 +1,27 @@
+# AdaSAP (the method) on SSD512-VGG16, Pascal VOC07+12 (the paper prunes SSD512; its backbone was HALP's
+# ResNet-50, this is mmdet's VGG16 variant): 50% of the dense FLOPs in 12 epochs (RepeatDataset x10 each):
+#   phase 1, warm-up   (epoch 1):     ASAM, per-channel radius rho_max..rho_min from the L2 importance
+#   phase 2, pruning   (epochs 2-4):  30 HALP-style exponential steps to 50% FLOPs, adaptive radius continuing
+#   phase 3, fine-tune (epochs 5-12): uniform ASAM (rho 0.5) on the pruned network
+# Then work_dir/pruned.pth holds the physically smaller detector:
+#   python tools/test.py configs/pruned/ssd512_voc0712_pruned.py WORK_DIR/pruned.pth
+# Fill in: load_from (tools/train.py configs/ssd/ssd512_voc0712_dense.py), data_root as in the dense config.
+# Made for 8 GPUs x 8 images; the hook sits in default_hooks (a dict) so that variants override single fields.
+_base_ = '../ssd/ssd512_voc0712_dense.py'
+load_from = 'work_dirs/ssd512_voc0712_dense/epoch_24.pth'
+
+max_epochs = 12
+train_cfg = dict(max_epochs=max_epochs, val_interval=2)
+optim_wrapper = dict(type='SAMOptimWrapper')
+param_scheduler = [dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=1e-5, by_epoch=True, begin=0,
+                        end=max_epochs, convert_to_iter_based=True)]
+default_hooks = dict(
+    checkpoint=dict(interval=1, max_keep_ckpts=3),
+    adasap=dict(
+        type='AdaSAPHook',
+        warmup=dict(end=1, sharpness=dict(radius=dict(type='AdaptiveRadius', rho_min=0.01, rho_max=2.0),
+                                          rho=0.5, adaptive=True)),
+        pruning=dict(end=4, target=dict(type='flops', ratio=0.5), importance='l2',
+                     schedule=dict(type='exponential', steps=30), round_to=8),
+        finetune=dict(sharpness=dict(rho=0.5, adaptive=True)),
+        export='pruned.pth'))

@@ -1,0 +1,27 @@
+# AdaSAP (the method) on SSDLite-MobileNetV2 (320x320), Pascal VOC07+12: 50% of the dense FLOPs in 24 epochs
+# (RepeatDataset x5 each, a fifth of the dense schedule). Depthwise convs are pruned with their producers.
+#   phase 1, warm-up   (epochs 1-2):  ASAM, per-channel radius rho_max..rho_min from the L2 importance
+#   phase 2, pruning   (epochs 3-8):  30 HALP-style exponential steps to 50% FLOPs, adaptive radius continuing
+#   phase 3, fine-tune (epochs 9-24): uniform ASAM (rho 0.5) on the pruned network
+# Then work_dir/pruned.pth holds the physically smaller detector:
+#   python tools/test.py configs/pruned/ssdlite-mbv2_voc0712_pruned.py WORK_DIR/pruned.pth
+# Fill in: load_from (tools/train.py configs/ssd/ssdlite-mbv2_voc0712_dense.py), data_root.
+# Made for 8 GPUs x 24 images; the hook sits in default_hooks (a dict) so that variants override single fields.
+_base_ = '../ssd/ssdlite-mbv2_voc0712_dense.py'
+load_from = 'work_dirs/ssdlite-mbv2_voc0712_dense/epoch_120.pth'
+
+max_epochs = 24
+train_cfg = dict(max_epochs=max_epochs, val_interval=4)
+optim_wrapper = dict(type='SAMOptimWrapper', optimizer=dict(lr=0.005))
+param_scheduler = [dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=0, by_epoch=True, begin=0,
+                        end=max_epochs, convert_to_iter_based=True)]
+default_hooks = dict(
+    checkpoint=dict(interval=1, max_keep_ckpts=3),
+    adasap=dict(
+        type='AdaSAPHook',
+        warmup=dict(end=2, sharpness=dict(radius=dict(type='AdaptiveRadius', rho_min=0.01, rho_max=2.0),
+                                          rho=0.5, adaptive=True)),
+        pruning=dict(end=8, target=dict(type='flops', ratio=0.5), importance='l2',
+                     schedule=dict(type='exponential', steps=30), round_to=8),
+        finetune=dict(sharpness=dict(rho=0.5, adaptive=True)),
+        export='pruned.pth'))

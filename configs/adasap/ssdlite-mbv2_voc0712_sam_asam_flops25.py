@@ -1,0 +1,3 @@
+# The uniform SAM warm-up + ASAM fine-tune baseline on SSDLite-MobileNetV2 at 25% FLOPs.
+_base_ = './ssdlite-mbv2_voc0712_sam_asam_flops50.py'
+default_hooks = dict(adasap=dict(pruning=dict(target=dict(ratio=0.25))))

@@ -1,0 +1,5 @@
+# Faster R-CNN R50-FPN loaded from a pruned checkpoint (AdaSAPHook's work_dir/pruned.pth, or tools/prune.py):
+#   python tools/test.py configs/pruned/faster-rcnn_r50_fpn_voc0712_pruned.py pruned.pth
+# See ssd-r18mini_synthvoc_pruned.py for how it works.
+_base_ = '../faster_rcnn/faster-rcnn_r50_fpn_voc0712_dense.py'
+custom_hooks = [dict(type='PrunedChannelsHook')]

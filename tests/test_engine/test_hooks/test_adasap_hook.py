@@ -1,0 +1,257 @@
+"""AdaSAPHook in real mmengine training runs of the demo detector on the tiny synthetic VOC set."""
+import copy
+import os.path as osp
+import shutil
+
+import pytest
+import torch
+from mmengine.hooks import Hook
+from mmengine.runner import Runner
+
+from conftest import REPO, run_tool
+from helpers import shrink_adasap_for_smoke_test, shrink_for_smoke_test
+from mmdet_adasap.apis import load_config
+from mmdet_adasap.engine import AdaptiveRadius, UniformRadius
+from mmdet_adasap.engine.hooks.adasap_hook import STATE_KEY
+from mmdet_adasap.pruning.hook import STATE_KEY as PRUNING_KEY
+
+ADASAP = osp.join(REPO, 'configs/adasap/ssd-r18mini_synthvoc_adasap_flops50.py')
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+class Probe(Hook):
+    """Records, right before each training step, what AdaSAPHook has set up for it."""
+    priority = 'LOW'  # after AdaSAPHook (HIGH) has switched phases and refreshed the radii
+
+    def __init__(self):
+        self.seen = []
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        hook = next(h for h in runner.hooks if type(h).__name__ == 'AdaSAPHook')
+        ow = runner.optim_wrapper
+        self.seen.append(dict(
+            iter=runner.iter, phase=hook.phase, steps_done=hook.pruner.steps_done, enabled=ow.sharpness_enabled,
+            adaptive=ow.adaptive, rho=ow.rho, policy=ow.radius_policy,
+            radii=[r.clone() for r in ow.radius_policy.channel_radii] if ow.radius_policy else None,
+            masks={k: v.clone() for k, v in hook.pruner.masks.masks.items()},
+            scores=copy.deepcopy(hook.pruner._last_importance)))
+
+
+def _cfg(tiny_voc, work_dir, phase_iters=(2, 2, 2), steps=2, config=ADASAP, deterministic=False):
+    cfg = shrink_adasap_for_smoke_test(load_config(config), tiny_voc, work_dir, phase_iters, samples=4)
+    cfg.default_hooks.adasap.pruning.schedule = dict(type='exponential', steps=steps)
+    if deterministic:  # resume must reproduce the run exactly: no random augmentation, no shuffling by time
+        for t in cfg.train_dataloader.dataset.datasets[0].pipeline:
+            if t['type'] == 'RandomFlip':
+                t['prob'] = 0.0
+        for d in cfg.train_dataloader.dataset.datasets:
+            d.pipeline = cfg.train_dataloader.dataset.datasets[0].pipeline
+        cfg.randomness = dict(seed=0)
+    return cfg
+
+
+def _train(cfg, probe=None):
+    runner = Runner.from_cfg(cfg)
+    if probe is not None:
+        runner.register_hook(probe)
+    runner.train()
+    return runner
+
+
+@pytest.fixture(scope='module')
+def phased_run(tiny_voc, tmp_path_factory):
+    """One run with 2 warm-up, 2 pruning (2 exponential steps) and 2 fine-tune iterations."""
+    work_dir = str(tmp_path_factory.mktemp('phased'))
+    probe = Probe()
+    torch.set_num_threads(1)
+    runner = _train(_cfg(tiny_voc, work_dir), probe)
+    return runner, probe.seen, work_dir
+
+
+def test_phases_switch_at_the_configured_iterations(phased_run):
+    runner, seen, _ = phased_run
+    assert [s['phase'] for s in seen] == ['warmup'] * 2 + ['pruning'] * 2 + ['finetune'] * 2
+    assert [s['steps_done'] for s in seen] == [0, 0, 0, 1, 2, 2], 'steps after iterations 2 and 3'
+    for s in seen[:4]:  # warm-up and pruning: ASAM with the AdaSAP radius
+        assert s['enabled'] and s['adaptive'] and isinstance(s['policy'], AdaptiveRadius)
+        assert s['rho'] == 0.5  # the radius of parameters outside prunable groups
+    for s in seen[4:]:  # fine-tune: uniform ASAM with its own rho
+        assert s['enabled'] and s['adaptive'] and isinstance(s['policy'], UniformRadius) and s['rho'] == 0.5
+        for r, m in zip(s['radii'], s['masks'].values()):
+            assert torch.all(r[m] == 0.5) and torch.all(r[~m] == 0), 'pruned channels are never perturbed'
+    hist = runner.message_hub.get_scalar('train/adasap_phase').data[0]
+    assert list(hist) == [0, 0, 1, 1, 2, 2], 'the phase is logged every iteration'
+
+
+def test_target_is_met_after_the_pruning_phase_and_logged(phased_run):
+    runner, seen, work_dir = phased_run
+    pruner = runner.adasap_pruner
+    assert pruner.cost_ratio() <= 0.5
+    hub = runner.message_hub
+    flops = hub.get_scalar('train/flops_ratio').data[0]
+    assert flops[0] == pytest.approx(1.0) and flops[-1] == pytest.approx(pruner.cost_ratio())
+    kept = hub.get_scalar('train/kept_channels').data[0]
+    assert kept[0] == 1.0 and kept[-1] < 1.0
+    assert hub.get_scalar('train/params_ratio').data[0][-1] < 1.0
+    assert hub.get_scalar('train/rho_max').data[0][0] == pytest.approx(2.0)
+    assert hub.get_scalar('train/rho_min').data[0][-1] == pytest.approx(0.5)
+    assert osp.isfile(osp.join(work_dir, 'pruned.pth'))
+
+
+def test_warmup_radius_follows_importance_rho_max_for_least_important(phased_run):
+    """The AdaSAP rule, checked against an independent computation of the normalised scores."""
+    runner, seen, _ = phased_run
+    for s in (seen[1], seen[3]):  # warm-up; pruning phase after the first step
+        scores, masks, radii = s['scores'], s['masks'], s['radii']
+        names = list(masks)
+        # the pruner ranks globally with per-group mean normalisation; the radius rule uses the same scope
+        norm = {n: scores[n].double() / scores[n][masks[n]].double().abs().mean() for n in names}
+        alive = torch.cat([norm[n][masks[n]] for n in names])
+        lo, hi = alive.min(), alive.max()
+        for n, r in zip(names, radii):
+            expect = 2.0 - (norm[n] - lo) / (hi - lo) * (2.0 - 0.01)
+            assert torch.allclose(r[masks[n]].double(), expect[masks[n]], atol=1e-5)
+            assert torch.all(r[~masks[n]] == 0)
+        flat_r = torch.cat([r[masks[n]] for n, r in zip(names, radii)])
+        flat_s = torch.cat([norm[n][masks[n]] for n in names])
+        assert flat_r[flat_s.argmin()] == pytest.approx(2.0)  # least important: rho_max
+        assert flat_r[flat_s.argmax()] == pytest.approx(0.01)  # most important: rho_min
+    assert not all(m.all() for m in seen[3]['masks'].values()), 'second snapshot has pruned channels'
+
+
+def test_exported_checkpoint_evaluates_through_tools_test(phased_run, tiny_voc, tmp_path, monkeypatch):
+    runner, _, work_dir = phased_run
+    monkeypatch.setenv('OMP_NUM_THREADS', '1')
+    cfg = shrink_for_smoke_test(load_config(osp.join(REPO, 'configs/pruned/ssd-r18mini_synthvoc_pruned.py')),
+                                tiny_voc, str(tmp_path / 'test'), samples=2)
+    cfg_path = str(tmp_path / 'pruned_cfg.py')
+    cfg.dump(cfg_path)
+    proc = run_tool('tools/test.py', cfg_path, osp.join(work_dir, 'pruned.pth'), '--cfg-options', 'log_level=INFO',
+                    timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert 're-shaped' in out and 'pascal_voc/mAP' in out
+    ckpt = torch.load(osp.join(work_dir, 'pruned.pth'), map_location='cpu', weights_only=False)
+    kept = runner.adasap_pruner.masks.num_kept()
+    name = next(n for n, k in kept.items() if k < runner.adasap_pruner.groups.by_name[n].size)
+    assert ckpt['state_dict'][f'{name}.weight'].shape[0] == kept[name], 'physically smaller'
+
+
+@pytest.mark.parametrize('resume_at', [1, 3, 5], ids=['warmup', 'pruning', 'finetune'])
+def test_resume_in_each_phase_reproduces_the_uninterrupted_run(resume_at, tiny_voc, tmp_path_factory):
+    """Checkpoints every iteration; radii refreshed every 2nd iteration (so the saved radii matter)."""
+    def cfg_for(work_dir):
+        cfg = _cfg(tiny_voc, work_dir, phase_iters=(2, 3, 2), deterministic=True)
+        cfg.default_hooks.adasap.warmup.sharpness.refresh_interval = 2
+        cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1, by_epoch=False)
+        return cfg
+
+    base = tmp_path_factory.getbasetemp() / 'resume_reference'
+    if not (base / 'iter_7.pth').exists():
+        _train(cfg_for(str(base)))
+    ref = torch.load(base / 'iter_7.pth', map_location='cpu', weights_only=False)
+    start = torch.load(base / f'iter_{resume_at}.pth', map_location='cpu', weights_only=False)
+    assert start[STATE_KEY]['phase'] == ['warmup', 'warmup', 'pruning', 'pruning', 'pruning', 'finetune'][resume_at - 1]
+
+    work_dir = tmp_path_factory.mktemp(f'resume_{resume_at}')
+    shutil.copy(base / f'iter_{resume_at}.pth', work_dir / f'iter_{resume_at}.pth')
+    cfg = cfg_for(str(work_dir))
+    cfg.resume, cfg.load_from = True, str(work_dir / f'iter_{resume_at}.pth')
+    runner = _train(cfg)
+    assert runner.iter == 7
+    got = torch.load(work_dir / 'iter_7.pth', map_location='cpu', weights_only=False)
+    for name, mask in ref[PRUNING_KEY]['masks'].items():
+        assert torch.equal(got[PRUNING_KEY]['masks'][name], mask), name
+    assert got[PRUNING_KEY]['steps_done'] == ref[PRUNING_KEY]['steps_done'] == 2
+    for key, value in ref['state_dict'].items():
+        torch.testing.assert_close(got['state_dict'][key], value, rtol=1e-5, atol=1e-6, msg=key)
+
+
+# ---------------------------------------------------------------------------------------------- bad input
+def _runner_error(tiny_voc, tmp_path, edit, exc, match):
+    cfg = _cfg(tiny_voc, str(tmp_path))
+    edit(cfg)
+    with pytest.raises(exc, match=match):
+        _train(cfg)
+
+
+def test_phase_ends_out_of_order_are_refused(tiny_voc, tmp_path):
+    def edit(cfg):
+        cfg.default_hooks.adasap.warmup.end = 3
+        cfg.default_hooks.adasap.pruning.end = 2
+    _runner_error(tiny_voc, tmp_path, edit, ValueError, 'out of order')
+
+
+def test_phase_end_beyond_training_is_refused(tiny_voc, tmp_path):
+    def edit(cfg):
+        cfg.default_hooks.adasap.pruning.end = 7  # max_iters is 6
+    _runner_error(tiny_voc, tmp_path, edit, ValueError, 'beyond the end of training')
+
+
+def test_epoch_phases_beyond_max_epochs_are_refused(tiny_voc, tmp_path):
+    def edit(cfg):
+        cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=2)
+        cfg.default_hooks.adasap.update(by_epoch=True)
+        cfg.default_hooks.adasap.warmup.end = 1
+        cfg.default_hooks.adasap.pruning.end = 3
+    _runner_error(tiny_voc, tmp_path, edit, ValueError, r'max_epochs=2')
+
+
+def test_sharpness_phase_without_sam_wrapper_is_refused(tiny_voc, tmp_path):
+    def edit(cfg):
+        cfg.optim_wrapper = dict(type='OptimWrapper', optimizer=cfg.optim_wrapper.optimizer)
+    _runner_error(tiny_voc, tmp_path, edit, TypeError, 'SAMOptimWrapper')
+
+
+def test_adaptive_radius_without_pruner_is_refused(tiny_voc, tmp_path):
+    def edit(cfg):
+        del cfg.default_hooks['adasap']
+        cfg.optim_wrapper.radius_policy = dict(type='AdaptiveRadius')
+    _runner_error(tiny_voc, tmp_path, edit, RuntimeError, 'AdaSAPHook')
+
+
+def test_sam_wrapper_without_any_sharpness_phase_warns(tiny_voc, tmp_path):
+    cfg = _cfg(tiny_voc, str(tmp_path), phase_iters=(0, 1, 0), steps=1)
+    hook = cfg.default_hooks.adasap
+    hook.warmup.sharpness = hook.finetune.sharpness = None
+    with pytest.warns(UserWarning, match='plain steps throughout'):
+        runner = _train(cfg)
+    assert runner.optim_wrapper.sam_steps == 0
+
+
+def test_target_already_met_is_refused_or_warned(phased_run, tiny_voc, tmp_path):
+    from mmdet.registry import HOOKS
+    cfg = _cfg(tiny_voc, str(tmp_path))
+    with pytest.raises(ValueError, match='already meets'):
+        HOOKS.build(dict(cfg.default_hooks.adasap, pruning=dict(cfg.default_hooks.adasap.pruning,
+                                                                 target=dict(type='flops', ratio=1.0))))
+    # load_from a checkpoint that is already pruned below the target: nothing left to prune, said loudly
+    cfg.load_from = osp.join(phased_run[2], 'pruned_masked.pth')
+    runner = phased_run[0]
+    runner.save_checkpoint(phased_run[2], 'pruned_masked.pth')
+    with pytest.warns(UserWarning, match='will remove nothing'):
+        _train(cfg)
+
+
+@pytest.mark.parametrize('edit,match', [
+    (lambda h: h.pruning.update(schedule=dict(type='exponential', steps=2, start=0)), 'schedule.start'),
+    (lambda h: h.pruning.update(schedule=dict(type='exponential', steps=5)), 'do not fit'),
+    (lambda h: h.warmup.__setitem__('sharpness', dict(adaptive=True)), 'needs a radius policy'),
+    (lambda h: h.warmup.update(sharpness=dict(rho=0.1, refresh_interval=0)), 'refresh_interval'),
+    (lambda h: h.finetune.update(end=3), 'unknown finetune option'),
+])
+def test_bad_hook_settings_are_refused(edit, match, tiny_voc, tmp_path):
+    _runner_error(tiny_voc, tmp_path, lambda cfg: edit(cfg.default_hooks.adasap), ValueError, match)
+
+
+def test_two_pruning_hooks_are_refused(tiny_voc, tmp_path):
+    def edit(cfg):
+        cfg.custom_hooks = [dict(type='PruningHook', input_shape=(1, 3, 256, 256))]
+    _runner_error(tiny_voc, tmp_path, edit, ValueError, 'already prunes')
