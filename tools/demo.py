@@ -1,7 +1,15 @@
-"""The main job on the shipped synthetic data: generate data (if absent) -> train the dense demo detector
--> evaluate it -> print a summary. Each finished step is reused on rerun; an interrupted training resumes.
+"""The main job on the shipped synthetic data, end to end on a CPU:
 
-    python tools/demo.py [--work-dir work_dirs] [--retrain]
+    generate data (if absent) -> train the dense demo detector -> AdaSAP to 50% of its FLOPs (adaptive warm-up,
+    pruning, uniform-ASAM fine-tune) -> export the physically smaller detector -> evaluate dense and pruned on
+    clean and corrupted test images -> print a table (params, FLOPs, CPU latency, clean mAP, mPC, rPC) and write
+    the plots.
+
+    python tools/demo.py [--work-dir work_dirs] [--full-voc-c] [--retrain]
+
+Every finished step is reused on rerun (an interrupted training resumes, an interrupted evaluation continues
+with the sets it has not finished). The corrupted evaluation defaults to one corruption per category at
+severity 3; ``--full-voc-c`` runs the whole benchmark (15 corruptions x 5 severities, ~25x longer).
 """
 import argparse
 import glob
@@ -14,15 +22,20 @@ import time
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DENSE_CONFIG = osp.join(REPO, 'configs/demo/ssd-r18mini_synthvoc_dense.py')
+ADASAP_CONFIG = osp.join(REPO, 'configs/adasap/ssd-r18mini_synthvoc_adasap_flops50.py')
+PRUNED_CONFIG = osp.join(REPO, 'configs/pruned/ssd-r18mini_synthvoc_pruned.py')
 DATA_ROOT = osp.join(REPO, 'data/synthetic_voc')
+QUICK_CORRUPTIONS = ['gaussian_noise', 'motion_blur', 'snow', 'contrast']  # one per category
+QUICK_SEVERITIES = [3]
+STEPS = 6
 
 
-def step(title):
-    print(f'\n=== {title} ===', flush=True)
+def step(n, title):
+    print(f'\n=== {n}/{STEPS} {title} ===', flush=True)
 
 
 def ensure_data():
-    step('1/3 synthetic VOC data')
+    step(1, 'synthetic VOC data')
     if osp.isdir(osp.join(DATA_ROOT, 'VOCdevkit')):
         print(f'reusing {DATA_ROOT}/VOCdevkit')
         return
@@ -30,22 +43,23 @@ def ensure_data():
     make_synthetic_voc(DATA_ROOT, workers=os.cpu_count() or 1)
 
 
-def train(config, work_dir, retrain):
+def train(config, work_dir, done_file, retrain, extra=()):
     """Train through tools/train.py (the user's path); resume a partial run, reuse a finished one."""
-    from mmengine.config import Config
-    step(f'2/3 train {osp.basename(config)}')
-    max_epochs = Config.fromfile(config).train_cfg.max_epochs
-    final = osp.join(work_dir, f'epoch_{max_epochs}.pth')
-    if osp.isfile(final) and not retrain:
+    if osp.isfile(osp.join(work_dir, done_file)) and not retrain:
         print(f'reusing finished run in {work_dir}')
         return None
-    cmd = [sys.executable, osp.join(REPO, 'tools/train.py'), config, '--work-dir', work_dir]
+    cmd = [sys.executable, osp.join(REPO, 'tools/train.py'), config, '--work-dir', work_dir, *extra]
     if osp.isfile(osp.join(work_dir, 'last_checkpoint')) and not retrain:
         cmd.append('--resume')
         print('resuming the interrupted run')
     start = time.time()
     subprocess.run(cmd, cwd=REPO, check=True)
     return time.time() - start
+
+
+def final_checkpoint_name(config):
+    from mmengine.config import Config
+    return f'epoch_{Config.fromfile(config).train_cfg.max_epochs}.pth'
 
 
 def best_checkpoint(work_dir):
@@ -58,42 +72,109 @@ def best_checkpoint(work_dir):
     return epochs[-1]
 
 
-def evaluate(config, checkpoint, work_dir):
-    """Clean VOC07 AP50 of a checkpoint, through the same runner tools/test.py uses."""
-    from mmengine.runner import Runner
+def measure_cost(dense_ckpt, pruned_ckpt, out_dir):
+    """Params, FLOPs and batch-1 CPU latency (1 thread, interleaved runs) through tools/prune_report.py."""
+    report = osp.join(out_dir, 'report.json')
+    if not osp.isfile(report):
+        subprocess.run([sys.executable, osp.join(REPO, 'tools/prune_report.py'), DENSE_CONFIG, '--checkpoint',
+                        dense_ckpt, '--pruned', pruned_ckpt, '--threads', '1', '--repeats', '30', '--out-dir',
+                        out_dir], cwd=REPO, check=True, env=dict(os.environ, OMP_NUM_THREADS='1'))
+    with open(report) as f:
+        return json.load(f)
 
-    from mmdet_adasap.apis import load_config
-    step(f'3/3 evaluate {osp.basename(checkpoint)}')
-    cfg = load_config(config, work_dir=osp.join(work_dir, 'eval'))
-    cfg.load_from = checkpoint
-    cfg.log_level = 'WARNING'
-    return Runner.from_cfg(cfg).test()
+
+def evaluate(config, checkpoint, out_dir, label, corruptions, severities, verbose):
+    """``verbose``: log every finished set (the full benchmark takes ~25 min per model on a 2-core CPU)."""
+    from mmdet_adasap.robustness import evaluate_robustness
+    from mmdet_adasap.robustness.corruptions import resolve_corruptions
+    print(f'{label}: clean + {len(resolve_corruptions(corruptions))} corruption(s) x severities {list(severities)} -> {out_dir}',
+          flush=True)
+    return evaluate_robustness(config, checkpoint, out_dir, corruptions=corruptions, severities=severities,
+                               label=label, cfg_options=dict(log_level='INFO' if verbose else 'WARNING'))
+
+
+def table(rows) -> str:
+    dense = rows[0]
+    lines = ['| model | params | FLOPs (conv+linear MACs) | CPU latency, batch 1 | clean mAP (P) | mPC | rPC |',
+             '|---|---|---|---|---|---|---|']
+    for r in rows:
+        rel = '' if r is dense else ' ({:.2f}x)'
+        lines.append('| {} | {:.3f} M{} | {:.3f} G{} | {:.1f} ms{} | {:.1f} | {:.1f} | {:.1f} % |'.format(
+            r['model'], r['params'] / 1e6, rel.format(r['params'] / dense['params']),
+            r['flops'] / 1e9, rel.format(r['flops'] / dense['flops']),
+            r['latency_ms'], rel.format(r['latency_ms'] / dense['latency_ms']),
+            100 * r['P'], 100 * r['mPC'], 100 * r['rPC']))
+    return '\n'.join(lines)
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--work-dir', default=osp.join(REPO, 'work_dirs'))
-    p.add_argument('--retrain', action='store_true', help='train again even if a finished run exists')
+    p.add_argument('--full-voc-c', action='store_true',
+                   help='all 15 benchmark corruptions x 5 severities (default: 4 corruptions at severity 3)')
+    p.add_argument('--retrain', action='store_true', help='train again even if finished runs exist')
     args = p.parse_args()
     os.chdir(REPO)  # configs use repo-relative data roots
     import mmdet_adasap  # noqa: F401
+    from mmdet_adasap.robustness import write_comparison
 
-    start = time.time()
+    start, timings = time.time(), {}
     ensure_data()
+
+    step(2, 'train the dense demo SSD')
     dense_dir = osp.join(args.work_dir, 'demo_dense')
-    train_s = train(DENSE_CONFIG, dense_dir, args.retrain)
-    ckpt = best_checkpoint(dense_dir)
-    metrics = evaluate(DENSE_CONFIG, ckpt, dense_dir)
-    summary = dict(model='dense', checkpoint=ckpt, clean_mAP=metrics['pascal_voc/mAP'],
-                   train_seconds=None if train_s is None else round(train_s, 1),
-                   total_seconds=round(time.time() - start, 1))
+    timings['train_dense_s'] = train(DENSE_CONFIG, dense_dir, final_checkpoint_name(DENSE_CONFIG), args.retrain)
+    dense_ckpt = best_checkpoint(dense_dir)
+
+    step(3, 'AdaSAP to 50% FLOPs: adaptive warm-up -> pruning -> uniform-ASAM fine-tune -> export')
+    adasap_dir = osp.join(args.work_dir, 'demo_adasap')
+    load_from = osp.join(dense_dir, final_checkpoint_name(DENSE_CONFIG))  # AdaSAP starts from the trained model
+    timings['train_adasap_s'] = train(ADASAP_CONFIG, adasap_dir, 'pruned.pth', args.retrain,
+                                      extra=['--cfg-options', f'load_from={load_from}'])
+    pruned_ckpt = osp.join(adasap_dir, 'pruned.pth')
+
+    step(4, 'params, FLOPs and CPU latency: dense vs pruned')
+    report_dir = osp.join(args.work_dir, 'demo_report')
+    cost = measure_cost(dense_ckpt, pruned_ckpt, osp.join(report_dir, 'cost'))
+
+    step(5, 'clean and corrupted evaluation (VOC-C)')
+    corruptions, severities = ('benchmark', [1, 2, 3, 4, 5]) if args.full_voc_c else (QUICK_CORRUPTIONS,
+                                                                                       QUICK_SEVERITIES)
+    t = time.time()
+    tag = 'full' if args.full_voc_c else 'quick'
+    results = [evaluate(DENSE_CONFIG, dense_ckpt, osp.join(report_dir, f'robustness_{tag}', 'dense'), 'dense',
+                        corruptions, severities, args.full_voc_c),
+               evaluate(PRUNED_CONFIG, pruned_ckpt, osp.join(report_dir, f'robustness_{tag}', 'adasap'),
+                        'AdaSAP 50% FLOPs', corruptions, severities, args.full_voc_c)]
+    timings['evaluate_s'] = time.time() - t
+    plots = write_comparison([osp.join(report_dir, f'robustness_{tag}', m, 'robustness.json')
+                              for m in ('dense', 'adasap')], report_dir)
+
+    step(6, 'summary')
+    rows = []
+    for name, res, key in (('dense demo SSD', results[0], 'dense'), ('AdaSAP, 50% FLOPs', results[1], 'pruned')):
+        s = res['summary']
+        rows.append(dict(model=name, params=cost[key]['params'], flops=cost[key]['flops'],
+                         latency_ms=cost[key]['latency_ms'], P=s['P'], mPC=s['mPC'], rPC=s['rPC']))
+    text = table(rows)
+    subset = 'all 15 benchmark corruptions x severities 1-5' if args.full_voc_c else \
+        f'{", ".join(QUICK_CORRUPTIONS)} at severity {QUICK_SEVERITIES[0]} (--full-voc-c for the whole benchmark)'
+    total = time.time() - start
+    summary = dict(rows=rows, corruptions=subset, dense_checkpoint=dense_ckpt, pruned_checkpoint=pruned_ckpt,
+                   latency=f'median of 30 batch-1 runs, 1 CPU thread, input {cost["input"]}',
+                   timings={k: None if v is None else round(v, 1) for k, v in timings.items()},
+                   total_seconds=round(total, 1), plots=plots)
     with open(osp.join(args.work_dir, 'demo_summary.json'), 'w') as f:
         json.dump(summary, f, indent=2)
-    step('summary')
-    print(f"| model | clean mAP (VOC07 AP50) | train time |\n|---|---|---|\n"
-          f"| dense demo SSD | {summary['clean_mAP']:.3f} | "
-          f"{'reused' if train_s is None else f'{train_s / 60:.1f} min'} |")
-    print(f'checkpoint: {ckpt}\nsummary: {osp.join(args.work_dir, "demo_summary.json")}')
+    with open(osp.join(report_dir, 'summary.md'), 'w') as f:
+        f.write(text + '\n')
+    print(text)
+    print(f'\nmAP: VOC07 11-point AP50 in %, 300 test images; mPC / rPC over {subset}.')
+    print(f'latency: {summary["latency"]}.')
+    trained = ', '.join(f'{k[:-2]} {v / 60:.1f} min' for k, v in timings.items() if v is not None)
+    print(f'wall time {total / 60:.1f} min ({trained or "all training reused"})')
+    print(f'plots: {plots["corruption_plot"]}, {plots["severity_plot"]}, {osp.join(report_dir, "cost/report.png")}')
+    print(f'summary: {osp.join(args.work_dir, "demo_summary.json")}')
 
 
 if __name__ == '__main__':
