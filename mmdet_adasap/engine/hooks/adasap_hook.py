@@ -219,6 +219,7 @@ class AdaSAPHook(PruningHook):
         super().before_train(runner)
         pruner = self.pruner
         self._costs = {kind: build_cost(kind, pruner.groups) for kind in ('flops', 'params')}
+        self._cost_stats = (None, {})
         if restored and not runner._resume and pruner.cost_ratio() <= pruner.ratio:
             warnings.warn(f'AdaSAPHook: the loaded checkpoint is already pruned to {pruner.cost_ratio():.3f} of '
                           f'the dense {pruner.cost.name}, which meets the target {pruner.ratio}: the pruning phase '
@@ -243,7 +244,7 @@ class AdaSAPHook(PruningHook):
         self.phase = phase
         sharp = self.sharpness[phase]
         wrapper = runner.optim_wrapper
-        self.policy = None
+        self.policy, radius = None, None
         if sharp is None:
             if isinstance(wrapper, SAMOptimWrapper):
                 wrapper.configure_sharpness(enabled=False)
@@ -261,17 +262,15 @@ class AdaSAPHook(PruningHook):
         self._radius_stale = not resumed_with_radii
         if resumed_with_radii and self.policy is not None:
             self.policy.update(self.pruner.neuron_groups(refresh_importance=False))
-        runner.logger.info(f'AdaSAPHook: phase {PHASES.index(phase) + 1}/3 {phase!r} from iteration {runner.iter} '
-                           f'(epoch {runner.epoch}): ' + self._describe(sharp))
-
-    @staticmethod
-    def _describe(sharp) -> str:
         if sharp is None:
-            return 'plain optimizer step'
-        kind = 'ASAM' if sharp['adaptive'] else 'SAM'
-        if sharp['radius'] is None:
-            return f'uniform {kind}, rho={sharp["rho"]}'
-        return f'{kind} with radius policy {sharp["radius"]}, refreshed every {sharp["refresh_interval"]} iter'
+            how = 'plain optimizer step'
+        else:
+            kind = 'ASAM' if sharp['adaptive'] else 'SAM'
+            how = f'uniform {kind}, rho={sharp["rho"]}' if radius is None else \
+                f'{kind}, radius {dict(radius)} refreshed every {sharp["refresh_interval"]} iteration(s), ' \
+                f'rho={wrapper.rho} outside prunable groups'
+        runner.logger.info(f'AdaSAPHook: phase {PHASES.index(phase) + 1}/3 {phase!r} from iteration {runner.iter} '
+                           f'(epoch {runner.epoch}): {how}')
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
         it = runner.iter
@@ -299,11 +298,13 @@ class AdaSAPHook(PruningHook):
 
     def statistics(self) -> Dict[str, float]:
         """Phase index, kept fraction of prunable channels, FLOPs / params ratio, radius min/mean/max."""
-        kept = self.pruner.masks.num_kept()
-        stats = dict(adasap_phase=float(PHASES.index(self.phase)),
-                     kept_channels=sum(kept.values()) / sum(g.size for g in self.pruner.groups),
-                     flops_ratio=self._costs['flops'](kept) / self._costs['flops'].dense,
-                     params_ratio=self._costs['params'](kept) / self._costs['params'].dense)
+        if self._cost_stats[0] != self.pruner.steps_done:  # masks change only at pruning steps (or a load)
+            kept = self.pruner.masks.num_kept()
+            self._cost_stats = (self.pruner.steps_done, dict(
+                kept_channels=sum(kept.values()) / sum(g.size for g in self.pruner.groups),
+                flops_ratio=self._costs['flops'](kept) / self._costs['flops'].dense,
+                params_ratio=self._costs['params'](kept) / self._costs['params'].dense))
+        stats = dict(adasap_phase=float(PHASES.index(self.phase)), **self._cost_stats[1])
         if self.policy is not None and self.policy.channel_radii:
             radii = torch.cat([r[g.kept().cpu()] for g, r in zip(self.policy.groups, self.policy.channel_radii)])
             if radii.numel():

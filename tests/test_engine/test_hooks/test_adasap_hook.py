@@ -255,3 +255,29 @@ def test_two_pruning_hooks_are_refused(tiny_voc, tmp_path):
     def edit(cfg):
         cfg.custom_hooks = [dict(type='PruningHook', input_shape=(1, 3, 256, 256))]
     _runner_error(tiny_voc, tmp_path, edit, ValueError, 'already prunes')
+
+
+def test_dist_train_runs_the_three_phases_on_two_cpu_processes(tiny_voc, tmp_path):
+    """The same hook and step under tools/dist_train.sh (2 gloo processes, stock MMDistributedDataParallel)."""
+    import os
+    import subprocess
+    import sys
+    cfg = shrink_adasap_for_smoke_test(load_config(ADASAP), tiny_voc, str(tmp_path / 'work'), (1, 1, 1), samples=2)
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=3, by_epoch=False)
+    cfg.log_level = 'INFO'
+    cfg_path = str(tmp_path / 'adasap_dist.py')
+    cfg.dump(cfg_path)
+    env = dict(os.environ, PYTHON=sys.executable, PORT=str(29700 + os.getpid() % 1000), OMP_NUM_THREADS='1')
+    proc = subprocess.run(['bash', 'tools/dist_train.sh', cfg_path, '2'], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=600)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    assert 'Distributed training: True' in log
+    for phase in ("1/3 'warmup'", "2/3 'pruning'", "3/3 'finetune'"):
+        assert phase in log, log[-3000:]
+    assert log.count('exported the pruned detector') == 1, 'rank 0 exports, once'
+    ckpt = torch.load(str(tmp_path / 'work' / 'iter_3.pth'), map_location='cpu', weights_only=False)
+    masks = ckpt[PRUNING_KEY]['masks']
+    name = next(n for n, m in masks.items() if not m.all())
+    assert ckpt['state_dict'][f'{name}.weight'][~masks[name]].abs().max() == 0
+    assert osp.isfile(str(tmp_path / 'work' / 'pruned.pth'))
