@@ -5,11 +5,13 @@
     clean and corrupted test images -> print a table (params, FLOPs, CPU latency, clean mAP, mPC, rPC) and write
     the plots.
 
-    python tools/demo.py [--work-dir work_dirs] [--full-voc-c] [--retrain]
+    python tools/demo.py [--work-dir work_dirs] [--full-voc-c] [--baselines] [--retrain]
 
 Every finished step is reused on rerun (an interrupted training resumes, an interrupted evaluation continues
 with the sets it has not finished). The corrupted evaluation defaults to one corruption per category at
 severity 3; ``--full-voc-c`` runs the whole benchmark (15 corruptions x 5 severities, ~25x longer).
+``--baselines`` adds the paper's comparisons on the same schedule: magnitude (L2) pruning with plain SGD, and a
+uniform SAM warm-up + ASAM fine-tune (~8 min more).
 """
 import argparse
 import glob
@@ -22,7 +24,13 @@ import time
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DENSE_CONFIG = osp.join(REPO, 'configs/demo/ssd-r18mini_synthvoc_dense.py')
-ADASAP_CONFIG = osp.join(REPO, 'configs/adasap/ssd-r18mini_synthvoc_adasap_flops50.py')
+METHODS = [  # (work dir / report key, label, config); the first is the demo's, the rest run with --baselines
+    ('adasap', 'AdaSAP, 50% FLOPs', osp.join(REPO, 'configs/adasap/ssd-r18mini_synthvoc_adasap_flops50.py')),
+    ('l2prune_sgd', 'L2 pruning + SGD, 50% FLOPs',
+     osp.join(REPO, 'configs/adasap/ssd-r18mini_synthvoc_l2prune_sgd_flops50.py')),
+    ('sam_asam', 'SAM warm-up + ASAM, 50% FLOPs',
+     osp.join(REPO, 'configs/adasap/ssd-r18mini_synthvoc_sam_asam_flops50.py')),
+]
 PRUNED_CONFIG = osp.join(REPO, 'configs/pruned/ssd-r18mini_synthvoc_pruned.py')
 DATA_ROOT = osp.join(REPO, 'data/synthetic_voc')
 QUICK_CORRUPTIONS = ['gaussian_noise', 'motion_blur', 'snow', 'contrast']  # one per category
@@ -112,6 +120,8 @@ def main():
     p.add_argument('--work-dir', default=osp.join(REPO, 'work_dirs'))
     p.add_argument('--full-voc-c', action='store_true',
                    help='all 15 benchmark corruptions x 5 severities (default: 4 corruptions at severity 3)')
+    p.add_argument('--baselines', action='store_true',
+                   help='also run the L2-pruning + SGD and the SAM warm-up + ASAM baselines (same schedule)')
     p.add_argument('--retrain', action='store_true', help='train again even if finished runs exist')
     args = p.parse_args()
     os.chdir(REPO)  # configs use repo-relative data roots
@@ -125,43 +135,50 @@ def main():
     dense_dir = osp.join(args.work_dir, 'demo_dense')
     timings['train_dense_s'] = train(DENSE_CONFIG, dense_dir, final_checkpoint_name(DENSE_CONFIG), args.retrain)
     dense_ckpt = best_checkpoint(dense_dir)
+    load_from = osp.join(dense_dir, final_checkpoint_name(DENSE_CONFIG))  # pruning starts from the trained model
 
-    step(3, 'AdaSAP to 50% FLOPs: adaptive warm-up -> pruning -> uniform-ASAM fine-tune -> export')
-    adasap_dir = osp.join(args.work_dir, 'demo_adasap')
-    load_from = osp.join(dense_dir, final_checkpoint_name(DENSE_CONFIG))  # AdaSAP starts from the trained model
-    timings['train_adasap_s'] = train(ADASAP_CONFIG, adasap_dir, 'pruned.pth', args.retrain,
-                                      extra=['--cfg-options', f'load_from={load_from}'])
-    pruned_ckpt = osp.join(adasap_dir, 'pruned.pth')
+    methods = METHODS if args.baselines else METHODS[:1]
+    pruned = {}
+    for key, label, config in methods:
+        step(3, f'{label}: warm-up -> pruning -> fine-tune -> export ({osp.relpath(config, REPO)})')
+        run_dir = osp.join(args.work_dir, f'demo_{key}')
+        timings[f'train_{key}_s'] = train(config, run_dir, 'pruned.pth', args.retrain,
+                                          extra=['--cfg-options', f'load_from={load_from}'])
+        pruned[key] = osp.join(run_dir, 'pruned.pth')
 
     step(4, 'params, FLOPs and CPU latency: dense vs pruned')
     report_dir = osp.join(args.work_dir, 'demo_report')
-    cost = measure_cost(dense_ckpt, pruned_ckpt, osp.join(report_dir, 'cost'))
+    costs = {key: measure_cost(dense_ckpt, pruned[key], osp.join(report_dir, 'cost', key)) for key, _, _ in methods}
 
     step(5, 'clean and corrupted evaluation (VOC-C)')
     corruptions, severities = ('benchmark', [1, 2, 3, 4, 5]) if args.full_voc_c else (QUICK_CORRUPTIONS,
                                                                                        QUICK_SEVERITIES)
     t = time.time()
-    tag = 'full' if args.full_voc_c else 'quick'
-    results = [evaluate(DENSE_CONFIG, dense_ckpt, osp.join(report_dir, f'robustness_{tag}', 'dense'), 'dense',
-                        corruptions, severities, args.full_voc_c),
-               evaluate(PRUNED_CONFIG, pruned_ckpt, osp.join(report_dir, f'robustness_{tag}', 'adasap'),
-                        'AdaSAP 50% FLOPs', corruptions, severities, args.full_voc_c)]
+    eval_dir = osp.join(report_dir, 'robustness_full' if args.full_voc_c else 'robustness_quick')
+    results = {'dense': evaluate(DENSE_CONFIG, dense_ckpt, osp.join(eval_dir, 'dense'), 'dense', corruptions,
+                                 severities, args.full_voc_c)}
+    for key, label, _ in methods:
+        results[key] = evaluate(PRUNED_CONFIG, pruned[key], osp.join(eval_dir, key), label, corruptions, severities,
+                                args.full_voc_c)
     timings['evaluate_s'] = time.time() - t
-    plots = write_comparison([osp.join(report_dir, f'robustness_{tag}', m, 'robustness.json')
-                              for m in ('dense', 'adasap')], report_dir)
+    plots = write_comparison([osp.join(eval_dir, key, 'robustness.json') for key in results], report_dir,
+                             labels=['dense'] + [label for _, label, _ in methods])
 
     step(6, 'summary')
-    rows = []
-    for name, res, key in (('dense demo SSD', results[0], 'dense'), ('AdaSAP, 50% FLOPs', results[1], 'pruned')):
-        s = res['summary']
-        rows.append(dict(model=name, params=cost[key]['params'], flops=cost[key]['flops'],
-                         latency_ms=cost[key]['latency_ms'], P=s['P'], mPC=s['mPC'], rPC=s['rPC']))
+    first = costs[methods[0][0]]
+    rows = [dict(model='dense demo SSD', params=first['dense']['params'], flops=first['dense']['flops'],
+                 latency_ms=first['dense']['latency_ms'], **_scores(results['dense']))]
+    for key, label, _ in methods:
+        c = costs[key]  # each latency relative to the dense model measured in the same interleaved run
+        rows.append(dict(model=label, params=c['pruned']['params'], flops=c['pruned']['flops'],
+                         latency_ms=first['dense']['latency_ms'] * c['pruned']['latency_ms'] / c['dense']['latency_ms'],
+                         **_scores(results[key])))
     text = table(rows)
     subset = 'all 15 benchmark corruptions x severities 1-5' if args.full_voc_c else \
         f'{", ".join(QUICK_CORRUPTIONS)} at severity {QUICK_SEVERITIES[0]} (--full-voc-c for the whole benchmark)'
     total = time.time() - start
-    summary = dict(rows=rows, corruptions=subset, dense_checkpoint=dense_ckpt, pruned_checkpoint=pruned_ckpt,
-                   latency=f'median of 30 batch-1 runs, 1 CPU thread, input {cost["input"]}',
+    summary = dict(rows=rows, corruptions=subset, dense_checkpoint=dense_ckpt, pruned_checkpoints=pruned,
+                   latency=f'median of 30 batch-1 runs, 1 CPU thread, input {first["input"]}',
                    timings={k: None if v is None else round(v, 1) for k, v in timings.items()},
                    total_seconds=round(total, 1), plots=plots)
     with open(osp.join(args.work_dir, 'demo_summary.json'), 'w') as f:
@@ -173,8 +190,13 @@ def main():
     print(f'latency: {summary["latency"]}.')
     trained = ', '.join(f'{k[:-2]} {v / 60:.1f} min' for k, v in timings.items() if v is not None)
     print(f'wall time {total / 60:.1f} min ({trained or "all training reused"})')
-    print(f'plots: {plots["corruption_plot"]}, {plots["severity_plot"]}, {osp.join(report_dir, "cost/report.png")}')
+    print(f'plots: {plots["corruption_plot"]}, {plots["severity_plot"]}, {report_dir}/cost/*/report.png')
     print(f'summary: {osp.join(args.work_dir, "demo_summary.json")}')
+
+
+def _scores(result):
+    s = result['summary']
+    return dict(P=s['P'], mPC=s['mPC'], rPC=s['rPC'])
 
 
 if __name__ == '__main__':
