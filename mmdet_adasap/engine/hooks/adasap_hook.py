@@ -16,6 +16,7 @@ from typing import Dict, Optional, Sequence
 import torch
 from mmdet.registry import HOOKS
 from mmengine.optim import OptimWrapperDict
+from mmengine.runner import IterBasedTrainLoop
 
 from mmdet_adasap.engine.optim_wrappers import SAMOptimWrapper, UniformRadius, build_radius_policy
 from mmdet_adasap.pruning.hook import PruningHook
@@ -158,7 +159,7 @@ class AdaSAPHook(PruningHook):
     def _iteration_bounds(self, runner):
         loop = runner.train_loop
         if self.by_epoch:
-            if not hasattr(loop, 'max_epochs'):
+            if isinstance(loop, IterBasedTrainLoop) or not hasattr(loop, 'max_epochs'):  # it has max_epochs=1
                 raise ValueError(f'AdaSAPHook(by_epoch=True) needs an epoch-based train loop, got '
                                  f'{type(loop).__name__}; give the phase ends in iterations with by_epoch=False')
             limit, per = loop.max_epochs, len(runner.train_dataloader)

@@ -246,6 +246,7 @@ def test_target_already_met_is_refused_or_warned(phased_run, tiny_voc, tmp_path)
     (lambda h: h.warmup.__setitem__('sharpness', dict(adaptive=True)), 'needs a radius policy'),
     (lambda h: h.warmup.update(sharpness=dict(rho=0.1, refresh_interval=0)), 'refresh_interval'),
     (lambda h: h.finetune.update(end=3), 'unknown finetune option'),
+    (lambda h: h.update(by_epoch=True), 'epoch-based train loop'),  # _cfg trains with an IterBasedTrainLoop
 ])
 def test_bad_hook_settings_are_refused(edit, match, tiny_voc, tmp_path):
     _runner_error(tiny_voc, tmp_path, lambda cfg: edit(cfg.default_hooks.adasap), ValueError, match)
