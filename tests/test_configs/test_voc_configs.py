@@ -9,17 +9,15 @@ import pytest
 from mmengine.runner import Runner
 
 import mmdet_adasap  # noqa: F401
-from helpers import shrink_for_smoke_test
+from helpers import SMOKE_SCALES, shrink_for_smoke_test
 from mmdet_adasap.apis import load_config
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-CONFIGS = {
-    # config: reduced Resize scale (None keeps the config's; SSD300/512's VGG extra layers need full size)
-    'configs/ssd/ssd300_voc0712_dense.py': None,
-    'configs/ssd/ssd512_voc0712_dense.py': (320, 320),
-    'configs/ssd/ssdlite-mbv2_voc0712_dense.py': (192, 192),
-    'configs/faster_rcnn/faster-rcnn_r50_fpn_voc0712_dense.py': (320, 192),
+CONFIGS = {  # config: reduced Resize scale for the test
+    f'configs/{family}/{model}_dense.py': SMOKE_SCALES[model]
+    for family, model in (('ssd', 'ssd300_voc0712'), ('ssd', 'ssd512_voc0712'), ('ssd', 'ssdlite-mbv2_voc0712'),
+                          ('faster_rcnn', 'faster-rcnn_r50_fpn_voc0712'))
 }
 
 
