@@ -14,18 +14,15 @@ import torch
 from mmengine.runner import load_checkpoint
 
 import mmdet_adasap  # noqa: F401  (registers modules, applies upstream fixes)
-from mmdet_adasap.apis import load_config
+from mmdet_adasap.apis import find_resize_shape, load_config
 from mmdet_adasap.pruning import ChannelPruner, save_pruned_checkpoint
 from mmdet_adasap.pruning.latency import load_table
 
 
 def input_size_of(cfg) -> int:
-    """The test pipeline's square Resize scale (what the detector sees), else 300."""
-    for t in cfg.get('test_pipeline', cfg.test_dataloader.dataset.get('pipeline', [])):
-        if t.get('type') == 'Resize' and t.get('scale'):
-            scale = t['scale']
-            return int(max(scale) if isinstance(scale, (tuple, list)) else scale)
-    return 300
+    """The longer side of the test pipeline's Resize scale (what the detector sees), else 300."""
+    shape = find_resize_shape(cfg)
+    return max(shape[2:]) if shape else 300
 
 
 def build_model(cfg, checkpoint=None):

@@ -1,4 +1,4 @@
 from .cli import add_common_args, parse_common
-from .config import load_config
+from .config import find_resize_shape, load_config
 
-__all__ = ['add_common_args', 'load_config', 'parse_common']
+__all__ = ['add_common_args', 'find_resize_shape', 'load_config', 'parse_common']

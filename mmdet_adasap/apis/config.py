@@ -1,6 +1,6 @@
-"""Config loading shared by the tools: clear errors, plugin always imported."""
+"""Config loading shared by the tools (clear errors, plugin always imported) and what they read from configs."""
 import os.path as osp
-from typing import Optional
+from typing import Optional, Tuple
 
 from mmengine.config import Config
 
@@ -23,3 +23,26 @@ def load_config(path: str, cfg_options: Optional[dict] = None, work_dir: Optiona
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
     return cfg
+
+
+def find_resize_shape(cfg) -> Optional[Tuple[int, int, int, int]]:
+    """(1, 3, H, W) from the first ``Resize`` scale of the test (else val, train) pipeline."""
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get('type') == 'Resize' and node.get('scale') is not None:
+                found.append(node['scale'])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, (list, tuple)):
+            for v in node:
+                walk(v)
+
+    for key in ('test_dataloader', 'val_dataloader', 'train_dataloader'):
+        walk(cfg.get(key) or {})
+        if found:
+            scale = found[0]
+            w, h = (scale, scale) if isinstance(scale, int) else scale[:2]
+            return (1, 3, int(h), int(w))  # mmcv scales are (w, h); keep_ratio scales give the bounding box
+    return None

@@ -18,6 +18,7 @@ from mmdet.registry import HOOKS
 from mmengine.optim import OptimWrapperDict
 from mmengine.runner import IterBasedTrainLoop
 
+from mmdet_adasap.apis import find_resize_shape
 from mmdet_adasap.engine.optim_wrappers import SAMOptimWrapper, UniformRadius, build_radius_policy
 from mmdet_adasap.pruning.hook import PruningHook
 from mmdet_adasap.pruning.targets import build_cost
@@ -46,7 +47,8 @@ def _check_sharpness(cfg, phase: str) -> Optional[dict]:
     n = out['refresh_interval']
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f'AdaSAPHook: {phase}.sharpness.refresh_interval must be an int >= 1, got {n!r}')
-    build_radius_policy(out['radius']) if out['radius'] is not None else None  # fail on a bad policy now
+    if out['radius'] is not None:
+        build_radius_policy(out['radius'])  # fail on a bad policy now, not at the phase start
     return out
 
 
@@ -56,29 +58,6 @@ def _end(cfg: dict, phase: str):
         raise ValueError(f'AdaSAPHook: {phase}.end must be a non-negative int (epochs or iterations, see '
                          f'by_epoch), got {end!r}')
     return end
-
-
-def find_resize_shape(cfg) -> Optional[tuple]:
-    """(1, 3, H, W) from the first ``Resize`` scale of the test (else val, train) pipeline."""
-    found = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            if node.get('type') == 'Resize' and node.get('scale') is not None:
-                found.append(node['scale'])
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, (list, tuple)):
-            for v in node:
-                walk(v)
-
-    for key in ('test_dataloader', 'val_dataloader', 'train_dataloader'):
-        walk(cfg.get(key) or {})
-        if found:
-            scale = found[0]
-            w, h = (scale, scale) if isinstance(scale, int) else scale[:2]
-            return (1, 3, int(h), int(w))  # mmcv scales are (w, h); keep_ratio scales give the bounding box
-    return None
 
 
 @HOOKS.register_module()
