@@ -79,6 +79,9 @@ class ChannelGroup:
     members: List[Tuple[str, str, torch.Tensor]] = field(default_factory=list)
     slices: List[ParamSlice] = field(default_factory=list)
     slice_roles: List[str] = field(default_factory=list)  # role of the member each slice comes from
+    #: channels are kept / removed in contiguous blocks of this size (e.g. a GroupNorm's channels per group,
+    #: so that whole norm groups go and the masked model equals the exported one); every solver honours it
+    block: int = 1
 
     def modules(self, role: Optional[str] = None) -> List[str]:
         return [n for n, r, _ in self.members if role is None or r == role]

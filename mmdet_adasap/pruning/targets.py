@@ -9,7 +9,8 @@ thousands of channel configurations per second:
 * ``latency``: a HALP-style lookup table of per-layer latencies measured on the target machine
   (:mod:`.latency`), interpolated in (in, out) channels, plus the measured rest of the network.
 
-The solver removes blocks of ``round_to`` channels, lowest importance first, until the cost is at or below
+The solver removes blocks of ``round_to`` channels (combined with a group's own ``block``, see
+:func:`group_step`), lowest importance first, until the cost is at or below
 the target: ``ranking='global'`` compares (per-group normalised) importance across groups (then gives back
 the most important removed blocks that still fit, so no single block can be returned without exceeding the
 target), ``'per_layer'`` keeps the same fraction in every group. Already-masked channels are always removed
@@ -133,6 +134,21 @@ def allowed_sizes(size: int, round_to: int) -> List[int]:
     return sorted({size} | {k for k in range(round_to, size, round_to)})
 
 
+def group_step(group, round_to: int) -> int:
+    """The unit a group's kept count moves in: ``round_to`` combined with the group's ``block`` (lcm)."""
+    return math.lcm(round_to, max(1, int(getattr(group, 'block', 1))))
+
+
+def block_pooled(scores: torch.Tensor, block: int) -> torch.Tensor:
+    """Each channel's score replaced by its block's mean, so that importance order removes whole blocks
+    (a stable sort keeps equal-scored blocks contiguous, channels being numbered block by block)."""
+    if block <= 1:
+        return scores
+    if scores.numel() % block:
+        raise ValueError(f'a group of {scores.numel()} channels cannot be cut into blocks of {block}')
+    return scores.view(-1, block).mean(dim=1, keepdim=True).expand(-1, block).reshape(-1)
+
+
 def _normalised(scores: torch.Tensor, how: Optional[str]) -> torch.Tensor:
     scores = scores.double()
     if how in (None, 'none'):
@@ -154,12 +170,13 @@ def solve(groups: ChannelGroups, importance: Dict[str, torch.Tensor], cost: Cost
     if not isinstance(round_to, int) or round_to < 1:
         raise ValueError(f'round_to must be a positive int, got {round_to!r}')
     order, sizes = {}, {}
+    importance = {g.name: block_pooled(importance[g.name].double(), g.block) for g in groups}
     for g in groups:
-        score = importance[g.name].double().clone()
+        score = importance[g.name].clone()
         if masks is not None and g.name in masks:
             score[~masks[g.name]] = -math.inf  # already pruned: first out
         order[g.name] = torch.argsort(score, stable=True)  # ascending: removal order
-        sizes[g.name] = allowed_sizes(g.size, round_to)
+        sizes[g.name] = allowed_sizes(g.size, group_step(g, round_to))
     floor = {name: s[0] for name, s in sizes.items()}
     if cost(floor) > target:
         raise ValueError(f'{cost.name} target {target:.6g} ({target / cost.dense:.6g} of dense) is unreachable: keeping only {round_to} channel(s) '

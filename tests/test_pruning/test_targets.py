@@ -84,3 +84,28 @@ def test_unreachable_target_and_bad_ratio_name_the_value(detector, fresh_pruner)
             ChannelPruner(model, shape, target=dict(type='flops', ratio=bad))
     with pytest.raises(ValueError, match="'macs'"):
         ChannelPruner(model, shape, target=dict(type='macs', ratio=0.5))
+
+
+def test_blocked_group_loses_whole_blocks_lowest_block_mean_first():
+    """A group with ``block=4`` (e.g. GroupNorm with 4 channels per norm group) keeps multiples of 4 and drops
+    whole contiguous blocks, chosen by the block's mean score (not by its single weakest channel)."""
+    from types import SimpleNamespace
+    groups_list = [SimpleNamespace(name='gn', size=12, block=4), SimpleNamespace(name='plain', size=6, block=1)]
+
+    class Groups(list):
+        by_name = {g.name: g for g in groups_list}
+
+    class ChannelCount(CostModel):
+        def __call__(self, keep):
+            return float(sum(keep.get(g.name, g.size) for g in self.groups))
+
+    gs = Groups(groups_list)
+    cost = ChannelCount(gs)
+    # block 0 holds the single weakest channel but the highest mean; block 1 has the lowest mean
+    gn = torch.tensor([0.0, 9, 9, 9, 1, 1, 1, 1, 5, 5, 5, 5])
+    scores = {'gn': gn, 'plain': torch.full((6,), 100.0)}
+    masks = solve(gs, scores, cost, target=14, round_to=1, normalize=None)
+    assert masks['gn'].tolist() == [True] * 4 + [False] * 4 + [True] * 4
+    assert masks['plain'].all()
+    masks = solve(gs, scores, cost, target=10, round_to=1, normalize=None)
+    assert masks['gn'].tolist() == [True] * 4 + [False] * 8 and masks['plain'].all()
