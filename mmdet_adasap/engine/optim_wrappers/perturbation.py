@@ -12,8 +12,8 @@ Ownership: an element can lie in several neurons (a conv weight ``[out, in]`` is
 neuron along dim 0 and in the producer's neuron along dim 1 as a consumer slice). It belongs to the covering
 slice with the lowest ``dim`` (the producing side; ties go to the earlier group); elements no slice covers form
 one "ungrouped" unit with the wrapper's ``rho``; elements in any masked (pruned) neuron form a "dead" unit with
-radius 0 and are left out of every norm. Everything per-element is precomputed here, once per policy update,
-so a step costs only a handful of fused ``torch._foreach_*`` kernels (plus one index_add/gather per grouped
+radius 0 and are left out of every norm. Everything per-element is precomputed here, once per pruning step
+(radius refreshes only rewrite the radius vector), so a step costs only a handful of fused ``torch._foreach_*`` kernels (plus one index_add/gather per grouped
 tensor).
 """
 import re
@@ -51,7 +51,12 @@ def norm_stat_buffers(model: nn.Module) -> List[torch.Tensor]:
 
 
 class PerturbationPlan:
-    """The per-tensor recipe of eps for one model + radius policy. Rebuilt when either changes.
+    """The per-tensor recipe of eps for one model + radius policy.
+
+    Two parts with different lifetimes: the *structure* (which tensors, which unit owns each element, which
+    neurons are dead) is rebuilt only when the model, the parameters, ``rho`` / ``adaptive`` or the policy's
+    groups or masks change (pruning steps); the *values* (one radius per neuron) are refreshed in place by
+    :meth:`set_radii` whenever the policy recomputes them (AdaSAP refreshes them every few iterations).
 
     Args:
         model: the unwrapped model (names and module types decide T and exclusions).
@@ -88,18 +93,39 @@ class PerturbationPlan:
         # per element: owning unit ('neuron' mode) or dead mask ('global' mode); None: whole tensor ungrouped
         self.owner: List[Optional[torch.Tensor]] = [None] * len(self.params)
         self.radius: List[Optional[torch.Tensor]] = [None] * len(self.params)  # 'global' mode, per element
-        self.unit_rho = torch.tensor([self.rho, 0.])
+        self._radius_ids: List[Optional[torch.Tensor]] = [None] * len(self.params)  # 'global' mode: unit ids
+        self._gathered: List[Optional[torch.Tensor]] = [None] * len(self.params)
+        self._unit_sizes: List[int] = []
+        device = self.params[0].device if self.params else torch.device('cpu')
+        self.unit_rho = torch.tensor([self.rho, 0.], device=device)
         self.grouped = bool(groups)
         if self.grouped:
-            self._assign_owners(groups, channel_radii)
+            self._assign_owners(groups)
+            self.set_radii(channel_radii)
 
-    def _assign_owners(self, groups, channel_radii) -> None:
+    def set_radii(self, channel_radii: Sequence[torch.Tensor]) -> None:
+        """Refresh the radius values in place: the structure (which element belongs to which neuron, which
+        neurons are dead) stays, so a radius refresh costs one copy per grouped tensor, not a rebuild."""
+        sizes = [int(n) for n in self._unit_sizes]
+        if len(channel_radii) != len(sizes) or any(r.numel() != n for r, n in zip(channel_radii, sizes)):
+            raise ValueError(f'set_radii: expected {len(sizes)} radius vectors of sizes {sizes}, got '
+                             f'{[int(r.numel()) for r in channel_radii]}')
+        values = torch.cat([self.unit_rho.new_tensor([self.rho, 0.])]
+                           + [r.detach().to(self.unit_rho.device, torch.float32).flatten() for r in channel_radii])
+        self.unit_rho.copy_(values)
+        for i, ids in enumerate(self._radius_ids):
+            if ids is not None:
+                torch.index_select(self.unit_rho, 0, ids.view(-1), out=self._gathered[i])
+                self.radius[i].copy_(self._gathered[i].view_as(self.radius[i]))
+
+    def _assign_owners(self, groups) -> None:
+        """The structure: per grouped tensor, the unit that owns each element (and the dead elements)."""
         index_of = {id(p): i for i, p in enumerate(self.params)}
         covering: Dict[int, list] = {}  # param index -> [(dim, group order, slice, first neuron id, kept)]
-        unit_rho = [self.rho, 0.]
-        for order, (g, radii) in enumerate(zip(groups, channel_radii)):
-            base = len(unit_rho)
-            unit_rho.extend(radii.tolist())
+        self._unit_sizes = [g.num_channels for g in groups]
+        num_units = FIRST_NEURON + sum(self._unit_sizes)
+        base = FIRST_NEURON
+        for order, g in enumerate(groups):
             for s in g.slices:
                 i = index_of.get(id(s.param))
                 if i is None:
@@ -108,6 +134,7 @@ class PerturbationPlan:
                     raise ValueError(f'neuron group {g.name!r}: slice {s.name or self.names[i]!r} has '
                                      f'{s.index.numel()} indices for {g.num_channels} channels')
                 covering.setdefault(i, []).append((s.dim, order, s, base, g.kept()))
+            base += g.num_channels
         for i, entries in covering.items():
             p = self.params[i]
             owner = torch.full(p.shape, UNGROUPED, dtype=torch.long, device=p.device)
@@ -124,12 +151,14 @@ class PerturbationPlan:
                     dead.index_fill_(dim, pruned, True)
             owner[dead] = DEAD
             # int32 ids halve the memory of these per-element maps (index_add_ and gathers accept them)
-            self.owner[i] = owner.to(torch.int32) if len(unit_rho) < 2**31 else owner
-        self.unit_rho = torch.tensor(unit_rho)
-        if self.normalize == 'global':  # keep only what the global formula reads: radius and the dead mask
+            self.owner[i] = owner.to(torch.int32) if num_units < 2**31 else owner
+        self.unit_rho = torch.zeros(num_units, device=self.unit_rho.device)
+        if self.normalize == 'global':  # the global formula reads a per-element radius and the dead mask
             for i, owner in enumerate(self.owner):
                 if owner is not None:
-                    self.radius[i] = self.unit_rho.to(owner.device)[owner].to(self.params[i].dtype)
+                    self._radius_ids[i] = owner.long()
+                    self._gathered[i] = torch.empty(owner.numel(), device=owner.device)
+                    self.radius[i] = torch.empty(owner.shape, device=owner.device, dtype=self.params[i].dtype)
                     dead = owner == DEAD
                     self.owner[i] = dead if dead.any() else None
 
@@ -167,7 +196,7 @@ class PerturbationPlan:
         for k, o in enumerate(owners):
             if o is not None:
                 unit_sq.index_add_(0, o.view(-1), u[k].detach().float().reshape(-1).square())
-        unit_coef = self.unit_rho.to(unit_sq.device) * unit_sq.clamp_min(_TINY).rsqrt()
+        unit_coef = self.unit_rho * unit_sq.clamp_min(_TINY).rsqrt()
         coefs = [unit_coef[UNGROUPED] if o is None else unit_coef[o].to(u[k].dtype) for k, o in enumerate(owners)]
         return self._finish(u, ts, coefs), unit_sq.sum()
 

@@ -1,9 +1,11 @@
 """Per-neuron perturbation radii for the sharpness-aware step.
 
 A policy turns the pruner's :class:`~mmdet_adasap.structures.NeuronGroup` s (importance scores and masks) into
-one radius per channel. :class:`SAMOptimWrapper` reads ``groups`` and ``channel_radii`` and rebuilds its
-perturbation plan whenever ``version`` changes, so the AdaSAP hook only has to call ``policy.update(groups)``
-(or ``optim_wrapper.set_radius_policy(policy)`` once). Parameters in no group get the wrapper's ``rho``.
+one radius per channel. :class:`SAMOptimWrapper` reads ``groups`` and ``channel_radii``: it rebuilds its
+perturbation plan's structure only when ``structure_version`` changes (other groups, or masks changed by a
+pruning step) and otherwise refreshes the plan's radius vector in place when ``version`` changes, so the AdaSAP
+hook only has to call ``policy.update(groups)`` (or ``optim_wrapper.set_radius_policy(policy)`` once).
+Parameters in no group get the wrapper's ``rho``.
 """
 from typing import List, Optional, Sequence
 
@@ -20,7 +22,9 @@ class RadiusPolicy:
     def __init__(self) -> None:
         self.groups: List[NeuronGroup] = []
         self.channel_radii: List[torch.Tensor] = []
-        self.version = 0
+        self.version = 0  # bumped by every update (new radius values)
+        self.structure_version = 0  # bumped when the groups or their masks change (the plan's structure)
+        self._structure = None
 
     def update(self, groups: Optional[Sequence[NeuronGroup]] = None) -> None:
         """Recompute the radii from the groups' current scores and masks (``groups=None``: the last ones given)."""
@@ -31,9 +35,18 @@ class RadiusPolicy:
                 raise ValueError(f'neuron group {g.name!r}: mask has {g.mask.numel()} entries, '
                                  f'expected num_channels={g.num_channels}')
         radii = self._radii(self.groups) if self.groups else []
-        self.channel_radii = [r.detach().float().cpu().masked_fill(~g.kept().cpu(), 0.)
+        self.channel_radii = [r.detach().float().masked_fill(~g.kept().to(r.device), 0.)
                               for g, r in zip(self.groups, radii)]
+        structure = [(g.name, g.num_channels, id(g.slices), g.kept().clone()) for g in self.groups]
+        if not self._same_structure(structure):
+            self._structure = structure
+            self.structure_version += 1
         self.version += 1
+
+    def _same_structure(self, structure) -> bool:
+        old = self._structure
+        return old is not None and len(old) == len(structure) and all(
+            a[:3] == b[:3] and torch.equal(a[3], b[3].to(a[3].device)) for a, b in zip(old, structure))
 
     def _radii(self, groups: List[NeuronGroup]) -> List[torch.Tensor]:
         raise NotImplementedError

@@ -91,7 +91,8 @@ class SAMOptimWrapper(OptimWrapper):
         self._policy: Optional[RadiusPolicy] = None
         self.set_radius_policy(radius_policy)
         self._plan: Optional[PerturbationPlan] = None
-        self._plan_key = None
+        self._plan_key, self._radii_version = None, None
+        self.plan_builds = 0  # perturbation-plan (structure) builds; radius refreshes don't count
         self._saved: List[torch.Tensor] = []
         self._stats: List[torch.Tensor] = []
         self._saved_stats: List[torch.Tensor] = []
@@ -186,7 +187,9 @@ class SAMOptimWrapper(OptimWrapper):
 
     # ------------------------------------------------------------------ the step itself
     def bind(self, model: nn.Module) -> None:
-        """(Re)build the perturbation plan if the model, the optimizer's parameters or the policy changed."""
+        """(Re)build the perturbation plan if the model, the optimizer's parameters, ``rho`` / ``adaptive``, the
+        policy or its structure (groups, masks) changed; if only the policy's radii changed, refresh them in
+        place (:meth:`PerturbationPlan.set_radii`). ``plan_builds`` counts the rebuilds."""
         module = model.module if is_model_wrapper(model) else model
         params = [p for g in self.optimizer.param_groups for p in g['params']]
         policy = self._policy
@@ -197,9 +200,13 @@ class SAMOptimWrapper(OptimWrapper):
                 'pruner\'s groups and scores to the policy), or use a uniform radius (radius_policy=None).')
         if policy is not None and policy.version == 0:
             policy.update()  # a policy built from config: groups come later, until then uniform ``rho``
-        key = (id(module), tuple(map(id, params)), id(policy), policy.version if policy is not None else -1,
-               self.rho, self.adaptive)
+        key = (id(module), tuple(map(id, params)), id(policy),
+               policy.structure_version if policy is not None else -1, self.rho, self.adaptive)
+        radii_version = policy.version if policy is not None else -1
         if key == self._plan_key:
+            if radii_version != self._radii_version:
+                self._plan.set_radii(policy.channel_radii)
+                self._radii_version = radii_version
             return
         self._plan = PerturbationPlan(
             module, params, rho=self.rho, adaptive=self.adaptive, eta=self.eta, normalize=self.normalize,
@@ -209,7 +216,8 @@ class SAMOptimWrapper(OptimWrapper):
         self._saved = [torch.empty_like(p, memory_format=torch.preserve_format) for p in self._plan.params]
         self._stats = norm_stat_buffers(module)
         self._saved_stats = [b.clone() for b in self._stats]
-        self._plan_key = key
+        self._plan_key, self._radii_version = key, radii_version
+        self.plan_builds += 1
 
     def sharpness_step(self, loss: torch.Tensor, closure: Callable[[], torch.Tensor],
                        step_kwargs: Optional[Dict] = None, zero_kwargs: Optional[Dict] = None) -> None:

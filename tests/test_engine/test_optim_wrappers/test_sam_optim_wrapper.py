@@ -299,3 +299,34 @@ def test_checkpoint_is_the_stock_optimizer_state():
 def test_bad_config_fails_at_build_time(bad, message):
     with pytest.raises(ValueError, match=message):
         build_optim_wrapper(TinyNet(), dict(type='SAMOptimWrapper', optimizer=SGD, **bad))
+
+
+@pytest.mark.parametrize('normalize', ['global', 'neuron'])
+def test_radius_refresh_updates_the_plan_in_place_and_equals_a_fresh_build(normalize):
+    """New radii (same groups and masks) refresh the plan's radius vector without a rebuild; the eps of the
+    refreshed plan equals that of a plan built from scratch with the new radii; a mask change rebuilds."""
+    cfg = dict(type='SAMOptimWrapper', optimizer=SGD, rho=0.2, adaptive=True, normalize=normalize)
+    policy = AdaptiveRadius(rho_min=0.05, rho_max=1.0)
+    model, ow, batch, groups, w0 = run_one_step(cfg, policy)
+    assert ow.plan_builds == 1
+    grads = [torch.randn_like(p) for p in ow._plan.params]
+    for g in groups:  # new scores, same masks: a refresh, not a rebuild
+        g.importance = torch.rand(g.num_channels)
+    policy.update(groups)
+    ow.bind(model)
+    assert ow.plan_builds == 1
+    refreshed, _ = ow._plan.compute(grads)
+    fresh_ow = build_optim_wrapper(model, cfg)
+    fresh_ow.set_radius_policy(policy)
+    fresh_ow.bind(model)
+    expected, _ = fresh_ow._plan.compute(grads)
+    for a, b, name in zip(refreshed, expected, ow._plan.names):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=f'eps of {name}')
+    before = [e.clone() for e in refreshed]
+    groups[0].mask = groups[0].kept().clone()
+    groups[0].mask[0] = False  # a pruning step: the structure changes
+    policy.update(groups)
+    ow.bind(model)
+    assert ow.plan_builds == 2
+    after, _ = ow._plan.compute(grads)
+    assert not all(torch.equal(a, b) for a, b in zip(after, before))
