@@ -143,13 +143,13 @@ def trace(model: nn.Module, input_shape: Sequence[int], forward_fn: Optional[Cal
     """Torch-Pruning's dependency graph of ``model`` (L2Norm scales registered as channel-dim-0 parameters)."""
     forward_fn = forward_fn or default_forward(model)
     unwrapped = [(m.weight, 0) for m in model.modules() if isinstance(m, L2Norm)]
-    device = next(model.parameters()).device
+    first = next(model.parameters())
     was_training = model.training
     model.eval()
     try:
         with torch.enable_grad():
             return tp.DependencyGraph().build_dependency(
-                model, torch.zeros(*input_shape, device=device), forward_fn=forward_fn,
+                model, torch.zeros(*input_shape, device=first.device, dtype=first.dtype), forward_fn=forward_fn,
                 unwrapped_parameters=unwrapped, verbose=False)
     finally:
         model.train(was_training)

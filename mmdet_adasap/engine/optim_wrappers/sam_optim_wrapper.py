@@ -117,6 +117,11 @@ class SAMOptimWrapper(OptimWrapper):
         self._policy = None if policy is None else build_radius_policy(policy)
         self._plan_key = None
 
+    def reset_plan(self) -> None:
+        """Forget the perturbation plan: the next step rebuilds it. Needed after the model's parameters changed
+        shape in place (physical pruning keeps their identity, so nothing else would notice)."""
+        self._plan, self._plan_key, self._radii_version = None, None, None
+
     def configure_sharpness(self, enabled: bool = True, rho: Optional[float] = None,
                             adaptive: Optional[bool] = None, radius_policy=None) -> None:
         """Switch the step between phases (used by ``AdaSAPHook``): on/off, radius, SAM/ASAM, radius policy."""

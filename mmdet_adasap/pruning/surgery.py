@@ -1,0 +1,151 @@
+"""Physical pruning in place, in the middle of a training run: the live model, its optimizer state and any
+averaged (EMA) copy shrink to the kept channels, and every ``Parameter`` keeps its identity.
+
+Masks keep every shape fixed so that pruning can happen while DDP, EMA, schedulers and checkpoints run
+unchanged; once the pruning phase is over nothing needs fixed shapes, and fine-tuning at the dense cost only
+multiplies zeros. This module does the switch:
+
+* the pruned weights and the channel configuration come from the same path as the final export
+  (:func:`~.export.export_pruned`, torch-pruning's surgery on a copy, then :func:`~.export.channel_config`), so
+  the live model and an exported ``pruned.pth`` cannot drift apart;
+* :func:`~.export.apply_channel_config` re-shapes the live modules in place. Parameters keep their identity
+  (only ``.data`` changes), so the optimizer's param groups, per-group settings (``paramwise_cfg``), schedulers
+  and any hook holding a parameter stay valid;
+* which indices of each tensor survive comes from the groups' ParamSlices (the record the masks use), plus the
+  BN running statistics of the groups' BN members. That slices the per-parameter optimizer state (momentum,
+  Adam moments) and EMA copies, and it is checked against the shapes torch-pruning produced.
+
+Everything that can be refused is checked before anything is modified: an optimizer state this code does not
+understand raises, naming the parameter and the state key, and the model is left as it was.
+"""
+from typing import Dict, Iterable, Optional
+
+import torch
+import torch.nn as nn
+
+from .channel_groups import ChannelGroups
+from .export import apply_channel_config, channel_config, export_pruned
+
+#: per tensor name (parameter or buffer of the model): {dim: indices kept along it}
+KeptIndices = Dict[str, Dict[int, torch.Tensor]]
+
+
+def kept_indices(groups: ChannelGroups, masks: Dict[str, torch.Tensor]) -> KeptIndices:
+    """For every tensor a dropped channel lives in: the indices kept along each affected dim."""
+    model = groups.model
+    names = {id(p): n for n, p in model.named_parameters()}
+    sizes = {n: t.shape for n, t in model.state_dict(keep_vars=True).items()}
+    dropped: Dict[str, Dict[int, set]] = {}
+    for g in groups:
+        keep = masks[g.name]
+        if bool(keep.all()):
+            continue
+        drop = (~keep).nonzero().flatten()
+        for s in g.slices:
+            name = names[id(s.param)]
+            dropped.setdefault(name, {}).setdefault(s.dim, set()).update(s.index[drop.to(s.index.device)].tolist())
+        for module_name, role, index in g.members:  # BN running statistics are buffers, not in any slice
+            if role == 'bn':
+                for buf in ('running_mean', 'running_var'):
+                    if f'{module_name}.{buf}' in sizes:
+                        dropped.setdefault(f'{module_name}.{buf}', {}).setdefault(0, set()).update(
+                            index[drop.to(index.device)].tolist())
+    kept: KeptIndices = {}
+    for name, dims in dropped.items():
+        kept[name] = {dim: torch.tensor(sorted(set(range(sizes[name][dim])) - gone), dtype=torch.long)
+                      for dim, gone in dims.items()}
+    return kept
+
+
+def slice_kept(t: torch.Tensor, dims: Dict[int, torch.Tensor]) -> torch.Tensor:
+    """``t`` restricted to the kept indices along each dim in ``dims``."""
+    for dim, idx in dims.items():
+        t = t.index_select(dim, idx.to(t.device))
+    return t.contiguous()
+
+
+def _sliced_shape(shape, dims: Dict[int, torch.Tensor]):
+    out = list(shape)
+    for dim, idx in dims.items():
+        out[dim] = idx.numel()
+    return torch.Size(out)
+
+
+def check_optimizer_state(optimizer: Optional[torch.optim.Optimizer], model: nn.Module, kept: KeptIndices) -> None:
+    """Refuse, before any change, optimizer state that cannot follow the surgery: a per-parameter tensor that
+    is neither a scalar (Adam's ``step``) nor shaped like its parameter (momentum, Adam moments)."""
+    if optimizer is None:
+        return
+    params = dict(model.named_parameters())
+    for name in kept:
+        p = params.get(name)
+        if p is None:
+            continue
+        for key, value in optimizer.state.get(p, {}).items():
+            if torch.is_tensor(value) and value.dim() > 0 and value.shape != p.shape:
+                raise ValueError(
+                    f'cannot prune physically: {type(optimizer).__name__} keeps state {key!r} of shape '
+                    f'{tuple(value.shape)} for parameter {name!r} of shape {tuple(p.shape)}; only scalar state '
+                    'and state shaped like the parameter can be sliced. Keep masks-only pruning '
+                    '(physical=False) with this optimizer.')
+
+
+@torch.no_grad()
+def prune_physically(groups: ChannelGroups, masks: Dict[str, torch.Tensor],
+                     optimizer: Optional[torch.optim.Optimizer] = None,
+                     averaged: Iterable[nn.Module] = ()) -> Dict[str, dict]:
+    """Remove the channels ``masks`` drops from ``groups.model`` in place; returns the channel configuration.
+
+    Args:
+        groups, masks: the pruner's groups (traced on this model) and keep-masks (True = kept).
+        optimizer: its per-parameter state is sliced to the kept channels (scalars kept as they are).
+        averaged: copies of the model with the same parameter names (``EMAHook``'s ``ema_model.module``),
+            re-shaped and sliced the same way.
+
+    After the call the groups' ParamSlices and the masks describe the old shapes: the caller retires them
+    (removes gradient hooks) and rebuilds anything keyed on shapes (the SAM wrapper's perturbation plan).
+    """
+    model = groups.model
+    kept = kept_indices(groups, masks)
+    check_optimizer_state(optimizer, model, kept)
+    exported = export_pruned(groups, masks)
+    config = channel_config(model, exported)
+    new_state = exported.state_dict()
+    old_shapes = {k: v.shape for k, v in model.state_dict().items()}
+    _check_against_surgery(kept, old_shapes, new_state)
+    apply_channel_config(model, config)
+    model.load_state_dict(new_state, strict=True)
+    for p in model.parameters():
+        p.grad = None
+    if optimizer is not None:
+        _slice_optimizer_state(optimizer, model, kept, old_shapes)
+    for copy_ in averaged:
+        _slice_module(copy_, config, kept)
+    return config
+
+
+def _check_against_surgery(kept: KeptIndices, old_shapes: dict, new_state: dict) -> None:
+    """The slices' record of kept indices must give exactly the shapes torch-pruning's surgery produced."""
+    for name, shape in old_shapes.items():
+        expected = _sliced_shape(shape, kept.get(name, {}))
+        if name not in new_state or new_state[name].shape != expected:
+            got = tuple(new_state[name].shape) if name in new_state else 'missing'
+            raise RuntimeError(f'physical pruning: tensor {name!r} would be {tuple(expected)} by the channel '
+                               f'groups but the surgery made it {got}; the groups do not describe this model')
+
+
+def _slice_optimizer_state(optimizer: torch.optim.Optimizer, model: nn.Module, kept: KeptIndices,
+                           old_shapes: dict) -> None:
+    for name, p in model.named_parameters():
+        dims, state = kept.get(name), optimizer.state.get(p)
+        if not dims or not state:
+            continue
+        for key, value in list(state.items()):
+            if torch.is_tensor(value) and value.dim() > 0 and value.shape == old_shapes[name]:
+                state[key] = slice_kept(value, dims)
+
+
+def _slice_module(module: nn.Module, config: Dict[str, dict], kept: KeptIndices) -> None:
+    state = {k: slice_kept(v, kept[k]) if k in kept else v.clone() for k, v in module.state_dict().items()}
+    apply_channel_config(module, config)
+    module.load_state_dict(state, strict=True)
