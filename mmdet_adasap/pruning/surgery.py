@@ -22,6 +22,7 @@ from typing import Dict, Iterable, Optional
 
 import torch
 import torch.nn as nn
+from mmengine.model import BaseAveragedModel
 
 from .channel_groups import ChannelGroups
 from .export import apply_channel_config, channel_config, export_pruned
@@ -99,8 +100,8 @@ def prune_physically(groups: ChannelGroups, masks: Dict[str, torch.Tensor],
     Args:
         groups, masks: the pruner's groups (traced on this model) and keep-masks (True = kept).
         optimizer: its per-parameter state is sliced to the kept channels (scalars kept as they are).
-        averaged: copies of the model with the same parameter names (``EMAHook``'s ``ema_model.module``),
-            re-shaped and sliced the same way.
+        averaged: copies of the model with the same parameter names, re-shaped and sliced the same way:
+            plain modules or mmengine averaged models (``EMAHook``'s ``ema_model``).
 
     After the call the groups' ParamSlices and the masks describe the old shapes: the caller retires them
     (removes gradient hooks) and rebuilds anything keyed on shapes (the SAM wrapper's perturbation plan).
@@ -146,6 +147,12 @@ def _slice_optimizer_state(optimizer: torch.optim.Optimizer, model: nn.Module, k
 
 
 def _slice_module(module: nn.Module, config: Dict[str, dict], kept: KeptIndices) -> None:
-    state = {k: slice_kept(v, kept[k]) if k in kept else v.clone() for k, v in module.state_dict().items()}
-    apply_channel_config(module, config)
-    module.load_state_dict(state, strict=True)
+    """Re-shape and slice a copy of the model; an mmengine averaged model (``BaseAveragedModel``) by its
+    ``.module``, whose ``avg_parameters`` map is then re-read (with ``update_buffers=True`` it holds detached
+    state-dict tensors, which would still point at the dense storage)."""
+    inner = module.module if isinstance(module, BaseAveragedModel) else module
+    state = {k: slice_kept(v, kept[k]) if k in kept else v.clone() for k, v in inner.state_dict().items()}
+    apply_channel_config(inner, config)
+    inner.load_state_dict(state, strict=True)
+    if isinstance(module, BaseAveragedModel):
+        module.avg_parameters = inner.state_dict() if module.update_buffers else dict(inner.named_parameters())

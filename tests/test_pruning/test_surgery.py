@@ -118,21 +118,27 @@ def test_asam_after_the_switch_equals_masked_asam(fresh_pruner):
                                    rtol=1e-9, atol=1e-10, msg=name)
 
 
-def test_ema_copy_is_sliced_like_the_model(fresh_pruner):
+@pytest.mark.parametrize('update_buffers', [False, True])
+def test_ema_copy_is_sliced_like_the_model_and_keeps_averaging(update_buffers, fresh_pruner):
     pruner = fresh_pruner('demo')
     pruner.prune_to(0.5)
-    ema = ExponentialMovingAverage(pruner.model, momentum=0.5)
+    ema = ExponentialMovingAverage(pruner.model, momentum=0.5, update_buffers=update_buffers)
     with torch.no_grad():
         for p in pruner.model.parameters():
             p.add_(0.1)
     ema.update_parameters(pruner.model)
     before = {k: v.clone() for k, v in ema.module.state_dict().items()}
     kept = kept_indices(pruner.groups, pruner.masks.masks)
-    prune_physically(pruner.groups, pruner.masks.masks, averaged=[ema.module])
+    prune_physically(pruner.groups, pruner.masks.masks, averaged=[ema])
     model_shapes = {k: v.shape for k, v in pruner.model.state_dict().items()}
     for name, value in ema.module.state_dict().items():
         assert value.shape == model_shapes[name], name
         torch.testing.assert_close(value, slice_kept(before[name], kept.get(name, {})), rtol=0, atol=0, msg=name)
+    averaged = {k: v.clone() for k, v in ema.module.state_dict().items()}
+    ema.update_parameters(pruner.model)  # averaging goes on, on the pruned tensors
+    source = pruner.model.state_dict()
+    for name, p in ema.module.named_parameters():
+        torch.testing.assert_close(p.detach(), 0.5 * averaged[name] + 0.5 * source[name], msg=name)
     ema.module.eval()
     assert torch.isfinite(flat_outputs(ema.module._forward(X.float()))).all()
 
