@@ -22,12 +22,18 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 
 from .channel_groups import ChannelGroups, trace
+from .export_check import ExportMismatch, check_export
 
 META_KEY = 'adasap_channels'
 
 
-def export_pruned(groups: ChannelGroups, masks: Dict[str, torch.Tensor]) -> nn.Module:
-    """A physically smaller copy of ``groups.model`` without the channels ``masks`` drops."""
+def export_pruned(groups: ChannelGroups, masks: Dict[str, torch.Tensor], check: bool = True) -> nn.Module:
+    """A physically smaller copy of ``groups.model`` without the channels ``masks`` drops.
+
+    ``check``: run the copy and the masked model (``groups.model``, masks applied) on the trace input shape and
+    raise :class:`ExportMismatch` naming the first layer whose kept channels differ (see :func:`check_export`),
+    so that no caller can write a checkpoint that is not the model it trained.
+    """
     model = copy.deepcopy(groups.model)
     dg = trace(model, groups.input_shape, groups.forward_fn)
     for g in groups:
@@ -39,9 +45,14 @@ def export_pruned(groups: ChannelGroups, masks: Dict[str, torch.Tensor]) -> nn.M
         root = model.get_submodule(g.name)
         pruner = dg.get_pruner_of_module(root)
         dg.get_pruning_group(root, pruner.prune_out_channels, drop).prune()
-    for m in model.modules():  # keep the L2Norm's bookkeeping attribute honest
+    dense = dict(groups.model.named_modules())
+    for name, m in model.named_modules():  # keep bookkeeping attributes honest
         if isinstance(m, L2Norm):
             m.n_dims = m.weight.shape[0]
+        if isinstance(m, nn.GroupNorm):  # torch-pruning leaves num_groups; whole norm groups went (block)
+            m.num_groups = m.num_channels // (dense[name].num_channels // dense[name].num_groups)
+    if check:
+        check_export(groups, masks, model)
     return model
 
 
@@ -53,6 +64,8 @@ def _shape_record(m: nn.Module) -> Optional[dict]:
         return dict(type='linear', in_channels=m.in_features, out_channels=m.out_features)
     if isinstance(m, _BatchNorm):
         return dict(type='bn', out_channels=m.num_features)
+    if isinstance(m, nn.GroupNorm):
+        return dict(type='gn', out_channels=m.num_channels, num_groups=m.num_groups)
     if isinstance(m, L2Norm):
         return dict(type='l2norm', out_channels=m.weight.shape[0])
     return None
@@ -116,6 +129,10 @@ def _reshape(m: nn.Module, rec: dict) -> None:
         c = m.num_features = rec['out_channels']
         for t in (m.weight, m.bias, m.running_mean, m.running_var):
             _resize(t, (c,))
+    elif isinstance(m, nn.GroupNorm):
+        m.num_channels, m.num_groups = rec['out_channels'], rec['num_groups']
+        for t in (m.weight, m.bias):
+            _resize(t, (m.num_channels,))
     elif isinstance(m, L2Norm):
         m.n_dims = rec['out_channels']
         _resize(m.weight, (m.n_dims,))

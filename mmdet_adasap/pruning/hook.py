@@ -65,7 +65,7 @@ class PruningHook(Hook):
     def _watch_grads(self):
         """Keep a reference to each gradient as autograd makes it: mmengine zeroes ``.grad`` inside
         ``update_params``, before any after-iteration hook runs."""
-        params = {s.param for g in self.pruner.groups for s in g.slices}
+        params = {s.param for g in self.pruner.groups for s in g.slices if s.param.requires_grad}
         for p in params:
             self._grad_hooks.append(p.register_hook(self._stash(p)))
 
