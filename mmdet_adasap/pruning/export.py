@@ -18,6 +18,7 @@ from mmdet.models.necks.ssd_neck import L2Norm
 from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
+from mmengine.runner.checkpoint import CheckpointLoader
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 
@@ -153,7 +154,7 @@ def save_pruned_checkpoint(path: str, pruned: nn.Module, config: Dict[str, dict]
 
 def load_pruned_checkpoint(model: nn.Module, path: str, strict: bool = True) -> nn.Module:
     """Re-shape a dense ``model`` (built from the config) to the checkpoint's channels and load its weights."""
-    ckpt = torch.load(path, map_location='cpu')
+    ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')  # errors name the file (upstream_fixes)
     config = ckpt.get('meta', {}).get(META_KEY)
     if config is None:
         raise ValueError(f'{path!r} is not a pruned checkpoint (no meta[{META_KEY!r}])')

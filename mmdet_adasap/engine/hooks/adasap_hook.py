@@ -20,6 +20,7 @@ from mmengine.runner import IterBasedTrainLoop
 
 from mmdet_adasap.apis import find_resize_shape
 from mmdet_adasap.engine.optim_wrappers import SAMOptimWrapper, UniformRadius, build_radius_policy
+from mmdet_adasap.engine.optim_wrappers.sam_optim_wrapper import _check_adaptive, _check_rho
 from mmdet_adasap.pruning.hook import PruningHook
 from mmdet_adasap.pruning.targets import build_cost
 
@@ -44,6 +45,9 @@ def _check_sharpness(cfg, phase: str) -> Optional[dict]:
     if out['radius'] is None and out['rho'] is None:
         raise ValueError(f'AdaSAPHook: {phase}.sharpness needs a radius policy (radius=dict(type=...)) or a '
                          'uniform radius (rho=...)')
+    if out['rho'] is not None:  # the wrapper's own checks, now rather than when the phase starts
+        _check_rho(f'AdaSAPHook: {phase}.sharpness', out['rho'])
+    _check_adaptive(f'AdaSAPHook: {phase}.sharpness', out['adaptive'])
     n = out['refresh_interval']
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f'AdaSAPHook: {phase}.sharpness.refresh_interval must be an int >= 1, got {n!r}')
