@@ -12,7 +12,7 @@ import os.path as osp
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -46,6 +46,10 @@ class MatrixRow:
     left_alone: int = 0
     flops_ratio: Optional[float] = None  # pruned / dense FLOPs of the traced part
     max_abs_diff: Optional[float] = None  # max |masked - exported| over the traced outputs
+    output_scale: Optional[float] = None  # max |masked| over the traced outputs
+    blocks: Dict[str, int] = field(default_factory=dict)  # group -> block, where whole GroupNorm groups go
+    side_outputs: List[str] = field(default_factory=list)  # modules run outside the traced outputs
+    roots: List[str] = field(default_factory=list)  # root layers of the prunable groups
     test_boxes: Optional[int] = None  # boxes predicted by one test iteration of the reloaded checkpoint
     seconds: float = 0.0
     error: Optional[str] = None
@@ -115,7 +119,10 @@ def matrix_row(name: str, ratio: float = 0.5, round_to: int = 8, config: Optiona
     try:
         model, cfg = build_random_detector(config)
         pruner = ChannelPruner(model, (1, 3, side, side), target=dict(type='flops', ratio=ratio), round_to=round_to)
-        row.groups, row.left_alone = pruner.groups.count_by_component(), len(pruner.groups.skipped)
+        groups = pruner.groups
+        row.groups, row.left_alone = groups.count_by_component(), len(groups.skipped)
+        row.blocks = {g.name: g.block for g in groups if g.block > 1}
+        row.side_outputs, row.roots = list(getattr(groups.forward_fn, 'names', [])), [g.name for g in groups]
         pruner.prune_one_shot()
         row.flops_ratio = pruner.cost_ratio()
         pruned, channels = pruner.export_with_config()  # raises if the export differs from the masked model
@@ -123,6 +130,7 @@ def matrix_row(name: str, ratio: float = 0.5, round_to: int = 8, config: Optiona
         with torch.no_grad():
             ref, got = (_flatten(pruner.groups.forward_fn(m, x)) for m in (model, pruned.eval()))
         row.max_abs_diff = max(float((a - b).abs().max()) for a, b in zip(ref, got))
+        row.output_scale = max(float(a.abs().max()) for a in ref)
         with tempfile.TemporaryDirectory() as tmp:
             path = save_pruned_checkpoint(osp.join(tmp, 'pruned.pth'), pruned, channels)
             from mmdet.registry import MODELS

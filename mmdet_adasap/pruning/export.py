@@ -51,7 +51,12 @@ def export_pruned(groups: ChannelGroups, masks: Dict[str, torch.Tensor], check: 
         if isinstance(m, L2Norm):
             m.n_dims = m.weight.shape[0]
         if isinstance(m, nn.GroupNorm):  # torch-pruning leaves num_groups; whole norm groups went (block)
-            m.num_groups = m.num_channels // (dense[name].num_channels // dense[name].num_groups)
+            per_group = dense[name].num_channels // dense[name].num_groups
+            if m.num_channels % per_group:
+                raise ExportMismatch(f'GroupNorm {name!r} would keep {m.num_channels} channels, not a multiple of '
+                                     f'its {per_group} channels per group: the masks must remove whole norm '
+                                     'groups (ChannelGroup.block, which the solver honours)')
+            m.num_groups = m.num_channels // per_group
     if check:
         check_export(groups, masks, model)
     return model
