@@ -32,7 +32,7 @@ DETECTORS: Dict[str, Tuple[str, int]] = {
     'Cascade R-CNN R50-FPN': (f'{MMDET_CONFIGS}/cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py', 96),
     'shipped: SSD-R18mini (demo)': (f'{REPO_CONFIGS}/demo/ssd-r18mini_synthvoc_dense.py', 128),
     'shipped: SSD300 VGG16': (f'{REPO_CONFIGS}/ssd/ssd300_voc0712_dense.py', 300),
-    'shipped: SSD512 VGG16': (f'{REPO_CONFIGS}/ssd/ssd512_voc0712_dense.py', 320),
+    'shipped: SSD512 VGG16': (f'{REPO_CONFIGS}/ssd/ssd512_voc0712_dense.py', 264),
     'shipped: SSDLite MobileNetV2': (f'{REPO_CONFIGS}/ssd/ssdlite-mbv2_voc0712_dense.py', 128),
     'shipped: Faster R-CNN R50-FPN': (f'{REPO_CONFIGS}/faster_rcnn/faster-rcnn_r50_fpn_voc0712_dense.py', 96),
 }
@@ -43,7 +43,8 @@ class MatrixRow:
     detector: str
     input_side: int
     groups: Dict[str, int] = field(default_factory=dict)  # prunable groups per component
-    left_alone: int = 0
+    left_alone: Dict[str, int] = field(default_factory=dict)  # why -> groups left alone
+    untraced: Dict[str, int] = field(default_factory=dict)  # why -> conv/linear layers outside the trace
     flops_ratio: Optional[float] = None  # pruned / dense FLOPs of the traced part
     max_abs_diff: Optional[float] = None  # max |masked - exported| over the traced outputs
     output_scale: Optional[float] = None  # max |masked| over the traced outputs
@@ -56,14 +57,24 @@ class MatrixRow:
 
     def cells(self):
         groups = ', '.join(f'{k} {v}' for k, v in sorted(self.groups.items())) or '-'
+        alone = '; '.join([f'{k}: {v} groups' for k, v in sorted(self.left_alone.items())]
+                          + [f'{k}: {v} layers' for k, v in sorted(self.untraced.items())]) or '-'
         if self.error:
-            return [self.detector, str(self.input_side), groups, '-', '-', f'no: {self.error}', f'{self.seconds:.1f}']
-        return [self.detector, str(self.input_side), groups, f'{self.flops_ratio:.3f}', f'{self.max_abs_diff:.1e}',
-                f'yes ({self.test_boxes} boxes)', f'{self.seconds:.1f}']
+            return [self.detector, str(self.input_side), groups, alone, '-', '-', f'no: {self.error}',
+                    f'{self.seconds:.1f}']
+        return [self.detector, str(self.input_side), groups, alone, f'{self.flops_ratio:.3f}',
+                f'{self.max_abs_diff:.1e}', f'yes ({self.test_boxes} boxes)', f'{self.seconds:.1f}']
 
 
-HEADER = ['detector', 'input', 'prunable groups', 'FLOPs kept', 'max |masked - exported|',
+HEADER = ['detector', 'input', 'prunable groups', 'left alone', 'FLOPs kept', 'max abs(masked - exported)',
           'reloads + test iter', 's']
+
+
+def _count(items) -> Dict[str, int]:
+    counts: Dict[str, int] = {}
+    for item in items:
+        counts[item] = counts.get(item, 0) + 1
+    return counts
 
 
 def build_random_detector(config: str, seed: int = 0) -> Tuple[nn.Module, Config]:
@@ -120,7 +131,9 @@ def matrix_row(name: str, ratio: float = 0.5, round_to: int = 8, config: Optiona
         model, cfg = build_random_detector(config)
         pruner = ChannelPruner(model, (1, 3, side, side), target=dict(type='flops', ratio=ratio), round_to=round_to)
         groups = pruner.groups
-        row.groups, row.left_alone = groups.count_by_component(), len(groups.skipped)
+        row.groups = groups.count_by_component()
+        row.left_alone = _count(why.split(' (')[0] for _, why in groups.skipped)
+        row.untraced = _count(why.split(' (')[0] for _, why in groups.untraced)
         row.blocks = {g.name: g.block for g in groups if g.block > 1}
         row.side_outputs, row.roots = list(getattr(groups.forward_fn, 'names', [])), [g.name for g in groups]
         pruner.prune_one_shot()

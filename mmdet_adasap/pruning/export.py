@@ -159,7 +159,7 @@ def save_pruned_checkpoint(path: str, pruned: nn.Module, config: Dict[str, dict]
 
 def load_pruned_checkpoint(model: nn.Module, path: str, strict: bool = True) -> nn.Module:
     """Re-shape a dense ``model`` (built from the config) to the checkpoint's channels and load its weights."""
-    ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')  # errors name the file (upstream_fixes)
+    ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu', logger='silent')  # errors name the file
     config = ckpt.get('meta', {}).get(META_KEY)
     if config is None:
         raise ValueError(f'{path!r} is not a pruned checkpoint (no meta[{META_KEY!r}])')
