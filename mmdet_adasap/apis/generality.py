@@ -31,7 +31,7 @@ DETECTORS: Dict[str, Tuple[str, int]] = {
     'Faster R-CNN R50-caffe-C4': (f'{MMDET_CONFIGS}/faster_rcnn/faster-rcnn_r50-caffe_c4-1x_coco.py', 96),
     'Cascade R-CNN R50-FPN': (f'{MMDET_CONFIGS}/cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py', 96),
     'shipped: SSD-R18mini (demo)': (f'{REPO_CONFIGS}/demo/ssd-r18mini_synthvoc_dense.py', 128),
-    'shipped: SSD300 VGG16': (f'{REPO_CONFIGS}/ssd/ssd300_voc0712_dense.py', 300),
+    'shipped: SSD300 VGG16': (f'{REPO_CONFIGS}/ssd/ssd300_voc0712_dense.py', 264),
     'shipped: SSD512 VGG16': (f'{REPO_CONFIGS}/ssd/ssd512_voc0712_dense.py', 264),
     'shipped: SSDLite MobileNetV2': (f'{REPO_CONFIGS}/ssd/ssdlite-mbv2_voc0712_dense.py', 128),
     'shipped: Faster R-CNN R50-FPN': (f'{REPO_CONFIGS}/faster_rcnn/faster-rcnn_r50_fpn_voc0712_dense.py', 96),
