@@ -38,8 +38,9 @@ def history_buffer_getattr(obj, name):
     if (obj is HistoryBuffer and isinstance(name, str) and not name.startswith('_')
             and isinstance(vars(HistoryBuffer).get(name), types.FunctionType)):
         return getattr(obj, name)
+    shown = 'getattr' if obj is history_buffer_getattr else repr(obj)
     raise pickle.UnpicklingError(
-        f'weights-only load refused getattr({obj!r}, {name!r}): mmdet_adasap allows getattr only for '
+        f'weights-only load refused getattr({shown}, {name!r}): mmdet_adasap allows getattr only for '
         'HistoryBuffer statistics methods; a checkpoint that needs more is not a plain mmengine checkpoint '
         '(load it with weights_only=False only if you trust its source)')
 

@@ -21,7 +21,7 @@ from mmengine.config import Config
 MMDET_CONFIGS = osp.join(osp.dirname(__import__('mmdet').__file__), '.mim', 'configs')
 REPO_CONFIGS = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs')
 
-#: detector -> (config path, square input side); small inputs, sides divisible by the largest stride used
+#: detector -> (config path, square input side): small inputs (SSD300/512 accept nothing below 257 px)
 DETECTORS: Dict[str, Tuple[str, int]] = {
     'RetinaNet R50-FPN (VOC)': (f'{MMDET_CONFIGS}/pascal_voc/retinanet_r50_fpn_1x_voc0712.py', 96),
     'FCOS R50-caffe GN-head': (f'{MMDET_CONFIGS}/fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py', 96),
@@ -124,7 +124,7 @@ def matrix_row(name: str, ratio: float = 0.5, round_to: int = 8, config: Optiona
                side: Optional[int] = None) -> MatrixRow:
     """Prune, export, save, reload through the config and test one detector; errors end up in ``row.error``."""
     from mmdet_adasap.pruning import ChannelPruner, load_pruned_checkpoint, save_pruned_checkpoint
-    from mmdet_adasap.pruning.export_check import _flatten
+    from mmdet_adasap.pruning.export_check import flatten_outputs
     config, side = (config, side) if config else DETECTORS[name]
     row, start = MatrixRow(name, side), time.perf_counter()
     try:
@@ -141,7 +141,7 @@ def matrix_row(name: str, ratio: float = 0.5, round_to: int = 8, config: Optiona
         pruned, channels = pruner.export_with_config()  # raises if the export differs from the masked model
         x = torch.randn(1, 3, side, side, generator=torch.Generator().manual_seed(1))
         with torch.no_grad():
-            ref, got = (_flatten(pruner.groups.forward_fn(m, x)) for m in (model, pruned.eval()))
+            ref, got = (flatten_outputs(pruner.groups.forward_fn(m, x)) for m in (model, pruned.eval()))
         row.max_abs_diff = max(float((a - b).abs().max()) for a, b in zip(ref, got))
         row.output_scale = max(float(a.abs().max()) for a in ref)
         with tempfile.TemporaryDirectory() as tmp:

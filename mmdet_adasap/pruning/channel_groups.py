@@ -9,6 +9,7 @@ latency) need. Tracing happens only here (:func:`trace`); export re-traces a cop
 """
 import fnmatch
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -180,12 +181,18 @@ class SideOutputs:
                 h.remove()
 
 
+#: torch's messages for a feature map smaller than a kernel / pooling window
+_SIZE_ERROR = re.compile(r'[Kk]ernel size|[Oo]utput size is too small|input size|[Pp]added input')
+
+
 def _trace_or_explain(model: nn.Module, input_shape: Sequence[int], forward_fn: Callable) -> tp.DependencyGraph:
     """:func:`trace`, turning a forward that fails because the input is too small (pooling / conv kernels
     larger than a late feature map, e.g. SSD512's last extra layer) into an error naming the smallest input."""
     try:
         return trace(model, input_shape, forward_fn)
     except RuntimeError as err:
+        if not _SIZE_ERROR.search(str(err)):
+            raise
         side = smallest_input_side(model, input_shape, forward_fn)
         if side is None:
             raise

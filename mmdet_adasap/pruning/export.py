@@ -2,9 +2,9 @@
 
 Export removes the masked channels for real with torch-pruning's surgery (on a copy; the masked model is
 left as it is) and then checks itself against the masked model (:mod:`.export_check`), so a surgery that went
-wrong raises before any checkpoint is written. A pruned checkpoint is an ordinary mmengine checkpoint (``state_dict`` + ``meta``) whose
-``meta['adasap_channels']`` records, for every layer whose shape changed, its dense and pruned channel
-counts. :func:`apply_channel_config` re-shapes a freshly built dense model from that record alone (no tracing,
+wrong raises before any checkpoint is written. A pruned checkpoint is an ordinary mmengine checkpoint
+(``state_dict`` + ``meta``) whose ``meta['adasap_channels']`` records, for every layer whose shape changed,
+its dense and pruned channel counts. :func:`apply_channel_config` re-shapes a freshly built dense model from that record alone (no tracing,
 no pruning), so the weights then load strictly; :class:`PrunedChannelsHook` does this inside mmengine's
 ``Runner.load_checkpoint``, which makes ``tools/test.py CONFIG pruned.pth`` and ``load_from`` work.
 """

@@ -96,7 +96,7 @@ def _run(model: nn.Module, forward_fn, x: torch.Tensor):
     failure: Optional[Tuple[str, str]] = None
     final: List[torch.Tensor] = []
     try:
-        final = _flatten(forward_fn(model, x.to(next(model.parameters()).device)))
+        final = flatten_outputs(forward_fn(model, x.to(next(model.parameters()).device)))
     except (RuntimeError, ValueError, IndexError) as err:
         failure = (running[-1] if running else '<forward>', str(err).splitlines()[0])
     finally:
@@ -106,11 +106,11 @@ def _run(model: nn.Module, forward_fn, x: torch.Tensor):
     return outs, final, failure
 
 
-def _flatten(out) -> List[torch.Tensor]:
+def flatten_outputs(out) -> List[torch.Tensor]:
     if torch.is_tensor(out):
         return [out]
     if isinstance(out, dict):
         out = list(out.values())
     if isinstance(out, (list, tuple)):
-        return [t for o in out for t in _flatten(o)]
+        return [t for o in out for t in flatten_outputs(o)]
     return []
