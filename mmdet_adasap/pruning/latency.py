@@ -120,6 +120,17 @@ def interpolate(entry: dict, cin: int, cout: int) -> float:
     return top * (1 - a) + bottom * a
 
 
+def table_terms(table: dict, groups: ChannelGroups):
+    """(constant, [(term fn, groups it depends on)]) of the table's prediction, for :class:`~.targets.LatencyCost`."""
+    from .targets import layer_channels
+    terms = []
+    for name, entry in table['layers'].items():
+        layer = groups.layers[name]
+        terms.append((lambda keep, e=entry, l=layer: interpolate(e, *layer_channels(l, keep)[:2]),
+                      tuple(g for g in (layer.in_group, layer.out_group) if g)))
+    return table['rest_ms'], terms
+
+
 def check_table(table: dict, groups: ChannelGroups) -> None:
     """The table must cover every layer whose channels can change, at the traced input shape."""
     if list(table.get('input_shape', [])) != list(groups.input_shape):
