@@ -17,7 +17,7 @@ from .export import channel_config, export_pruned
 from .importance import BaseImportance, build_importance
 from .masks import ChannelMasks
 from .schedule import PruningSchedule, build_schedule
-from .targets import COST_TYPES, CostModel, build_cost, check_ranking, check_ratio, solve
+from .targets import COST_TYPES, LATENCY_KEYS, CostModel, build_cost, check_ranking, check_ratio, solve
 
 
 class ChannelPruner:
@@ -26,7 +26,9 @@ class ChannelPruner:
     Args:
         model: the detector (pruned in place by masks; :meth:`export` returns a smaller copy).
         input_shape: (N, C, H, W) used to trace the model and count FLOPs / measure latency.
-        target: ``dict(type='flops'|'params'|'latency', ratio=r)``: keep a fraction ``r`` of the dense cost.
+        target: ``dict(type='flops'|'params'|'latency', ratio=r)``: keep a fraction ``r`` of the dense cost; a
+            latency target may add ``batch`` / ``device`` / ``threads``, which its table must have been
+            measured with.
         importance: 'l2' (default), 'taylor', 'bn_scale', a registered type name, or a config dict (its
             ``normalize`` option sets how scores are made comparable across groups).
         schedule: ``dict(type='one_shot')`` or ``dict(type='exponential', steps=S, interval=N, start=I)``.
@@ -59,7 +61,12 @@ class ChannelPruner:
         if len(self.groups) == 0:
             raise ValueError(f'no prunable channel groups found in {type(model).__name__}:\n'
                              + self.groups.report())
-        self.cost: CostModel = build_cost(self.target_type, self.groups, latency_table)
+        expect = {k: target[k] for k in LATENCY_KEYS if k in target}
+        unknown = set(target) - {'type', 'ratio', *LATENCY_KEYS}
+        if unknown or (expect and self.target_type != 'latency'):
+            raise ValueError(f'unknown target option(s) {sorted(unknown or expect)} for a {self.target_type} '
+                             f'target; a target is dict(type, ratio) (latency also {LATENCY_KEYS})')
+        self.cost: CostModel = build_cost(self.target_type, self.groups, latency_table, expect)
         self.masks = ChannelMasks(self.groups)
         self.steps_done = 0
         self._neuron_groups = self.groups.neuron_groups()

@@ -41,6 +41,7 @@ from .channel_groups import ChannelGroups, LayerShape
 
 COST_TYPES = ('params', 'flops', 'latency')
 RANKINGS = ('global', 'per_group', 'knapsack')
+LATENCY_KEYS = ('batch', 'device', 'threads')  # what a latency target may require of its table
 
 
 def check_ratio(ratio, what: str = 'target ratio') -> float:
@@ -155,9 +156,9 @@ class LatencyCost(CostModel):
     per-channel cost of what runs between the layers, and the rest of the network."""
     name = 'latency'
 
-    def __init__(self, groups: ChannelGroups, table: dict):
+    def __init__(self, groups: ChannelGroups, table: dict, expect: Optional[dict] = None):
         from .latency import check_table
-        check_table(table, groups)
+        check_table(table, groups, expect)
         self.table = table
         super().__init__(groups)
 
@@ -167,7 +168,9 @@ class LatencyCost(CostModel):
         return [Term(fn, gs) for fn, gs in terms]
 
 
-def build_cost(kind: str, groups: ChannelGroups, latency_table: Optional[dict] = None) -> CostModel:
+def build_cost(kind: str, groups: ChannelGroups, latency_table: Optional[dict] = None,
+               expect: Optional[dict] = None) -> CostModel:
+    """``expect``: what the latency table must have been measured with (``batch``, ``device``, ``threads``)."""
     if kind == 'params':
         return ParamsCost(groups)
     if kind == 'flops':
@@ -176,7 +179,7 @@ def build_cost(kind: str, groups: ChannelGroups, latency_table: Optional[dict] =
         if latency_table is None:
             raise ValueError('a latency target needs a latency lookup table (latency_table=...); build one with '
                              'tools/build_latency_table.py CONFIG (see the config header)')
-        return LatencyCost(groups, latency_table)
+        return LatencyCost(groups, latency_table, expect)
     raise ValueError(f'unknown target type {kind!r}; choose one of {COST_TYPES}')
 
 
