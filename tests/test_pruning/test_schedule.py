@@ -1,6 +1,6 @@
 import pytest
 
-from pruning_helpers import single_thread  # noqa: F401  (fixture)
+from pruning_helpers import detector, fresh_pruner, single_thread  # noqa: F401  (fixtures)
 from mmdet_adasap.pruning import build_schedule
 
 

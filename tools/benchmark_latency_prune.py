@@ -1,0 +1,131 @@
+"""Latency-aware pruning benchmark (issue 11): prints the targets as ratios, paired and interleaved in one process.
+
+    python tools/benchmark_latency_prune.py [CONFIG] [--checkpoint DEMO.pth] [--table LUT.json] \\
+        [--input-size 256] [--batches 1 8] [--threads 1] [--runs 30]
+
+For each batch: builds (or loads) the latency table, then one-shot prunes the model with
+* latency targets 0.6 / 0.4, ``ranking='knapsack'`` and today's ``'global'``: target vs measured latency of the
+  exported model (median of ``--runs`` runs, dense and pruned interleaved) and table-predicted vs measured;
+* FLOPs 50 % knapsack vs global: realised speed-up / FLOPs reduction;
+and, with ``--checkpoint`` (a trained model), the clean mAP of knapsack vs global at the same latency target right
+after one-shot pruning (no fine-tune; run from the repository root so the config's data_root resolves).
+Speed targets live here, not in timed tests; rerun on a quiet machine for the reported numbers.
+"""
+import argparse
+import copy
+import os.path as osp
+import statistics
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+import mmdet_adasap  # noqa: E402,F401
+from mmdet_adasap.apis import load_config  # noqa: E402
+from mmdet_adasap.pruning import ChannelPruner, FlopsCost, build_channel_groups  # noqa: E402
+from mmdet_adasap.pruning.channel_groups import default_forward  # noqa: E402
+from mmdet_adasap.pruning.latency import load_table, measure_latency_table, save_table  # noqa: E402
+from prune import build_model  # noqa: E402
+
+DEMO = 'configs/demo/ssd-r18mini_synthvoc_dense.py'
+
+
+def paired_latency(models, shape, runs):
+    """Median ms of each model, the models timed round-robin so machine load hits all of them alike."""
+    x = torch.randn(*shape)
+    fwd = [default_forward(m) for m in models]
+    times = [[] for _ in models]
+    with torch.inference_mode():
+        for m, f in zip(models, fwd):
+            f(m, x)
+        for _ in range(runs):
+            for i, (m, f) in enumerate(zip(models, fwd)):
+                t0 = time.perf_counter()
+                f(m, x)
+                times[i].append((time.perf_counter() - t0) * 1e3)
+    return [statistics.median(t) for t in times]
+
+
+def prune(model, shape, table, target, ranking):
+    pruner = ChannelPruner(copy.deepcopy(model), shape, target=target, ranking=ranking, latency_table=table)
+    pruner.prune_one_shot()
+    return pruner, pruner.export().eval()
+
+
+def clean_map(cfg, model):
+    from mmengine.runner import Runner
+    cfg = copy.deepcopy(cfg)
+    cfg.load_from, cfg.work_dir = None, '/tmp/benchmark_latency_prune'
+    runner = Runner.from_cfg(cfg)
+    runner.model = model
+    return runner.test().get('pascal_voc/mAP', float('nan'))
+
+
+def run_batch(args, cfg, model, batch):
+    shape = (1, 3, args.input_size, args.input_size)
+    timed = (batch, 3, args.input_size, args.input_size)
+    if args.table and batch == args.batches[0]:
+        table = load_table(args.table)
+    else:
+        t0 = time.perf_counter()
+        table = measure_latency_table(build_channel_groups(model, shape), batch=batch, threads=args.threads)
+        print(f'\n[batch {batch}] latency table built in {time.perf_counter() - t0:.1f} s '
+              f'(calibration errors {", ".join(f"{e:+.1%}" for e in table["fit"]["rel_errors"])})')
+        save_table(table, f'/tmp/latency_table_b{batch}.json')
+    rows, models, pruners = [], [model], []
+    for kind, ratio in (('latency', 0.6), ('latency', 0.4), ('flops', 0.5)):
+        for ranking in ('knapsack', 'global'):
+            target = dict(type=kind, ratio=ratio, **(dict(batch=batch) if kind == 'latency' else {}))
+            try:
+                pruner, exported = prune(model, shape, table, target, ranking)
+            except ValueError as e:
+                print(f'  {kind} {ratio} {ranking}: refused: {e}')
+                continue
+            rows.append((kind, ratio, ranking))
+            pruners.append(pruner)
+            models.append(exported)
+    measured = paired_latency(models, timed, args.runs)
+    dense = measured[0]
+    print(f'\n[batch {batch}, {args.threads} thread(s), {args.input_size} px] dense {dense:.2f} ms (median of '
+          f'{args.runs}, interleaved)')
+    print(f'{"target":<14}{"ranking":<10}{"measured/dense":>15}{"meas/target":>12}{"table pred/meas":>16}'
+          f'{"FLOPs":>8}{"speed-up/FLOPs red.":>21}')
+    for (kind, ratio, ranking), pruner, ms in zip(rows, pruners, measured[1:]):
+        lat = pruner.cost if pruner.cost.name == 'latency' else None
+        from mmdet_adasap.pruning.targets import LatencyCost
+        lat = lat or LatencyCost(pruner.groups, table)
+        pred = lat(pruner.masks.num_kept())
+        flops = FlopsCost(pruner.groups)
+        fr = flops(pruner.masks.num_kept()) / flops.dense
+        print(f'{kind + " " + str(ratio):<14}{ranking:<10}{ms / dense:>15.3f}{ms / dense / ratio:>12.3f}'
+              f'{pred / ms:>16.3f}{fr:>8.3f}{(dense / ms) / (1 / fr):>21.3f}')
+    if args.checkpoint and batch == args.batches[0]:
+        print('\nclean mAP right after one-shot pruning (no fine-tune), same latency target:')
+        for (kind, ratio, ranking), pruner, ms in zip(rows, pruners, measured[1:]):
+            if kind == 'latency':
+                print(f'  latency {ratio} {ranking:<9} measured {ms / dense:.3f} of dense: mAP '
+                      f'{clean_map(cfg, pruner.export().eval()):.4f}')
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('config', nargs='?', default=DEMO)
+    p.add_argument('--checkpoint', help='trained weights (needed for the mAP comparison)')
+    p.add_argument('--table', help='latency table for the first batch (default: build one now)')
+    p.add_argument('--input-size', type=int, default=256)
+    p.add_argument('--batches', type=int, nargs='+', default=[1, 8])
+    p.add_argument('--threads', type=int, default=1)
+    p.add_argument('--runs', type=int, default=30)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    cfg = load_config(args.config)
+    model, _ = build_model(cfg, args.checkpoint)
+    if not args.checkpoint:
+        print('no --checkpoint: random-init weights (latency only; the mAP comparison needs a trained model)')
+    for batch in args.batches:
+        run_batch(args, cfg, model, batch)
+
+
+if __name__ == '__main__':
+    main()
