@@ -14,7 +14,6 @@ Speed targets live here, not in timed tests; rerun on a quiet machine for the re
 import argparse
 import copy
 import os.path as osp
-import statistics
 import sys
 import time
 
@@ -24,27 +23,17 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import mmdet_adasap  # noqa: E402,F401
 from mmdet_adasap.apis import load_config  # noqa: E402
 from mmdet_adasap.pruning import ChannelPruner, FlopsCost, build_channel_groups  # noqa: E402
-from mmdet_adasap.pruning.channel_groups import default_forward  # noqa: E402
-from mmdet_adasap.pruning.latency import load_table, measure_latency_table, save_table  # noqa: E402
+from mmdet_adasap.pruning.latency import (load_table, measure_latency_table, model_call, save_table,  # noqa: E402
+                                          time_round_robin)
+from mmdet_adasap.pruning.targets import LatencyCost  # noqa: E402
 from prune import build_model  # noqa: E402
 
 DEMO = 'configs/demo/ssd-r18mini_synthvoc_dense.py'
 
 
 def paired_latency(models, shape, runs):
-    """Median ms of each model, the models timed round-robin so machine load hits all of them alike."""
-    x = torch.randn(*shape)
-    fwd = [default_forward(m) for m in models]
-    times = [[] for _ in models]
-    with torch.inference_mode():
-        for m, f in zip(models, fwd):
-            f(m, x)
-        for _ in range(runs):
-            for i, (m, f) in enumerate(zip(models, fwd)):
-                t0 = time.perf_counter()
-                f(m, x)
-                times[i].append((time.perf_counter() - t0) * 1e3)
-    return [statistics.median(t) for t in times]
+    """Median ms of each model, timed round-robin so that machine load hits all of them alike."""
+    return time_round_robin([model_call(m, shape) for m in models], runs, warmup=1)
 
 
 def prune(model, shape, table, target, ranking):
@@ -89,17 +78,19 @@ def run_batch(args, cfg, model, batch):
     dense = measured[0]
     print(f'\n[batch {batch}, {args.threads} thread(s), {args.input_size} px] dense {dense:.2f} ms (median of '
           f'{args.runs}, interleaved)')
-    print(f'{"target":<14}{"ranking":<10}{"measured/dense":>15}{"meas/target":>12}{"table pred/meas":>16}'
-          f'{"FLOPs":>8}{"speed-up/FLOPs red.":>21}')
+    print(f'{"target":<13}{"ranking":<9}{"meas/dense":>11}{"meas/target":>12}{"pred/dense":>11}'
+          f'{"pred/meas (ratio)":>18}{"pred/meas (ms)":>15}{"FLOPs":>7}{"speed-up/FLOPs red.":>20}')
     for (kind, ratio, ranking), pruner, ms in zip(rows, pruners, measured[1:]):
-        lat = pruner.cost if pruner.cost.name == 'latency' else None
-        from mmdet_adasap.pruning.targets import LatencyCost
-        lat = lat or LatencyCost(pruner.groups, table)
-        pred = lat(pruner.masks.num_kept())
+        kept = pruner.masks.num_kept()
+        lat = pruner.cost if pruner.cost.name == 'latency' else LatencyCost(pruner.groups, table)
+        pred = lat(kept)
         flops = FlopsCost(pruner.groups)
-        fr = flops(pruner.masks.num_kept()) / flops.dense
-        print(f'{kind + " " + str(ratio):<14}{ranking:<10}{ms / dense:>15.3f}{ms / dense / ratio:>12.3f}'
-              f'{pred / ms:>16.3f}{fr:>8.3f}{(dense / ms) / (1 / fr):>21.3f}')
+        fr = flops(kept) / flops.dense
+        print(f'{kind + " " + str(ratio):<13}{ranking:<9}{ms / dense:>11.3f}{ms / dense / ratio:>12.3f}'
+              f'{pred / lat.dense:>11.3f}{(pred / lat.dense) / (ms / dense):>18.3f}{pred / ms:>15.3f}'
+              f'{fr:>7.3f}{(dense / ms) * fr:>20.3f}')
+    print(f'table dense {table["dense_ms"]:.2f} ms vs measured now {dense:.2f} ms (absolute ms drift with load; '
+          'the ratio columns are what a target uses)')
     if args.checkpoint and batch == args.batches[0]:
         print('\nclean mAP right after one-shot pruning (no fine-tune), same latency target:')
         for (kind, ratio, ranking), pruner, ms in zip(rows, pruners, measured[1:]):

@@ -37,33 +37,47 @@ from .channel_groups import ChannelGroups, LayerShape
 CALIBRATION = (('per_group', 0.2), ('per_group', 0.45), ('per_group', 0.7), ('global', 0.3), ('global', 0.6))
 
 
-def time_call(fn: Callable[[], object], repeats: int = 10, warmup: int = 2, sync: bool = False) -> float:
-    """Median wall time of ``fn()`` in milliseconds (``sync``: CUDA synchronised around each call)."""
+def time_round_robin(fns: Sequence[Callable[[], object]], repeats: int = 10, warmup: int = 1,
+                     sync: bool = False) -> List[float]:
+    """Median wall time (ms) of each ``fn()``, timed in turns (one call of each per round) so that changes in
+    machine load hit all of them alike: their *ratios* stay meaningful on a busy machine."""
     sync_fn = torch.cuda.synchronize if sync else (lambda: None)
+    times = [[] for _ in fns]
     with torch.inference_mode():
         for _ in range(warmup):
-            fn()
+            for fn in fns:
+                fn()
         sync_fn()
-        times = []
         for _ in range(repeats):
-            t0 = time.perf_counter()
-            fn()
-            sync_fn()
-            times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+            for i, fn in enumerate(fns):
+                t0 = time.perf_counter()
+                fn()
+                sync_fn()
+                times[i].append((time.perf_counter() - t0) * 1e3)
+    return [statistics.median(t) for t in times]
+
+
+def time_call(fn: Callable[[], object], repeats: int = 10, warmup: int = 2, sync: bool = False) -> float:
+    """Median wall time of ``fn()`` in milliseconds (``sync``: CUDA synchronised around each call)."""
+    return time_round_robin([fn], repeats, warmup, sync)[0]
+
+
+def model_call(model: nn.Module, input_shape: Sequence[int], forward_fn: Optional[Callable] = None):
+    """A no-argument call of ``forward_fn(model, x)`` (default: the traced part) on a random input, in eval mode."""
+    from .channel_groups import default_forward
+    forward_fn = forward_fn or default_forward(model)
+    model.eval()
+    x = torch.randn(*input_shape, device=next(model.parameters()).device)
+    return lambda: forward_fn(model, x)
 
 
 def measure_model_latency(model: nn.Module, input_shape: Sequence[int], forward_fn: Optional[Callable] = None,
                           repeats: int = 10, warmup: int = 2) -> float:
-    """Median latency (ms) of ``forward_fn(model, x)`` (default ``model._forward``) in eval mode."""
-    from .channel_groups import default_forward
-    forward_fn = forward_fn or default_forward(model)
+    """Median latency (ms) of ``forward_fn(model, x)`` (default: the traced part) in eval mode."""
     was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    x = torch.randn(*input_shape, device=device)
     try:
-        return time_call(lambda: forward_fn(model, x), repeats, warmup, sync=device.type == 'cuda')
+        call = model_call(model, input_shape, forward_fn)
+        return time_call(call, repeats, warmup, sync=next(model.parameters()).device.type == 'cuda')
     finally:
         model.train(was_training)
 
@@ -205,20 +219,20 @@ def _layer_module(layer: LayerShape, cin: int, cout: int, dense: nn.Module) -> n
 
 
 def _measure_layer(layer, dense, batch, device, points, round_to, repeats) -> dict:
+    """The layer at every grid point, timed round-robin (the grid's shape survives load changes)."""
     cins = _grid(layer.in_channels, points, round_to) if layer.in_group and not layer.depthwise else \
         [layer.in_channels]
     couts = _grid(layer.out_channels, points, round_to) if layer.out_group else [layer.out_channels]
-    ms = []
+    calls = []
     for cin in cins:
-        row = []
         for cout in couts:
             m = _layer_module(layer, cin, cout, dense).to(device).eval()
             shape = [batch] + list(layer.in_shape[1:])
             shape[1 if layer.kind == 'conv' else -1] = cout if layer.depthwise else cin
             x = torch.randn(*shape, device=device)
-            row.append(time_call(lambda: m(x), repeats, warmup=1, sync=device.type == 'cuda'))
-        ms.append(row)
-    return {'cin': cins, 'cout': couts, 'ms': ms}
+            calls.append(lambda m=m, x=x: m(x))
+    flat = time_round_robin(calls, repeats, warmup=1, sync=device.type == 'cuda')
+    return {'cin': cins, 'cout': couts, 'ms': [flat[i * len(couts):(i + 1) * len(couts)] for i in range(len(cins))]}
 
 
 def _calibration_configs(groups: ChannelGroups, round_to: int) -> List[Dict[str, torch.Tensor]]:
@@ -251,16 +265,16 @@ def measure_latency_table(groups: ChannelGroups, batch: Optional[int] = None, th
                                                    points, round_to, repeats)
             bar and bar.update()
         shape = (batch,) + tuple(groups.input_shape[1:])
-        dense_ms = measure_model_latency(groups.model, shape, groups.forward_fn, repeats=model_repeats)
-        bar and bar.update()
-        points_ = [(*_features(table, groups, {}), dense_ms)]
-        for masks in configs:
-            pruned = export_pruned(groups, masks)
-            keep = {k: int(m.sum()) for k, m in masks.items()}
-            points_.append((*_features(table, groups, keep),
-                            measure_model_latency(pruned, shape, groups.forward_fn, repeats=model_repeats)))
-            del pruned
+        keeps, calls = [{}], [model_call(groups.model, shape, groups.forward_fn)]
+        for masks in configs:  # dense and calibration exports timed round-robin: their ratios are robust
+            keeps.append({k: int(m.sum()) for k, m in masks.items()})
+            calls.append(model_call(export_pruned(groups, masks), shape, groups.forward_fn))
             bar and bar.update()
+        measured = time_round_robin(calls, model_repeats, warmup=1, sync=device.type == 'cuda')
+        bar and bar.update()
+        del calls
+        dense_ms = measured[0]
+        points_ = [(*_features(table, groups, keep), ms) for keep, ms in zip(keeps, measured)]
         if calibrate:
             table['fit'] = fit_calibration(points_)
         else:  # isolated timings as they are, the rest of the network as a constant
