@@ -36,10 +36,18 @@ def paired_latency(models, shape, runs):
     return time_round_robin([model_call(m, shape) for m in models], runs, warmup=1)
 
 
-def prune(model, shape, table, target, ranking):
-    pruner = ChannelPruner(copy.deepcopy(model), shape, target=target, ranking=ranking, latency_table=table)
+def prune(model, shape, table, target, ranking, round_to):
+    pruner = ChannelPruner(copy.deepcopy(model), shape, target=target, ranking=ranking, latency_table=table,
+                           round_to=round_to)
     pruner.prune_one_shot()
     return pruner, pruner.export().eval()
+
+
+def kept_importance(pruner):
+    """Fraction of the (normalised) importance the prune keeps: the knapsack's objective, a data-free proxy."""
+    scores = pruner.importance(pruner.groups)
+    kept = sum(float(s[pruner.masks.masks[n]].sum()) for n, s in scores.items())
+    return kept / sum(float(s.sum()) for s in scores.values())
 
 
 def clean_map(cfg, model):
@@ -58,7 +66,8 @@ def run_batch(args, cfg, model, batch):
         table = load_table(args.table)
     else:
         t0 = time.perf_counter()
-        table = measure_latency_table(build_channel_groups(model, shape), batch=batch, threads=args.threads)
+        table = measure_latency_table(build_channel_groups(model, shape), batch=batch, threads=args.threads,
+                                      round_to=args.round_to)
         print(f'\n[batch {batch}] latency table built in {time.perf_counter() - t0:.1f} s '
               f'(calibration errors {", ".join(f"{e:+.1%}" for e in table["fit"]["rel_errors"])})')
         save_table(table, f'/tmp/latency_table_b{batch}.json')
@@ -67,7 +76,7 @@ def run_batch(args, cfg, model, batch):
         for ranking in ('knapsack', 'global'):
             target = dict(type=kind, ratio=ratio, **(dict(batch=batch) if kind == 'latency' else {}))
             try:
-                pruner, exported = prune(model, shape, table, target, ranking)
+                pruner, exported = prune(model, shape, table, target, ranking, args.round_to)
             except ValueError as e:
                 print(f'  {kind} {ratio} {ranking}: refused: {e}')
                 continue
@@ -79,7 +88,8 @@ def run_batch(args, cfg, model, batch):
     print(f'\n[batch {batch}, {args.threads} thread(s), {args.input_size} px] dense {dense:.2f} ms (median of '
           f'{args.runs}, interleaved)')
     print(f'{"target":<13}{"ranking":<9}{"meas/dense":>11}{"meas/target":>12}{"pred/dense":>11}'
-          f'{"pred/meas (ratio)":>18}{"pred/meas (ms)":>15}{"FLOPs":>7}{"speed-up/FLOPs red.":>20}')
+          f'{"pred/meas (ratio)":>18}{"pred/meas (ms)":>15}{"FLOPs":>7}{"speed-up/FLOPs red.":>20}'
+          f'{"kept importance":>16}')
     for (kind, ratio, ranking), pruner, ms in zip(rows, pruners, measured[1:]):
         kept = pruner.masks.num_kept()
         lat = pruner.cost if pruner.cost.name == 'latency' else LatencyCost(pruner.groups, table)
@@ -88,7 +98,7 @@ def run_batch(args, cfg, model, batch):
         fr = flops(kept) / flops.dense
         print(f'{kind + " " + str(ratio):<13}{ranking:<9}{ms / dense:>11.3f}{ms / dense / ratio:>12.3f}'
               f'{pred / lat.dense:>11.3f}{(pred / lat.dense) / (ms / dense):>18.3f}{pred / ms:>15.3f}'
-              f'{fr:>7.3f}{(dense / ms) * fr:>20.3f}')
+              f'{fr:>7.3f}{(dense / ms) * fr:>20.3f}{kept_importance(pruner):>16.3f}')
     print(f'table dense {table["dense_ms"]:.2f} ms vs measured now {dense:.2f} ms (absolute ms drift with load; '
           'the ratio columns are what a target uses)')
     if args.checkpoint and batch == args.batches[0]:
@@ -108,6 +118,7 @@ def main(argv=None):
     p.add_argument('--batches', type=int, nargs='+', default=[1, 8])
     p.add_argument('--threads', type=int, default=1)
     p.add_argument('--runs', type=int, default=30)
+    p.add_argument('--round-to', type=int, default=8, help='channel granularity of the prunes and the table grid')
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     cfg = load_config(args.config)

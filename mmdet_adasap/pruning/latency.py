@@ -12,8 +12,11 @@ latency target needs measurements. A table holds:
   pooling) scales with the activations, i.e. with kept channels x positions, not a constant; and a layer timed
   in isolation runs at a different speed than inside the graph (caches, allocator). So the table measures
   the dense model and a few pruned exports (uniform and global-ranking prunes at several FLOPs levels) and fits
-  ``latency = const + conv_scale * sum(layer timings) + act_ms * activation volume`` (least squares,
-  non-negative), the model :class:`~.targets.LatencyCost` then evaluates;
+  ``latency = const + conv_scale * sum(layer timings) + act_ms * activation volume`` (least squares on
+  relative error, non-negative), the model :class:`~.targets.LatencyCost` then evaluates; a second round adds
+  the latency knapsack's own picks under the first fit (an optimiser seeks out where a cost model is wrong, so
+  the fit must be right where the targets land). All whole-model timings are round-robin with the dense model,
+  so a change of machine load scales every one alike and the fitted *ratios* stay right;
 * a fingerprint (model signature, input size, batch, device, threads): a table from another model or input is
   refused naming both, and batch / device / threads are checked against what the target asks for.
 
@@ -35,6 +38,8 @@ from .channel_groups import ChannelGroups, LayerShape
 
 #: FLOPs fractions of the calibration exports: (ranking, ratio)
 CALIBRATION = (('per_group', 0.2), ('per_group', 0.45), ('per_group', 0.7), ('global', 0.3), ('global', 0.6))
+#: latency fractions of the second calibration round: the knapsack's own picks under the first fit
+REFINE = (0.45, 0.6, 0.75)
 
 
 def time_round_robin(fns: Sequence[Callable[[], object]], repeats: int = 10, warmup: int = 1,
@@ -235,12 +240,35 @@ def _measure_layer(layer, dense, batch, device, points, round_to, repeats) -> di
     return {'cin': cins, 'cout': couts, 'ms': [flat[i * len(couts):(i + 1) * len(couts)] for i in range(len(cins))]}
 
 
-def _calibration_configs(groups: ChannelGroups, round_to: int) -> List[Dict[str, torch.Tensor]]:
+def _calibration_configs(groups: ChannelGroups, round_to: int, table: Optional[dict] = None
+                         ) -> List[Dict[str, torch.Tensor]]:
+    """Pass 1 (``table=None``): uniform and global FLOPs prunes (``CALIBRATION``). Pass 2: the latency
+    knapsack's own picks with the pass-1 table (``REFINE``), so that the fit is right where targets land."""
     from .importance import build_importance
-    from .targets import FlopsCost, solve
+    from .targets import FlopsCost, LatencyCost, solve
     scores = build_importance('l2')(groups)
-    flops = FlopsCost(groups)
-    return [solve(groups, scores, flops, r * flops.dense, round_to, ranking) for ranking, r in CALIBRATION]
+    if table is None:
+        flops = FlopsCost(groups)
+        return [solve(groups, scores, flops, r * flops.dense, round_to, ranking) for ranking, r in CALIBRATION]
+    latency, out = LatencyCost(groups, table), []
+    for r in REFINE:
+        try:
+            out.append(solve(groups, scores, latency, r * latency.dense, round_to, 'knapsack'))
+        except ValueError:  # below the smallest model: nothing to calibrate there
+            pass
+    return out
+
+
+def _time_exports(groups, configs, shape, repeats, bar) -> tuple:
+    """Kept counts and round-robin medians of the dense model (first) and each configuration's export."""
+    from .export import export_pruned
+    keeps, calls = [{}], [model_call(groups.model, shape, groups.forward_fn)]
+    for masks in configs:
+        keeps.append({k: int(m.sum()) for k, m in masks.items()})
+        calls.append(model_call(export_pruned(groups, masks), shape, groups.forward_fn))
+        bar and bar.update()
+    sync = next(groups.model.parameters()).device.type == 'cuda'
+    return keeps, time_round_robin(calls, repeats, warmup=1, sync=sync)
 
 
 def measure_latency_table(groups: ChannelGroups, batch: Optional[int] = None, threads: Optional[int] = None,
@@ -248,7 +276,6 @@ def measure_latency_table(groups: ChannelGroups, batch: Optional[int] = None, th
                           calibrate: bool = True, show_progress: bool = True) -> dict:
     """Measure a table for ``groups`` on the device the model's parameters live on, with ``threads`` intra-op
     threads (default: the current setting) at ``batch`` (default: the trace batch); see the module docstring."""
-    from .export import export_pruned
     device = next(groups.model.parameters()).device
     batch = int(batch or groups.input_shape[0])
     before = torch.get_num_threads()
@@ -258,28 +285,25 @@ def measure_latency_table(groups: ChannelGroups, batch: Optional[int] = None, th
     try:
         layers = {n: l for n, l in groups.layers.items() if l.in_group or l.out_group}
         configs = _calibration_configs(groups, round_to) if calibrate else []
-        bar = ProgressBar(len(layers) + 1 + len(configs)) if show_progress else None
+        bar = ProgressBar(len(layers) + len(configs) + len(REFINE) * calibrate) if show_progress else None
         table = {'fingerprint': fingerprint(groups, batch, device_name(device), threads), 'layers': {}}
         for name, layer in layers.items():
             table['layers'][name] = _measure_layer(layer, groups.model.get_submodule(name), batch, device,
                                                    points, round_to, repeats)
             bar and bar.update()
         shape = (batch,) + tuple(groups.input_shape[1:])
-        keeps, calls = [{}], [model_call(groups.model, shape, groups.forward_fn)]
-        for masks in configs:  # dense and calibration exports timed round-robin: their ratios are robust
-            keeps.append({k: int(m.sum()) for k, m in masks.items()})
-            calls.append(model_call(export_pruned(groups, masks), shape, groups.forward_fn))
-            bar and bar.update()
-        measured = time_round_robin(calls, model_repeats, warmup=1, sync=device.type == 'cuda')
-        bar and bar.update()
-        del calls
+        keeps, measured = _time_exports(groups, configs, shape, model_repeats, bar)
         dense_ms = measured[0]
         points_ = [(*_features(table, groups, keep), ms) for keep, ms in zip(keeps, measured)]
+        table['fit'] = dict(const_ms=max(dense_ms - points_[0][0], 0.0), conv_scale=1.0, act_ms=0.0,
+                            rel_errors=[])  # uncalibrated: isolated timings as they are, the rest constant
         if calibrate:
             table['fit'] = fit_calibration(points_)
-        else:  # isolated timings as they are, the rest of the network as a constant
-            table['fit'] = dict(const_ms=max(dense_ms - points_[0][0], 0.0), conv_scale=1.0, act_ms=0.0,
-                                rel_errors=[])
+            refine = _calibration_configs(groups, round_to, table)
+            keeps, again = _time_exports(groups, refine, shape, model_repeats, bar)
+            scale = dense_ms / again[0]  # put the second round on the first round's scale (load drifts)
+            points_ += [(*_features(table, groups, k), ms * scale) for k, ms in zip(keeps[1:], again[1:])]
+            table['fit'] = fit_calibration(points_)
         table['calibration'] = [dict(conv_ms=c, act=v, measured_ms=m) for c, v, m in points_]
         table['dense_ms'] = dense_ms
     finally:
