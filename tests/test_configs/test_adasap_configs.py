@@ -63,8 +63,9 @@ def test_latency_variants_are_the_flops50_schedule_with_a_latency_knapsack(model
         path = osp.join(REPO, f'configs/adasap/{model}_{method}_latency50.py')
         cfg = load_config(path)
         hook = cfg.default_hooks.adasap
-        assert hook.pruning.target == dict(type='latency', ratio=0.5, batch=1, device='cpu', threads=1)
-        assert hook.pruning.ranking == 'knapsack' and hook.latency_table.endswith('_latency_cpu1.json')
+        batch = 8 if model == 'ssd-r18mini_synthvoc' else 1  # the demo's batch-1 floor is ~0.53 of dense
+        assert hook.pruning.target == dict(type='latency', ratio=0.5, batch=batch, device='cpu', threads=1)
+        assert hook.pruning.ranking == 'knapsack' and '_latency_cpu1' in hook.latency_table
         assert hook.pruning.schedule == ref.default_hooks.adasap.pruning.schedule
         assert cfg.train_cfg == ref.train_cfg and (hook.warmup.sharpness is None) == (method == 'l2prune_sgd')
         with open(path) as f:

@@ -79,7 +79,8 @@ class AdaSAPHook(PruningHook):
     A ``sharpness`` is None (a plain optimizer step) or ``dict(radius=None | policy config, rho=r,
     adaptive=True, refresh_interval=1)``: ``radius=dict(type='AdaptiveRadius', rho_min=0.01, rho_max=2.0)``
     (whose ``scope`` defaults to the pruner's: 'per_group' for ``ranking='per_group'``, else 'global') gives
-    per-channel radii from the pruner's importance (normalised by the importance's ``normalize`` option), recomputed every ``refresh_interval`` iterations and after
+    per-channel radii from the pruner's importance (normalised by the importance's ``normalize`` option),
+    recomputed every ``refresh_interval`` iterations and after
     every pruning step; ``rho`` is then the radius of parameters no prunable group covers (stem, heads), and
     without a policy the uniform radius. ``adaptive``: ASAM (True) or SAM. Pruned channels are never perturbed.
     """

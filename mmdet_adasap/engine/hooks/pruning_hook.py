@@ -1,9 +1,9 @@
 """``PruningHook``: soft channel pruning inside an mmengine training run.
 
 Builds a :class:`~mmdet_adasap.pruning.ChannelPruner` on the runner's model before training, calls
-``pruner.step(iteration)`` after every iteration (the pruner owns its schedule), keeps masked channels (and their optimizer state) at zero, feeds gradient-
-based importance, stores masks and pruning state in every checkpoint (``checkpoint['adasap_pruning']``) and
-restores them on resume / load_from, and optionally exports the physically pruned detector after training.
+``pruner.step(iteration)`` after every iteration (the pruner owns its schedule), keeps masked channels
+(and their optimizer state) at zero, feeds gradient-based importance, stores masks and pruning state in
+every checkpoint (``checkpoint['adasap_pruning']``) and restores them on resume / load_from, and optionally exports the physically pruned detector after training.
 Other hooks (the AdaSAP sharpness step) reach the pruner as ``runner.adasap_pruner``.
 """
 import os.path as osp
