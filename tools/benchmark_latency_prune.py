@@ -124,6 +124,8 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     cfg = load_config(args.config)
     model, _ = build_model(cfg, args.checkpoint)
+    if not args.checkpoint:  # mmdet's init (e.g. L2Norm scales are uninitialised memory until init_weights)
+        model.init_weights()
     if not args.checkpoint:
         print('no --checkpoint: random-init weights (latency only; the mAP comparison needs a trained model)')
     for batch in args.batches:

@@ -53,6 +53,8 @@ def main(argv=None):
     else:
         shape = find_resize_shape(cfg) or (1, 3, 300, 300)
     model, _ = build_model(cfg, args.checkpoint)
+    if not args.checkpoint:  # mmdet's init (e.g. L2Norm scales are uninitialised memory until init_weights)
+        model.init_weights()
     model = model.to(args.device)
     groups = build_channel_groups(model, shape)
     print(groups.report())
