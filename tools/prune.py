@@ -49,10 +49,10 @@ def parse_args(argv=None):
     p.add_argument('--ratio', type=float, default=0.5, help='fraction of the dense cost to keep, in (0, 1)')
     p.add_argument('--importance', default='l2', help="l2 (default), bn_scale or a registered data-free type")
     p.add_argument('--round-to', type=int, default=8)
-    p.add_argument('--ranking', default='global', choices=['global', 'per_layer'])
+    p.add_argument('--ranking', default='global', choices=['global', 'per_group', 'knapsack'])
     p.add_argument('--input-size', type=int, help='square input for tracing / counting (default: test Resize)')
     p.add_argument('--ignored-layers', nargs='*', default=[], help='module names or fnmatch patterns')
-    p.add_argument('--latency-table', help='JSON table from tools/prune_report.py --save-latency-table')
+    p.add_argument('--latency-table', help='JSON table from tools/build_latency_table.py')
     p.add_argument('--out', required=True, help='pruned checkpoint to write')
     return p.parse_args(argv)
 

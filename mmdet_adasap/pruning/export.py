@@ -5,7 +5,7 @@ left as it is) and then checks itself against the masked model (:mod:`.export_ch
 wrong raises before any checkpoint is written. A pruned checkpoint is an ordinary mmengine checkpoint
 (``state_dict`` + ``meta``) whose ``meta['adasap_channels']`` records, for every layer whose shape changed,
 its dense and pruned channel counts. :func:`apply_channel_config` re-shapes a freshly built dense model from that record alone (no tracing,
-no pruning), so the weights then load strictly; :class:`PrunedChannelsHook` does this inside mmengine's
+no pruning), so the weights then load strictly; :class:`~mmdet_adasap.engine.hooks.PrunedChannelsHook` does this inside mmengine's
 ``Runner.load_checkpoint``, which makes ``tools/test.py CONFIG pruned.pth`` and ``load_from`` work.
 """
 import copy
@@ -16,9 +16,6 @@ from typing import Dict, Optional
 import torch
 import torch.nn as nn
 from mmdet.models.necks.ssd_neck import L2Norm
-from mmdet.registry import HOOKS
-from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.runner.checkpoint import CheckpointLoader
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
@@ -167,29 +164,3 @@ def load_pruned_checkpoint(model: nn.Module, path: str, strict: bool = True) -> 
     apply_channel_config(model, config)
     model.load_state_dict(ckpt['state_dict'], strict=strict)
     return model
-
-
-@HOOKS.register_module()
-class PrunedChannelsHook(Hook):
-    """Re-shapes the runner's model to a pruned checkpoint's channels right before its weights load.
-
-    mmengine calls ``after_load_checkpoint`` between reading a checkpoint and loading it into the model, for
-    ``load_from``, ``resume`` and ``tools/test.py``. Dense checkpoints pass through untouched. The model must
-    not be wrapped by DDP when its shapes change (DDP has bucketed the old shapes), so multi-GPU fine-tuning
-    from a pruned checkpoint is refused with a clear error; single-process training and testing work.
-    """
-    priority = 'VERY_HIGH'
-
-    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        config = checkpoint.get('meta', {}).get(META_KEY)
-        if not config:
-            return
-        model = runner.model
-        if is_model_wrapper(model):
-            if isinstance(model, torch.nn.parallel.DistributedDataParallel):
-                raise RuntimeError('PrunedChannelsHook cannot re-shape a model already wrapped by DDP; '
-                                   'load the pruned checkpoint in a single process (tools/test.py) or '
-                                   're-shape the model before wrapping')
-            model = model.module
-        apply_channel_config(model, config)
-        runner.logger.info(f'PrunedChannelsHook: re-shaped {len(config)} layers to the pruned checkpoint')
