@@ -22,14 +22,11 @@ import sys
 import torch
 import torch_pruning as tp
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from prune import build_model, input_size_of  # noqa: E402
-
-from mmdet_adasap.apis import load_config  # noqa: E402
-from mmdet_adasap.pruning import ChannelPruner, apply_channel_config, build_channel_groups  # noqa: E402
-from mmdet_adasap.pruning.channel_groups import TracedPart, default_forward  # noqa: E402
-from mmdet_adasap.pruning.export import META_KEY  # noqa: E402
-from mmdet_adasap.pruning.latency import measure_latency_table, save_table, time_call  # noqa: E402
+import mmdet_adasap  # noqa: F401  (registers modules, applies upstream fixes)
+from mmdet_adasap.apis import build_detector, input_size_of, load_config
+from mmdet_adasap.pruning import ChannelPruner, build_channel_groups
+from mmdet_adasap.pruning.channel_groups import TracedPart, default_forward
+from mmdet_adasap.pruning.latency import measure_latency_table, save_table, time_call
 
 
 def count(model, shape):
@@ -121,19 +118,13 @@ def main(argv=None):
     os.makedirs(out_dir, exist_ok=True)
     size = args.input_size or input_size_of(cfg)
     shape = (1, 3, size, size)
-    dense, _ = build_model(cfg, args.checkpoint)
+    try:
+        dense, _ = build_detector(cfg, args.checkpoint, expect='dense')
+        if args.pruned:
+            pruned, _ = build_detector(cfg, args.pruned, expect='pruned')
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(f'error: {e}')
     if args.pruned:
-        if not osp.isfile(args.pruned):
-            raise SystemExit(f'error: pruned checkpoint {args.pruned!r} does not exist')
-        ckpt = torch.load(args.pruned, map_location='cpu')
-        if META_KEY not in ckpt.get('meta', {}):
-            raise SystemExit(f'error: {args.pruned!r} is not a pruned checkpoint (no meta[{META_KEY!r}])')
-        pruned = copy.deepcopy(dense)
-        try:
-            apply_channel_config(pruned, ckpt['meta'][META_KEY])
-        except ValueError as e:
-            raise SystemExit(f'error: {e}')
-        pruned.load_state_dict(ckpt['state_dict'], strict=True)
         how = f'pruned checkpoint {args.pruned}'
     else:
         try:
