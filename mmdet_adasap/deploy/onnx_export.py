@@ -25,6 +25,7 @@ detections are padded with score 0 and label -1, so batches have one shape). H, 
 """
 import json
 import os
+import warnings
 import os.path as osp
 from typing import Optional, Sequence, Tuple, Union
 
@@ -32,8 +33,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torchvision.ops import nms as torchvision_nms  # imported here: importing it while tracing fails
+from torchvision.ops import roi_align as torchvision_roi_align
 
-MIN_OPSET = 11  # NonMaxSuppression is opset 10; TopK with a k input, ScatterND and RoiAlign need 11
+MIN_OPSET = 11  # NonMaxSuppression is opset 10; TopK with a k input and ScatterND need 11
+MIN_OPSET_TWO_STAGE = 16  # RoiAlign's half_pixel mode (mmcv's aligned=True) is opset 16
 DEFAULT_OPSET = 17
 METADATA_KEY = 'mmdet_adasap'
 INPUT_DESCRIPTION = 'raw pixels 0-255, float32, (B, 3, H, W), channel order as loaded by mmcv (BGR)'
@@ -224,13 +227,18 @@ class TwoStageGraph(nn.Module):
         return dets  # (B, R, 5); padding rows are all zero
 
     def _roi_features(self, feats, rois):
+        """mmcv's ``RoIAlign`` as torchvision's (the same detectron2 kernel; mmcv 2.1.0's ONNX symbolic emits
+        ``Squeeze`` with an ``axes`` attribute, invalid from opset 13, and torchvision's maps ``aligned`` to
+        RoiAlign-16's ``half_pixel`` mode)."""
         extractor = self.roi.bbox_roi_extractor
         feats = feats[:extractor.num_inputs]
         target = extractor.map_roi_levels(rois, len(feats))
         out = 0
         for i, layer in enumerate(extractor.roi_layers):
             mask = (target == i).to(rois.dtype).reshape(-1, 1, 1, 1)
-            out = out + layer(feats[i], rois) * mask
+            pooled = torchvision_roi_align(feats[i], rois, layer.output_size, layer.spatial_scale,
+                                           layer.sampling_ratio, layer.aligned)
+            out = out + pooled * mask
         return out
 
     def forward(self, x):
@@ -280,6 +288,10 @@ def build_graph(detector: nn.Module, hw: Tuple[int, int]) -> nn.Module:
             raise ExportError(f'the ONNX exporter does not support rpn_head {type(rpn).__name__!r} / roi_head '
                               f'{type(roi).__name__!r}{" with a mask head" if getattr(roi, "with_mask", 0) else ""}'
                               f'; supported: {supported}')
+        layers = roi.bbox_roi_extractor.roi_layers
+        if any(getattr(layer, 'pool_mode', 'avg') != 'avg' or type(layer).__name__ != 'RoIAlign' for layer in layers):
+            raise ExportError('the ONNX exporter supports RoIAlign with pool_mode="avg" in the RoI extractor only; '
+                              f'got {[type(layer).__name__ for layer in layers]}')
         graph = TwoStageGraph(detector, hw)
     else:
         raise ExportError(f'the ONNX exporter does not support detector {type(detector).__name__!r}; '
@@ -314,12 +326,16 @@ def export_onnx(detector: nn.Module, out_file: str, input_hw: Sequence[int], bat
         raise ExportError(f'input size {hw} is not a multiple of the data preprocessor\'s pad_size_divisor '
                           f'({divisor}): export at a multiple of it')
     graph = build_graph(detector.cpu().eval(), hw)
+    if isinstance(graph, TwoStageGraph) and opset < MIN_OPSET_TWO_STAGE:
+        raise ExportError(f'opset {opset} is too old for {type(detector).__name__}: RoIAlign with aligned=True '
+                          f'needs opset >= {MIN_OPSET_TWO_STAGE} (RoiAlign half_pixel); use --opset {DEFAULT_OPSET}')
     example = torch.rand(1 if batch == 'dynamic' else batch, 3, *hw) * 255
     dynamic_axes = {'input': {0: 'batch'}, 'dets': {0: 'batch'}, 'labels': {0: 'batch'}} \
         if batch == 'dynamic' else None
     tmp = out_file + '.tmp'
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter('ignore', torch.jit.TracerWarning)  # static sizes are the contract (H, W fixed)
             torch.onnx.export(graph, (example, ), tmp, dynamo=False, opset_version=opset, input_names=['input'],
                               output_names=['dets', 'labels'], dynamic_axes=dynamic_axes, do_constant_folding=True)
         model = onnx.load(tmp)
