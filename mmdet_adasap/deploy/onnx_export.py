@@ -336,6 +336,7 @@ def export_onnx(detector: nn.Module, out_file: str, input_hw: Sequence[int], bat
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter('ignore', torch.jit.TracerWarning)  # static sizes are the contract (H, W fixed)
+            warnings.filterwarnings('ignore', message='Constant folding - Only steps=1')  # strided box slices
             torch.onnx.export(graph, (example, ), tmp, dynamo=False, opset_version=opset, input_names=['input'],
                               output_names=['dets', 'labels'], dynamic_axes=dynamic_axes, do_constant_folding=True)
         model = onnx.load(tmp)
