@@ -55,7 +55,8 @@ def main(argv=None):
     if not args.no_check:
         p = check_parity(model, args.out, batch=2 if meta['batch'] == 'dynamic' else meta['batch'])
         print(f'PyTorch vs ONNX Runtime on {len(p["images"])} random images ({p["detections"]} detections): '
-              f'max |dbox| {p["box"]:.2e} px ({p["box_rel"]:.1e} of the input side), max |dscore| {p["score"]:.2e}, unmatched {p["unmatched"]}')
+              f'max |dbox| {p["box"]:.2e} px ({p["box_rel"]:.1e} of the input side), '
+              f'max |dscore| {p["score"]:.2e}, unmatched {p["unmatched"]}')
 
 
 if __name__ == '__main__':

@@ -12,6 +12,7 @@ an error that names the layers and the fix. ``expect='pruned'`` lets a tool that
 explicitly (``tools/prune_report.py --pruned``) load one anyway.
 """
 import copy
+import os.path as osp
 import re
 from typing import Optional, Tuple
 
@@ -45,10 +46,8 @@ def is_pruned_aware(cfg) -> bool:
 
 def read_checkpoint(path: str) -> dict:
     """The checkpoint dict (``state_dict`` + ``meta``), with a clear error for a missing file."""
-    if not isinstance(path, str) or '://' not in path:
-        import os.path as osp
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'checkpoint {path!r} does not exist')
+    if '://' not in str(path) and not osp.isfile(path):  # local file (URLs go to mmengine's loaders)
+        raise FileNotFoundError(f'checkpoint {path!r} does not exist')
     ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
     if not isinstance(ckpt, dict):
         raise ValueError(f'{path!r} is not a checkpoint (expected a dict with state_dict, got {type(ckpt)})')

@@ -6,9 +6,9 @@ pruner's traced part: backbone, neck, head convs; ``extract_feat`` for two-stage
 PyTorch; its export in ONNX Runtime). So the columns compare runtimes, and each row's realised speed-up
 (dense ms / pruned ms) can be read against the FLOPs reduction (dense FLOPs / pruned FLOPs). NMS cost depends
 on how many boxes pass ``score_thr``: with untrained weights nearly all do, so only a trained checkpoint gives a
-representative ``deployed`` row. Dense and pruned calls alternate within one process, so load on a shared machine hits both alike;
-medians of ``repeats`` calls. Thread counts: ``torch.set_num_threads`` for PyTorch, ``intra_op_num_threads``
-for ONNX Runtime.
+representative ``deployed`` row. Dense and pruned calls alternate within one process, so load on a shared
+machine hits both alike; medians of ``repeats`` calls. Thread counts: ``torch.set_num_threads`` for PyTorch,
+``intra_op_num_threads`` for ONNX Runtime.
 """
 import os
 import os.path as osp
@@ -128,13 +128,14 @@ def measure_deploy_latency(models: Dict[str, torch.nn.Module], hw: Tuple[int, in
 
 def latency_table(rows: List[dict], flops_reduction: float, dense: str = 'dense', pruned: str = 'pruned'
                   ) -> List[str]:
-    """Markdown lines: ms per image batch, realised speed-up and its ratio to the FLOPs reduction."""
+    """Markdown lines: ms per batch, realised speed-up and its ratio to the FLOPs reduction (also added to
+    each row as ``speedup`` / ``speedup_over_flops_reduction``)."""
     lines = ['| part | runtime | batch | threads | dense ms | pruned ms | speed-up | speed-up / FLOPs reduction |',
              '|---|---|---|---|---|---|---|---|']
     for r in rows:
         speedup = r[dense] / r[pruned]
         r['speedup'] = speedup
         r['speedup_over_flops_reduction'] = speedup / flops_reduction
-        lines.append(f'| {r["part"]} | {r["runtime"]} | {r["batch"]} | {r["threads"]} | {r[dense]:.2f} | {r[pruned]:.2f} | '
-                     f'{speedup:.2f}x | {speedup / flops_reduction:.2f} |')
+        lines.append(f'| {r["part"]} | {r["runtime"]} | {r["batch"]} | {r["threads"]} | {r[dense]:.2f} | '
+                     f'{r[pruned]:.2f} | {speedup:.2f}x | {speedup / flops_reduction:.2f} |')
     return lines
