@@ -13,10 +13,10 @@ detectors; ``extract_feat`` for two-stage ones; no NMS), dense and pruned interl
 machine affects both alike. ``--save-latency-table`` also measures a per-layer lookup table for latency targets.
 
 The deployment table times the network and the whole deployed detector (preprocessing, network, decoding,
-NMS), dense vs pruned, in PyTorch and in ONNX Runtime (CPU), at ``--batches`` (default 1 and 8) and ``--thread-counts``
-(default 1 and all cores), and prints each row's realised speed-up over the FLOPs reduction
-(``mmdet_adasap.deploy.latency``); ``--runtimes pytorch`` or ``--no-latency`` skip ONNX Runtime. The ONNX
-files (dynamic batch) are kept in ``--out-dir``.
+NMS), dense vs pruned, in PyTorch and in ONNX Runtime (CPU), at ``--batches`` (default 1 and 8) and
+``--thread-counts`` (default 1 and all cores), and prints each row's realised speed-up over the FLOPs reduction
+(``mmdet_adasap.deploy.latency``); ``--runtimes pytorch`` skips ONNX Runtime, ``--no-deploy-latency`` the
+table. The ONNX files (dynamic batch) are kept in ``--out-dir``.
 """
 import argparse
 import copy
@@ -120,6 +120,7 @@ def parse_args(argv=None):
     p.add_argument('--repeats', type=int, default=20, help='latency runs per model (median)')
     p.add_argument('--threads', type=int, help='torch intra-op threads for the latency runs (default: torch\'s)')
     p.add_argument('--no-latency', action='store_true')
+    p.add_argument('--no-deploy-latency', action='store_true', help='skip the PyTorch / ONNX Runtime table')
     p.add_argument('--runtimes', nargs='+', default=['pytorch', 'onnxruntime'], choices=['pytorch', 'onnxruntime'],
                    help='runtimes of the deployment latency table')
     p.add_argument('--batches', nargs='+', type=int, default=[1, 8], help='batch sizes of the deployment table')
@@ -167,7 +168,7 @@ def main(argv=None):
     if not args.no_latency:
         d_ms, p_ms = interleaved_latency([dense, pruned], shape, args.repeats)
         summary['dense']['latency_ms'], summary['pruned']['latency_ms'] = d_ms, p_ms
-    if not args.no_latency and args.runtimes:
+    if not (args.no_latency or args.no_deploy_latency):
         summary['deploy_latency'] = deploy_rows(args, dict(dense=dense, pruned=pruned), size, out_dir)
     if args.save_latency_table:
         table = measure_latency_table(build_channel_groups(dense, shape), round_to=args.round_to)
