@@ -11,34 +11,11 @@ import os.path as osp
 import sys
 
 import torch
-from mmengine.runner import load_checkpoint
 
 import mmdet_adasap  # noqa: F401  (registers modules, applies upstream fixes)
-from mmdet_adasap.apis import find_resize_shape, load_config
+from mmdet_adasap.apis import build_detector, input_size_of, load_config
 from mmdet_adasap.pruning import ChannelPruner, save_pruned_checkpoint
 from mmdet_adasap.pruning.latency import load_table
-
-
-def input_size_of(cfg) -> int:
-    """The longer side of the test pipeline's Resize scale (what the detector sees), else 300."""
-    shape = find_resize_shape(cfg)
-    return max(shape[2:]) if shape else 300
-
-
-def build_model(cfg, checkpoint=None):
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
-    register_all_modules()
-    backbone = cfg.model.get('backbone', {})
-    if isinstance(backbone.get('init_cfg'), dict) and backbone['init_cfg'].get('type') == 'Pretrained':
-        backbone['init_cfg'] = None  # the checkpoint (or nothing) provides the weights: no download
-    model = MODELS.build(cfg.model)
-    meta = {}
-    if checkpoint:
-        if not osp.isfile(checkpoint):
-            raise SystemExit(f'error: checkpoint {checkpoint!r} does not exist')
-        meta = load_checkpoint(model, checkpoint, map_location='cpu', strict=True).get('meta', {})
-    return model.eval(), meta
 
 
 def parse_args(argv=None):
@@ -65,7 +42,10 @@ def main(argv=None):
         raise SystemExit(f'error: {e}')
     if args.importance in ('taylor', 'TaylorImportance'):
         raise SystemExit('error: taylor importance needs gradients from training data; use PruningHook')
-    model, meta = build_model(cfg, args.checkpoint)
+    try:
+        model, meta = build_detector(cfg, args.checkpoint)
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(f'error: {e}')
     size = args.input_size or input_size_of(cfg)
     table = load_table(args.latency_table) if args.latency_table else None
     try:

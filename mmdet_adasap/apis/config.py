@@ -76,3 +76,9 @@ def find_resize_shape(cfg) -> Optional[Tuple[int, int, int, int]]:
             w, h = (scale, scale) if isinstance(scale, int) else scale[:2]
             return (1, 3, int(h), int(w))  # mmcv scales are (w, h); keep_ratio scales give the bounding box
     return None
+
+
+def input_size_of(cfg, default: int = 300) -> int:
+    """The longer side of the test pipeline's Resize scale (what the detector sees), else ``default``."""
+    shape = find_resize_shape(cfg)
+    return max(shape[2:]) if shape else default
