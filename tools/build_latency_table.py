@@ -7,7 +7,6 @@ Times every prunable layer on a grid of channel counts, then the dense model and
 calibrate the prediction (see ``mmdet_adasap/pruning/latency.py``); prints the build time and how well the
 table predicts the calibration models. The table records model, input, batch, device and threads; a pruner
 given a table from another model or input, or a target asking for another batch/device/threads, refuses it.
-Supersedes ``tools/prune_report.py --save-latency-table``.
 """
 import argparse
 import os

@@ -10,7 +10,7 @@ tables. FLOPs are conv + linear MACs of the pruned part at the given input, as t
 them (the same count the FLOPs target uses), plus that counter's all-ops total. Latency is the median of
 ``--repeats`` batch-1 runs of the pruned part (``_forward``: backbone, neck and head convs for one-stage
 detectors; ``extract_feat`` for two-stage ones; no NMS), dense and pruned interleaved so that load on a shared
-machine affects both alike. ``--save-latency-table`` also measures a per-layer lookup table for latency targets.
+machine affects both alike.
 
 The deployment table times the network and the whole deployed detector (preprocessing, network, decoding,
 NMS), dense vs pruned, in PyTorch and in ONNX Runtime (CPU), at ``--batches`` (default 1 and 8) and
@@ -31,9 +31,9 @@ import torch_pruning as tp
 import mmdet_adasap  # noqa: F401  (registers modules, applies upstream fixes)
 from mmdet_adasap.apis import build_detector, input_size_of, load_config
 from mmdet_adasap.deploy.latency import latency_table, measure_deploy_latency
-from mmdet_adasap.pruning import ChannelPruner, build_channel_groups
+from mmdet_adasap.pruning import ChannelPruner
 from mmdet_adasap.pruning.channel_groups import TracedPart, default_forward
-from mmdet_adasap.pruning.latency import measure_latency_table, save_table, time_call
+from mmdet_adasap.pruning.latency import time_call
 
 
 def count(model, shape):
@@ -126,7 +126,6 @@ def parse_args(argv=None):
     p.add_argument('--batches', nargs='+', type=int, default=[1, 8], help='batch sizes of the deployment table')
     p.add_argument('--thread-counts', nargs='+', default=['1', 'all'],
                    help='CPU threads of the deployment table: integers and/or "all"')
-    p.add_argument('--save-latency-table', help='also measure a per-layer latency lookup table (JSON)')
     p.add_argument('--out-dir', help='default: work_dirs/prune_report/<config name>')
     return p.parse_args(argv)
 
@@ -170,10 +169,6 @@ def main(argv=None):
         summary['dense']['latency_ms'], summary['pruned']['latency_ms'] = d_ms, p_ms
     if not (args.no_latency or args.no_deploy_latency):
         summary['deploy_latency'] = deploy_rows(args, dict(dense=dense, pruned=pruned), size, out_dir)
-    if args.save_latency_table:
-        table = measure_latency_table(build_channel_groups(dense, shape), round_to=args.round_to)
-        save_table(table, args.save_latency_table)
-        print(f'latency table written to {args.save_latency_table}')
     rows = layer_channels(dense, pruned)
 
     lines = [f'# Pruning report: {name}', '', f'{how}; input {shape}; CPU threads {summary["threads"]}', '',
