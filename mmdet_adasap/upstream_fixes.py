@@ -3,7 +3,8 @@
 Each fix is small, idempotent and says which upstream problem it works around. Nothing here changes
 behaviour that works upstream.
 """
-import builtins
+import pickle
+import types
 
 import numpy as np
 import torch
@@ -15,18 +16,64 @@ def allow_mmengine_checkpoint_globals() -> None:
     mmengine 0.10.7 calls ``torch.load`` without ``weights_only``; its checkpoints hold a MessageHub state
     (``HistoryBuffer`` objects with numpy arrays, numpy scalars, and the buffer's statistics methods, which
     pickle as ``getattr(HistoryBuffer, 'mean')``). Rather than switching ``weights_only`` off (which would
-    execute arbitrary pickles from any downloaded checkpoint) we allow exactly these classes. ``getattr`` is
-    safe here: the weights-only unpickler still refuses to *call* anything not allow-listed, so it can only
-    fetch attributes of allow-listed classes.
+    execute arbitrary pickles from any downloaded checkpoint) we allow exactly these classes, and in place of
+    ``builtins.getattr`` only :func:`history_buffer_getattr`: a plain ``getattr`` would let a hostile file walk
+    from an allowed class to any object (``getattr.__self__`` is the builtins module, a function's
+    ``__globals__`` a module's namespace, which the unpickler may then write into).
     """
     from mmengine.logging.history_buffer import HistoryBuffer
     safe = [
-        HistoryBuffer, builtins.getattr, np.ndarray, np.dtype,
+        HistoryBuffer, (history_buffer_getattr, 'builtins.getattr'), np.ndarray, np.dtype,
         np._core.multiarray._reconstruct, np._core.multiarray.scalar,
     ]
     # numpy >= 1.25 may pickle dtypes through their concrete classes (np.dtypes.Float64DType, ...)
     safe += [cls for cls in vars(np.dtypes).values() if isinstance(cls, type)]
     torch.serialization.add_safe_globals(safe)
+
+
+def history_buffer_getattr(obj, name):
+    """``getattr`` as the weights-only unpickler sees it: only the public methods defined on
+    ``HistoryBuffer`` itself (its statistics ``min``/``max``/``mean``/``current``...); anything else is refused."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    if (obj is HistoryBuffer and isinstance(name, str) and not name.startswith('_')
+            and isinstance(vars(HistoryBuffer).get(name), types.FunctionType)):
+        return getattr(obj, name)
+    shown = 'getattr' if obj is history_buffer_getattr else repr(obj)
+    raise pickle.UnpicklingError(
+        f'weights-only load refused getattr({shown}, {name!r}): mmdet_adasap allows getattr only for '
+        'HistoryBuffer statistics methods; a checkpoint that needs more is not a plain mmengine checkpoint '
+        '(load it with weights_only=False only if you trust its source)')
+
+
+def name_the_checkpoint_in_load_errors() -> None:
+    """mmengine's local checkpoint loader passes torch's errors through, and torch's do not name the file: a
+    truncated download reads "PytorchStreamReader failed reading zip archive: failed finding central directory".
+    Re-raise the same error type with the path in front (and a hint for the truncated case)."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+    current = CheckpointLoader._schemes.get('')
+    if getattr(current, '_adasap_fixed', False):
+        return
+
+    def load_from_local(filename, map_location):
+        try:
+            return current(filename, map_location)
+        except (RuntimeError, pickle.UnpicklingError, EOFError) as err:
+            raise checkpoint_error(filename, err) from err
+
+    load_from_local._adasap_fixed = True
+    CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
+
+
+def checkpoint_error(path: str, err: Exception) -> Exception:
+    """``err`` (same type) with the checkpoint's path and, for a truncated/corrupt file, what to do."""
+    text = str(err)
+    if ('central directory' in text or 'zip archive' in text or isinstance(err, EOFError)) and 'corrupt' not in text:
+        text += ' (the file is truncated or not a torch checkpoint: was its download or save interrupted? ' \
+                'download / save it again)'
+    try:
+        return type(err)(f'cannot read checkpoint {path!r}: {text}')
+    except TypeError:  # an error type with a different constructor
+        return RuntimeError(f'cannot read checkpoint {path!r}: {text}')
 
 
 def give_ssd_head_a_loss_cls() -> None:
@@ -84,5 +131,6 @@ def let_mmengine_ddp_run_on_cpu() -> None:
 
 def apply_all() -> None:
     allow_mmengine_checkpoint_globals()
+    name_the_checkpoint_in_load_errors()
     give_ssd_head_a_loss_cls()
     let_mmengine_ddp_run_on_cpu()

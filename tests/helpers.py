@@ -1,6 +1,7 @@
 """Shrinking real configs so that one real iteration runs on the tiny synthetic set in the test suite."""
 from mmengine.config import Config
 
+from mmdet_adasap.apis import strip_pretrained
 from mmdet_adasap.datasets import SYNTHETIC_VOC_CLASSES
 
 
@@ -34,14 +35,12 @@ def shrink_for_smoke_test(cfg: Config, data_root: str, work_dir: str, scale=None
             d['times'] = 1
         if d.get('type') == 'Resize' and scale is not None:
             d['scale'] = scale
-        init = d.get('init_cfg')
-        if isinstance(init, dict) and init.get('type') == 'Pretrained':  # no downloads in tests
-            d['init_cfg'] = None
 
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         _walk(cfg[key], fix)
         cfg[key].update(batch_size=samples, num_workers=0, persistent_workers=False)
     _walk(cfg.model, fix)
+    strip_pretrained(cfg.model)  # no downloads in tests
     cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=1, val_interval=1)
     cfg.param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False)]
     cfg.work_dir = work_dir

@@ -23,7 +23,7 @@ from mmengine.structures import InstanceData
 from mmengine.utils import ProgressBar
 
 import mmdet_adasap
-from mmdet_adasap.apis import load_config
+from mmdet_adasap.apis import load_config, strip_pretrained
 from mmdet_adasap.engine import AdaptiveRadius
 
 DETECTORS = {  # name -> (config, default size, default batch)
@@ -67,18 +67,6 @@ def synthetic_batch(num_classes: int, batch: int, size: int, seed: int = 0) -> d
                                       labels=torch.randint(0, num_classes, (n,), generator=g))
         samples.append(s)
     return dict(inputs=inputs, data_samples=samples)
-
-
-def drop_pretrained(node) -> None:
-    """Timing needs no pretrained weights: no downloads, random initialisation instead."""
-    if isinstance(node, dict):
-        if isinstance(node.get('init_cfg'), dict) and node['init_cfg'].get('type') == 'Pretrained':
-            node['init_cfg'] = None
-        for v in node.values():
-            drop_pretrained(v)
-    elif isinstance(node, (list, tuple)):
-        for v in node:
-            drop_pretrained(v)
 
 
 def l2_scores(groups):
@@ -147,7 +135,7 @@ def bench_detector(name: str, args) -> list:
     size = getattr(args, f'size_{name}') or size
     batch = getattr(args, f'batch_{name}') or batch
     cfg = load_config(cfg_path)
-    drop_pretrained(cfg.model)
+    strip_pretrained(cfg.model)
     model = MODELS.build(cfg.model)
     logger = MMLogger.get_current_instance()
     level = logger.level

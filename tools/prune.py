@@ -11,34 +11,11 @@ import os.path as osp
 import sys
 
 import torch
-from mmengine.runner import load_checkpoint
 
 import mmdet_adasap  # noqa: F401  (registers modules, applies upstream fixes)
-from mmdet_adasap.apis import find_resize_shape, load_config
+from mmdet_adasap.apis import build_detector, input_size_of, load_config
 from mmdet_adasap.pruning import ChannelPruner, save_pruned_checkpoint
 from mmdet_adasap.pruning.latency import load_table
-
-
-def input_size_of(cfg) -> int:
-    """The longer side of the test pipeline's Resize scale (what the detector sees), else 300."""
-    shape = find_resize_shape(cfg)
-    return max(shape[2:]) if shape else 300
-
-
-def build_model(cfg, checkpoint=None):
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
-    register_all_modules()
-    backbone = cfg.model.get('backbone', {})
-    if isinstance(backbone.get('init_cfg'), dict) and backbone['init_cfg'].get('type') == 'Pretrained':
-        backbone['init_cfg'] = None  # the checkpoint (or nothing) provides the weights: no download
-    model = MODELS.build(cfg.model)
-    meta = {}
-    if checkpoint:
-        if not osp.isfile(checkpoint):
-            raise SystemExit(f'error: checkpoint {checkpoint!r} does not exist')
-        meta = load_checkpoint(model, checkpoint, map_location='cpu', strict=True).get('meta', {})
-    return model.eval(), meta
 
 
 def parse_args(argv=None):
@@ -49,10 +26,10 @@ def parse_args(argv=None):
     p.add_argument('--ratio', type=float, default=0.5, help='fraction of the dense cost to keep, in (0, 1)')
     p.add_argument('--importance', default='l2', help="l2 (default), bn_scale or a registered data-free type")
     p.add_argument('--round-to', type=int, default=8)
-    p.add_argument('--ranking', default='global', choices=['global', 'per_layer'])
+    p.add_argument('--ranking', default='global', choices=['global', 'per_group', 'knapsack'])
     p.add_argument('--input-size', type=int, help='square input for tracing / counting (default: test Resize)')
     p.add_argument('--ignored-layers', nargs='*', default=[], help='module names or fnmatch patterns')
-    p.add_argument('--latency-table', help='JSON table from tools/prune_report.py --save-latency-table')
+    p.add_argument('--latency-table', help='JSON table from tools/build_latency_table.py')
     p.add_argument('--out', required=True, help='pruned checkpoint to write')
     return p.parse_args(argv)
 
@@ -65,7 +42,10 @@ def main(argv=None):
         raise SystemExit(f'error: {e}')
     if args.importance in ('taylor', 'TaylorImportance'):
         raise SystemExit('error: taylor importance needs gradients from training data; use PruningHook')
-    model, meta = build_model(cfg, args.checkpoint)
+    try:
+        model, meta = build_detector(cfg, args.checkpoint)
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(f'error: {e}')
     size = args.input_size or input_size_of(cfg)
     table = load_table(args.latency_table) if args.latency_table else None
     try:

@@ -10,7 +10,13 @@ tables. FLOPs are conv + linear MACs of the pruned part at the given input, as t
 them (the same count the FLOPs target uses), plus that counter's all-ops total. Latency is the median of
 ``--repeats`` batch-1 runs of the pruned part (``_forward``: backbone, neck and head convs for one-stage
 detectors; ``extract_feat`` for two-stage ones; no NMS), dense and pruned interleaved so that load on a shared
-machine affects both alike. ``--save-latency-table`` also measures a per-layer lookup table for latency targets.
+machine affects both alike.
+
+The deployment table times the network and the whole deployed detector (preprocessing, network, decoding,
+NMS), dense vs pruned, in PyTorch and in ONNX Runtime (CPU), at ``--batches`` (default 1 and 8) and
+``--thread-counts`` (default 1 and all cores), and prints each row's realised speed-up over the FLOPs reduction
+(``mmdet_adasap.deploy.latency``); ``--runtimes pytorch`` skips ONNX Runtime, ``--no-deploy-latency`` the
+table. The ONNX files (dynamic batch) are kept in ``--out-dir``.
 """
 import argparse
 import copy
@@ -22,14 +28,12 @@ import sys
 import torch
 import torch_pruning as tp
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from prune import build_model, input_size_of  # noqa: E402
-
-from mmdet_adasap.apis import load_config  # noqa: E402
-from mmdet_adasap.pruning import ChannelPruner, apply_channel_config, build_channel_groups  # noqa: E402
-from mmdet_adasap.pruning.channel_groups import TracedPart, default_forward  # noqa: E402
-from mmdet_adasap.pruning.export import META_KEY  # noqa: E402
-from mmdet_adasap.pruning.latency import measure_latency_table, save_table, time_call  # noqa: E402
+import mmdet_adasap  # noqa: F401  (registers modules, applies upstream fixes)
+from mmdet_adasap.apis import build_detector, input_size_of, load_config
+from mmdet_adasap.deploy.latency import latency_table, measure_deploy_latency
+from mmdet_adasap.pruning import ChannelPruner
+from mmdet_adasap.pruning.channel_groups import TracedPart, default_forward
+from mmdet_adasap.pruning.latency import time_call
 
 
 def count(model, shape):
@@ -91,6 +95,19 @@ def plot(rows, summary, path, title):
     plt.close(fig)
 
 
+def deploy_rows(args, models, size, out_dir):
+    """The deployment latency rows (``mmdet_adasap.deploy.latency``) at a size the exporter accepts."""
+    divisor = getattr(models['dense'].data_preprocessor, 'pad_size_divisor', 1) or 1
+    side = -(-size // divisor) * divisor
+    threads = []
+    for t in args.thread_counts:
+        if t != 'all' and not (t.isdigit() and int(t) > 0):
+            raise SystemExit(f'error: --thread-counts takes positive integers or "all", got {t!r}')
+        threads.append(None if t == 'all' else int(t))
+    return measure_deploy_latency(models, (side, side), out_dir, runtimes=args.runtimes, batches=args.batches,
+                                  thread_counts=threads, repeats=args.repeats)
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description='Params, FLOPs, latency and channels: dense vs pruned')
     p.add_argument('config', help='the dense model config')
@@ -103,7 +120,12 @@ def parse_args(argv=None):
     p.add_argument('--repeats', type=int, default=20, help='latency runs per model (median)')
     p.add_argument('--threads', type=int, help='torch intra-op threads for the latency runs (default: torch\'s)')
     p.add_argument('--no-latency', action='store_true')
-    p.add_argument('--save-latency-table', help='also measure a per-layer latency lookup table (JSON)')
+    p.add_argument('--no-deploy-latency', action='store_true', help='skip the PyTorch / ONNX Runtime table')
+    p.add_argument('--runtimes', nargs='+', default=['pytorch', 'onnxruntime'], choices=['pytorch', 'onnxruntime'],
+                   help='runtimes of the deployment latency table')
+    p.add_argument('--batches', nargs='+', type=int, default=[1, 8], help='batch sizes of the deployment table')
+    p.add_argument('--thread-counts', nargs='+', default=['1', 'all'],
+                   help='CPU threads of the deployment table: integers and/or "all"')
     p.add_argument('--out-dir', help='default: work_dirs/prune_report/<config name>')
     return p.parse_args(argv)
 
@@ -121,19 +143,13 @@ def main(argv=None):
     os.makedirs(out_dir, exist_ok=True)
     size = args.input_size or input_size_of(cfg)
     shape = (1, 3, size, size)
-    dense, _ = build_model(cfg, args.checkpoint)
+    try:
+        dense, _ = build_detector(cfg, args.checkpoint, expect='dense')
+        if args.pruned:
+            pruned, _ = build_detector(cfg, args.pruned, expect='pruned')
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(f'error: {e}')
     if args.pruned:
-        if not osp.isfile(args.pruned):
-            raise SystemExit(f'error: pruned checkpoint {args.pruned!r} does not exist')
-        ckpt = torch.load(args.pruned, map_location='cpu')
-        if META_KEY not in ckpt.get('meta', {}):
-            raise SystemExit(f'error: {args.pruned!r} is not a pruned checkpoint (no meta[{META_KEY!r}])')
-        pruned = copy.deepcopy(dense)
-        try:
-            apply_channel_config(pruned, ckpt['meta'][META_KEY])
-        except ValueError as e:
-            raise SystemExit(f'error: {e}')
-        pruned.load_state_dict(ckpt['state_dict'], strict=True)
         how = f'pruned checkpoint {args.pruned}'
     else:
         try:
@@ -151,10 +167,8 @@ def main(argv=None):
     if not args.no_latency:
         d_ms, p_ms = interleaved_latency([dense, pruned], shape, args.repeats)
         summary['dense']['latency_ms'], summary['pruned']['latency_ms'] = d_ms, p_ms
-    if args.save_latency_table:
-        table = measure_latency_table(build_channel_groups(dense, shape), round_to=args.round_to)
-        save_table(table, args.save_latency_table)
-        print(f'latency table written to {args.save_latency_table}')
+    if not (args.no_latency or args.no_deploy_latency):
+        summary['deploy_latency'] = deploy_rows(args, dict(dense=dense, pruned=pruned), size, out_dir)
     rows = layer_channels(dense, pruned)
 
     lines = [f'# Pruning report: {name}', '', f'{how}; input {shape}; CPU threads {summary["threads"]}', '',
@@ -171,6 +185,11 @@ def main(argv=None):
         summary['latency_speedup_over_flops_reduction'] = lat_speedup / flops_speedup
         lines += ['', f'latency speed-up / FLOPs reduction = {lat_speedup:.2f} / {flops_speedup:.2f} = '
                   f'{lat_speedup / flops_speedup:.2f}']
+    if summary.get('deploy_latency'):
+        reduction = summary['dense']['flops'] / summary['pruned']['flops']
+        lines += ['', f'Latency in PyTorch and ONNX Runtime (CPU), median ms per batch; network = the pruned part, '
+                  f'deployed = preprocessing + network + decoding + NMS; FLOPs reduction {reduction:.2f}x:', '']
+        lines += latency_table(summary['deploy_latency'], reduction)
     lines += ['', '| layer | dense out channels | pruned | kept |', '|---|---|---|---|']
     for layer, d, p in rows:
         if d != p:

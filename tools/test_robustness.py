@@ -6,6 +6,8 @@ sets are kept in OUT/sets/, so rerunning the same command resumes. Several GPUs:
 
     python tools/test_robustness.py CONFIG CKPT --out DIR [--corruptions benchmark] [--severities 1 2 3 4 5]
            [--cache data/synthetic_voc_c]
+    # the deployed model: an ONNX export (tools/export_onnx.py) run by ONNX Runtime, same loop and metric
+    python tools/test_robustness.py CONFIG MODEL.onnx --backend onnxruntime --out DIR ...
 Writes OUT/robustness.json, OUT/robustness.md, OUT/severity_curves.png, OUT/corruption_bars.png.
 """
 import argparse
@@ -23,7 +25,8 @@ from mmdet_adasap.robustness.report import pct
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('config')
-    p.add_argument('checkpoint')
+    p.add_argument('checkpoint', help='checkpoint (.pth), or with --backend onnxruntime the exported .onnx')
+    p.add_argument('--backend', choices=['pytorch', 'onnxruntime'], default='pytorch')
     p.add_argument('--out', required=True, help='output directory (results, per-set records, plots)')
     p.add_argument('--corruptions', nargs='+', default=['benchmark'],
                    help='benchmark (default) | all | holdout | noise | blur | weather | digital | names')
@@ -50,7 +53,7 @@ def main():
         result = evaluate_robustness(args.config, args.checkpoint, args.out, corruptions, severities,
                                      cache_root=args.cache, seed=args.seed, resume=not args.no_resume,
                                      label=args.label, plots=not args.no_plots, cfg_options=args.cfg_options,
-                                     work_dir=args.work_dir, launcher=args.launcher)
+                                     work_dir=args.work_dir, launcher=args.launcher, backend=args.backend)
     except (ValueError, FileNotFoundError) as e:
         sys.exit(f'error: {e}')
     from mmengine.dist import is_main_process

@@ -10,7 +10,13 @@ def load_config(path: str, cfg_options: Optional[dict] = None, work_dir: Optiona
     (CLI > config > ``work_dirs/<config name>``, as mmdet's tools do)."""
     if not osp.isfile(path):
         raise FileNotFoundError(f'config file {path!r} does not exist')
-    cfg = Config.fromfile(path)
+    try:
+        cfg = Config.fromfile(path)
+    except SyntaxError as err:  # mmengine parses without a file name: the error says '<unknown>'
+        located = find_syntax_error(path)
+        if located is None:
+            raise
+        raise located from err
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     imports = cfg.get('custom_imports', {}).get('imports', [])
@@ -23,6 +29,30 @@ def load_config(path: str, cfg_options: Optional[dict] = None, work_dir: Optiona
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
     return cfg
+
+
+def find_syntax_error(path: str, child: Optional[str] = None) -> Optional[SyntaxError]:
+    """The first syntax error in config ``path`` or (depth first) its ``_base_`` files, as a SyntaxError that
+    names the file and line; None if they all parse."""
+    with open(path, encoding='utf-8') as f:
+        text = f.read()
+    try:
+        compile(text, path, 'exec', dont_inherit=True)
+    except SyntaxError as err:
+        where = f' (a _base_ of {child!r})' if child else ''
+        line = (err.text or '').rstrip('\n')
+        return SyntaxError(f'config file {path!r}{where} line {err.lineno}: {err.msg}'
+                           + (f': {line.strip()!r}' if line.strip() else '') + '; fix the Python syntax there',
+                           (path, err.lineno, err.offset, err.text))
+    if not path.endswith('.py'):
+        return None
+    for base in Config._get_base_files(path):
+        base_path = osp.normpath(Config._get_cfg_path(base, path)[0])
+        if osp.isfile(base_path) and base_path.endswith('.py'):
+            found = find_syntax_error(base_path, child or path)
+            if found is not None:
+                return found
+    return None
 
 
 def find_resize_shape(cfg) -> Optional[Tuple[int, int, int, int]]:
@@ -46,3 +76,9 @@ def find_resize_shape(cfg) -> Optional[Tuple[int, int, int, int]]:
             w, h = (scale, scale) if isinstance(scale, int) else scale[:2]
             return (1, 3, int(h), int(w))  # mmcv scales are (w, h); keep_ratio scales give the bounding box
     return None
+
+
+def input_size_of(cfg, default: int = 300) -> int:
+    """The longer side of the test pipeline's Resize scale (what the detector sees), else ``default``."""
+    shape = find_resize_shape(cfg)
+    return max(shape[2:]) if shape else default

@@ -3,12 +3,10 @@
 One file per concept: ``channel_groups`` (coupled channels via torch-pruning), ``importance`` (criteria,
 registered in mmdet's TASK_UTILS), ``masks`` (soft pruning), ``targets`` (cost models + solver), ``schedule``
 (one-shot / HALP exponential), ``latency`` (measured lookup tables), ``export`` (physical surgery, pruned
-checkpoints, ``PrunedChannelsHook``), ``pruner`` (``ChannelPruner``), ``hook`` (``PruningHook``).
+checkpoints), ``pruner`` (``ChannelPruner``). The mmengine hooks live in :mod:`mmdet_adasap.engine.hooks`.
 """
 from .channel_groups import ChannelGroup, ChannelGroups, build_channel_groups
-from .export import (PrunedChannelsHook, apply_channel_config, channel_config, export_pruned,
-                     load_pruned_checkpoint, save_pruned_checkpoint)
-from .hook import PruningHook
+from .export import apply_channel_config, channel_config, export_pruned, load_pruned_checkpoint, save_pruned_checkpoint
 from .importance import BaseImportance, BNScaleImportance, L2Importance, TaylorImportance, build_importance
 from .masks import ChannelMasks
 from .pruner import ChannelPruner
@@ -16,8 +14,8 @@ from .schedule import PruningSchedule, build_schedule
 from .targets import FlopsCost, LatencyCost, ParamsCost, build_cost, solve
 
 __all__ = [
-    'ChannelGroup', 'ChannelGroups', 'build_channel_groups', 'PrunedChannelsHook', 'apply_channel_config',
-    'channel_config', 'export_pruned', 'load_pruned_checkpoint', 'save_pruned_checkpoint', 'PruningHook',
+    'ChannelGroup', 'ChannelGroups', 'build_channel_groups', 'apply_channel_config',
+    'channel_config', 'export_pruned', 'load_pruned_checkpoint', 'save_pruned_checkpoint',
     'BaseImportance', 'BNScaleImportance', 'L2Importance', 'TaylorImportance', 'build_importance',
     'ChannelMasks', 'ChannelPruner', 'PruningSchedule', 'build_schedule', 'FlopsCost', 'LatencyCost',
     'ParamsCost', 'build_cost', 'solve',

@@ -8,6 +8,8 @@ user-ignored layers are left alone), the per-neuron parameter slices handed to t
 latency) need. Tracing happens only here (:func:`trace`); export re-traces a copy with it for the surgery.
 """
 import fnmatch
+import math
+import re
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -21,7 +23,7 @@ from torch.nn.modules.conv import _ConvNd
 from mmdet_adasap.structures.neuron_groups import NeuronGroup, ParamSlice
 
 #: module types whose channels this package knows how to mask, count and reshape
-SUPPORTED_TYPES = (_ConvNd, nn.Linear, _BatchNorm, L2Norm)
+SUPPORTED_TYPES = (_ConvNd, nn.Linear, _BatchNorm, nn.GroupNorm, L2Norm)
 _LAYER_TYPES = (_ConvNd, nn.Linear)  # layers that produce (root) and consume channels
 
 
@@ -72,7 +74,7 @@ class LayerShape:
 @dataclass
 class ChannelGroup:
     """A prunable set of coupled channels. ``members`` lists (module name, role, index) with role in
-    {'out', 'in', 'dw', 'bn', 'scale'}; index[j] is the channel of that module that is group channel j."""
+    {'out', 'in', 'dw', 'bn', 'gn', 'scale'}; index[j] is the channel of that module that is group channel j."""
     name: str  # the root layer (a conv/linear whose output channels start the group)
     size: int
     component: str  # 'backbone' | 'neck' | 'head' | other top-level child name
@@ -155,6 +157,82 @@ def trace(model: nn.Module, input_shape: Sequence[int], forward_fn: Optional[Cal
         model.train(was_training)
 
 
+class SideOutputs:
+    """A forward function that also returns the outputs of modules the detector runs but discards.
+
+    mmdet's ``MobileNetV2.forward`` runs ``conv2`` although ``out_indices`` drops its output: a graph traced
+    back from the outputs never reaches it, and pruning its producer's channels would break the exported
+    model. Returning those outputs too puts the modules in the graph: their input channels are coupled to
+    their producers and their own outputs, now traced outputs, are kept. Modules are looked up by name, so
+    the same function traces the deep copy that export re-traces.
+    """
+
+    def __init__(self, forward_fn: Callable, names: Sequence[str]):
+        self.forward_fn, self.names = forward_fn, list(names)
+
+    def __call__(self, model: nn.Module, x):
+        extra = []
+        handles = [model.get_submodule(n).register_forward_hook(lambda m, i, o: extra.append(o))
+                   for n in self.names]
+        try:
+            return self.forward_fn(model, x), extra
+        finally:
+            for h in handles:
+                h.remove()
+
+
+#: torch's messages for a feature map smaller than a kernel / pooling window
+_SIZE_ERROR = re.compile(r'[Kk]ernel size|[Oo]utput size is too small|input size|[Pp]added input')
+
+
+def _trace_or_explain(model: nn.Module, input_shape: Sequence[int], forward_fn: Callable) -> tp.DependencyGraph:
+    """:func:`trace`, turning a forward that fails because the input is too small (pooling / conv kernels
+    larger than a late feature map, e.g. SSD512's last extra layer) into an error naming the smallest input."""
+    try:
+        return trace(model, input_shape, forward_fn)
+    except RuntimeError as err:
+        if not _SIZE_ERROR.search(str(err)):
+            raise
+        side = smallest_input_side(model, input_shape, forward_fn)
+        if side is None:
+            raise
+        raise ValueError(f'{type(model).__name__} cannot run at input {tuple(input_shape)} ({err}); the smallest '
+                         f'square input it accepts is {side}x{side}: trace at input_shape=(1, 3, {side}, {side}) '
+                         'or larger (the Resize scale of the config sets it)') from err
+
+
+@torch.no_grad()
+def smallest_input_side(model: nn.Module, input_shape: Sequence[int], forward_fn: Callable,
+                        limit: int = 2048) -> Optional[int]:
+    """The smallest side ``s`` such that an (N, C, s, s) input runs, searched above ``input_shape``'s shorter
+    side (doubling, then bisection; a forward that fails is assumed to fail at every smaller size), or None
+    if even ``limit`` fails."""
+    n, c = input_shape[:2]
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+
+    def runs(side):
+        try:
+            forward_fn(model, torch.zeros(n, c, side, side, device=device))
+            return True
+        except RuntimeError:
+            return False
+
+    try:
+        lo = hi = max(1, min(input_shape[2:]))  # fails (the caller saw it)
+        while not runs(hi):
+            if hi >= limit:
+                return None
+            lo, hi = hi, min(2 * hi, limit)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if runs(mid) else (mid, hi)
+        return hi
+    finally:
+        model.train(was_training)
+
+
 def _check_names(model: nn.Module, names: Sequence[str], what: str) -> None:
     all_names = {n for n, _ in model.named_modules()}
     for pattern in names:
@@ -176,7 +254,9 @@ def build_channel_groups(model: nn.Module, input_shape: Sequence[int] = (1, 3, 3
     ``ignored_layers``: module names (or fnmatch patterns; a module covers its children) whose channels must
     not change; a group touching one is left whole. ``prunable``: if given, only groups whose root layer
     matches are kept. Layers whose output reaches the traced output (prediction convs, FPN outputs that feed
-    RPN/RoI heads) and frozen layers (no parameter requires grad) are always left alone.
+    RPN/RoI heads) and frozen conv/linear layers (``frozen_stages``) are always left alone; norm layers with
+    ``requires_grad=False`` (caffe-style frozen BN) are sliced with their trained convs. Modules that run but
+    whose outputs the detector discards are traced as extra outputs (:class:`SideOutputs`).
     """
     ignored_layers, prunable = list(ignored_layers), (None if prunable is None else list(prunable))
     _check_names(model, ignored_layers, 'ignored_layers')
@@ -201,10 +281,15 @@ def build_channel_groups(model: nn.Module, input_shape: Sequence[int] = (1, 3, 3
 
     handles = [m.register_forward_hook(record) for m in model.modules() if isinstance(m, _LAYER_TYPES)]
     try:
-        dg = trace(model, input_shape, forward_fn)
+        dg = _trace_or_explain(model, input_shape, forward_fn)
     finally:
         for h in handles:
             h.remove()
+    side = [n for n in positions if model.get_submodule(n) not in dg.module2node
+            and any(p.requires_grad for p in model.get_submodule(n).parameters())]
+    if side:  # they run but their outputs are discarded: trace again with them as extra outputs
+        forward_fn = SideOutputs(forward_fn, side)
+        dg = trace(model, input_shape, forward_fn)
 
     param_owner = {}
     for n, m in model.named_modules():
@@ -222,7 +307,12 @@ def build_channel_groups(model: nn.Module, input_shape: Sequence[int] = (1, 3, 3
         if reason is not None:
             skipped.append((root_name, reason))
             continue
-        groups.append(_make_group(g, dg, name_of, param_owner, root_name))
+        group = _make_group(g, dg, name_of, param_owner, root_name)
+        reason = _set_norm_block(group, model)
+        if reason is not None:
+            skipped.append((root_name, reason))
+            continue
+        groups.append(group)
 
     layers = {}
     for n, m in model.named_modules():
@@ -242,7 +332,7 @@ def build_channel_groups(model: nn.Module, input_shape: Sequence[int] = (1, 3, 3
                 layers[n].out_group = g.name
             if role in ('in', 'dw'):
                 layers[n].in_group = g.name
-            if role == 'bn':
+            if role in ('bn', 'gn') and any(True for _ in model.get_submodule(n).parameters(recurse=False)):
                 mod = model.get_submodule(n)
                 extra_params[n] = (g.name, sum(1 for _ in mod.parameters(recurse=False)))
             if role == 'scale':
@@ -255,39 +345,70 @@ def build_channel_groups(model: nn.Module, input_shape: Sequence[int] = (1, 3, 3
     return ChannelGroups(model, groups, skipped, layers, extra_params, input_shape, forward_fn, untraced)
 
 
+def _member_name(dep, name_of, param_owner) -> Optional[str]:
+    target = dep.target.module
+    if isinstance(target, nn.Parameter):
+        return param_owner.get(target, ('?', None))[0]
+    return name_of.get(target)
+
+
 def _why_left_alone(g, dg, model, name_of, param_owner, ignored, prunable, root_name) -> Optional[str]:
     if prunable is not None and not _matches(root_name, prunable):
         return 'not in prunable'
-    for dep, _ in g:
+    names = [_member_name(dep, name_of, param_owner) for dep, _ in g]
+    for name in names:  # first: ignoring is also how a user steps around a module this package cannot prune
+        if name is not None and _matches(name, ignored):
+            return f'ignored_layers ({name})'
+    for (dep, _), name in zip(g, names):
         target = dep.target.module
         if dep.target.type == tp.ops.OPTYPE.OUTPUT:
             return 'feeds the traced output (prediction / feature channels kept)'
         if isinstance(target, nn.Parameter):
-            owner_name, owner = param_owner.get(target, ('?', None))
+            owner = param_owner.get(target, ('?', None))[1]
             if not isinstance(owner, L2Norm):
-                raise TypeError(f'cannot prune channels through module {owner_name!r} '
-                                f'({type(owner).__name__}): unsupported module type; add it to ignored_layers')
+                raise TypeError(f'cannot prune channels through module {name!r} ({type(owner).__name__}): '
+                                f'unsupported module type; add {name!r} to ignored_layers')
             if not target.requires_grad:
-                return f'frozen ({owner_name})'
+                return f'frozen ({name})'
             continue
-        name = name_of.get(target)
         if name is None:
             continue  # torch-pruning's functional ops (add, relu, ...)
         if not isinstance(target, SUPPORTED_TYPES):
             if any(True for _ in target.parameters(recurse=False)):
                 raise TypeError(f'cannot prune channels through module {name!r} ({type(target).__name__}): '
-                                'unsupported module type; add it to ignored_layers')
+                                f'unsupported module type; add {name!r} to ignored_layers')
             continue
         if isinstance(target, _ConvNd) and 1 < target.groups and not (
                 target.groups == target.in_channels == target.out_channels):
             raise TypeError(f'cannot prune channels through grouped conv {name!r} (groups={target.groups}); '
-                            'add it to ignored_layers')
-        if any(not p.requires_grad for p in target.parameters(recurse=False)):
+                            f'add {name!r} to ignored_layers')
+        # a frozen conv/linear is a frozen stage; a norm layer with requires_grad=False (caffe-style frozen
+        # BN) only has a fixed affine, which is sliced like any other while its trained convs are pruned
+        if isinstance(target, _LAYER_TYPES) and any(not p.requires_grad for p in target.parameters(recurse=False)):
             return f'frozen ({name})'
-        if _matches(name, ignored):
-            return f'ignored_layers ({name})'
     if _feeds_output(g, dg):
         return 'feeds the traced output (prediction / feature channels kept)'
+    return None
+
+
+def _set_norm_block(group: ChannelGroup, model: nn.Module) -> Optional[str]:
+    """GroupNorm normalises over groups of channels: removing part of a norm group changes its mean and
+    variance, so the masked model would differ from the exported one. Channels therefore go in whole norm
+    groups: ``block`` = lcm of channels per group over the group's GroupNorms. Returns why the group must be
+    left alone, if its channel order does not line up with a GroupNorm's groups."""
+    block = 1
+    for name, role, index in group.members:
+        if role != 'gn':
+            continue
+        gn = model.get_submodule(name)
+        per_group = gn.num_channels // gn.num_groups
+        if group.size % per_group or not bool(
+                (index.view(-1, per_group) // per_group == index.view(-1, per_group)[:, :1] // per_group).all()):
+            return f'channels do not map onto whole GroupNorm groups of {name!r}'
+        block = math.lcm(block, per_group)
+    if group.size % block:
+        return f'no block of whole GroupNorm groups divides its {group.size} channels'
+    group.block = block
     return None
 
 
@@ -324,6 +445,8 @@ def _make_group(g, dg, name_of, param_owner, root_name) -> ChannelGroup:
                 continue
             if isinstance(mod, _BatchNorm):
                 role = 'bn'
+            elif isinstance(mod, nn.GroupNorm):
+                role = 'gn'
             elif isinstance(mod, _ConvNd) and mod.groups > 1:
                 role = 'dw'
             else:
@@ -337,9 +460,9 @@ def _make_group(g, dg, name_of, param_owner, root_name) -> ChannelGroup:
         order = sorted(range(size), key=lambda k: root_idxs[k])
         index = torch.tensor([idxs[k] for k in order], dtype=torch.long)
         members.append((mod_name, role, index))
-        device = next(iter(mod.parameters())).device
-        index = index.to(device)
-        if role in ('out', 'dw', 'bn', 'scale'):
+        param = next(iter(mod.parameters()), None)  # None: a GroupNorm without affine
+        index = index if param is None else index.to(param.device)
+        if role in ('out', 'dw', 'bn', 'gn', 'scale'):
             for pname, p in mod.named_parameters(recurse=False):
                 slices.append(ParamSlice(p, 0, index, f'{mod_name}.{pname}'))
                 roles.append(role)

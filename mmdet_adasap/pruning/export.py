@@ -1,10 +1,11 @@
 """Physical export of a masked detector and the pruned-checkpoint format.
 
 Export removes the masked channels for real with torch-pruning's surgery (on a copy; the masked model is
-left as it is). A pruned checkpoint is an ordinary mmengine checkpoint (``state_dict`` + ``meta``) whose
-``meta['adasap_channels']`` records, for every layer whose shape changed, its dense and pruned channel
-counts. :func:`apply_channel_config` re-shapes a freshly built dense model from that record alone (no tracing,
-no pruning), so the weights then load strictly; :class:`PrunedChannelsHook` does this inside mmengine's
+left as it is) and then checks itself against the masked model (:mod:`.export_check`), so a surgery that went
+wrong raises before any checkpoint is written. A pruned checkpoint is an ordinary mmengine checkpoint
+(``state_dict`` + ``meta``) whose ``meta['adasap_channels']`` records, for every layer whose shape changed,
+its dense and pruned channel counts. :func:`apply_channel_config` re-shapes a freshly built dense model from that record alone (no tracing,
+no pruning), so the weights then load strictly; :class:`~mmdet_adasap.engine.hooks.PrunedChannelsHook` does this inside mmengine's
 ``Runner.load_checkpoint``, which makes ``tools/test.py CONFIG pruned.pth`` and ``load_from`` work.
 """
 import copy
@@ -15,19 +16,23 @@ from typing import Dict, Optional
 import torch
 import torch.nn as nn
 from mmdet.models.necks.ssd_neck import L2Norm
-from mmdet.registry import HOOKS
-from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
+from mmengine.runner.checkpoint import CheckpointLoader
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 
 from .channel_groups import ChannelGroups, trace
+from .export_check import ExportMismatch, check_export
 
 META_KEY = 'adasap_channels'
 
 
-def export_pruned(groups: ChannelGroups, masks: Dict[str, torch.Tensor]) -> nn.Module:
-    """A physically smaller copy of ``groups.model`` without the channels ``masks`` drops."""
+def export_pruned(groups: ChannelGroups, masks: Dict[str, torch.Tensor], check: bool = True) -> nn.Module:
+    """A physically smaller copy of ``groups.model`` without the channels ``masks`` drops.
+
+    ``check``: run the copy and the masked model (``groups.model``, masks applied) on the trace input shape and
+    raise :class:`ExportMismatch` naming the first layer whose kept channels differ (see :func:`check_export`),
+    so that no caller can write a checkpoint that is not the model it trained.
+    """
     model = copy.deepcopy(groups.model)
     dg = trace(model, groups.input_shape, groups.forward_fn)
     for g in groups:
@@ -39,9 +44,19 @@ def export_pruned(groups: ChannelGroups, masks: Dict[str, torch.Tensor]) -> nn.M
         root = model.get_submodule(g.name)
         pruner = dg.get_pruner_of_module(root)
         dg.get_pruning_group(root, pruner.prune_out_channels, drop).prune()
-    for m in model.modules():  # keep the L2Norm's bookkeeping attribute honest
+    dense = dict(groups.model.named_modules())
+    for name, m in model.named_modules():  # keep bookkeeping attributes honest
         if isinstance(m, L2Norm):
             m.n_dims = m.weight.shape[0]
+        if isinstance(m, nn.GroupNorm):  # torch-pruning leaves num_groups; whole norm groups went (block)
+            per_group = dense[name].num_channels // dense[name].num_groups
+            if m.num_channels % per_group:
+                raise ExportMismatch(f'GroupNorm {name!r} would keep {m.num_channels} channels, not a multiple of '
+                                     f'its {per_group} channels per group: the masks must remove whole norm '
+                                     'groups (ChannelGroup.block, which the solver honours)')
+            m.num_groups = m.num_channels // per_group
+    if check:
+        check_export(groups, masks, model)
     return model
 
 
@@ -53,6 +68,8 @@ def _shape_record(m: nn.Module) -> Optional[dict]:
         return dict(type='linear', in_channels=m.in_features, out_channels=m.out_features)
     if isinstance(m, _BatchNorm):
         return dict(type='bn', out_channels=m.num_features)
+    if isinstance(m, nn.GroupNorm):
+        return dict(type='gn', out_channels=m.num_channels, num_groups=m.num_groups)
     if isinstance(m, L2Norm):
         return dict(type='l2norm', out_channels=m.weight.shape[0])
     return None
@@ -116,6 +133,10 @@ def _reshape(m: nn.Module, rec: dict) -> None:
         c = m.num_features = rec['out_channels']
         for t in (m.weight, m.bias, m.running_mean, m.running_var):
             _resize(t, (c,))
+    elif isinstance(m, nn.GroupNorm):
+        m.num_channels, m.num_groups = rec['out_channels'], rec['num_groups']
+        for t in (m.weight, m.bias):
+            _resize(t, (m.num_channels,))
     elif isinstance(m, L2Norm):
         m.n_dims = rec['out_channels']
         _resize(m.weight, (m.n_dims,))
@@ -136,36 +157,10 @@ def save_pruned_checkpoint(path: str, pruned: nn.Module, config: Dict[str, dict]
 
 def load_pruned_checkpoint(model: nn.Module, path: str, strict: bool = True) -> nn.Module:
     """Re-shape a dense ``model`` (built from the config) to the checkpoint's channels and load its weights."""
-    ckpt = torch.load(path, map_location='cpu')
+    ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu', logger='silent')  # errors name the file
     config = ckpt.get('meta', {}).get(META_KEY)
     if config is None:
         raise ValueError(f'{path!r} is not a pruned checkpoint (no meta[{META_KEY!r}])')
     apply_channel_config(model, config)
     model.load_state_dict(ckpt['state_dict'], strict=strict)
     return model
-
-
-@HOOKS.register_module()
-class PrunedChannelsHook(Hook):
-    """Re-shapes the runner's model to a pruned checkpoint's channels right before its weights load.
-
-    mmengine calls ``after_load_checkpoint`` between reading a checkpoint and loading it into the model, for
-    ``load_from``, ``resume`` and ``tools/test.py``. Dense checkpoints pass through untouched. The model must
-    not be wrapped by DDP when its shapes change (DDP has bucketed the old shapes), so multi-GPU fine-tuning
-    from a pruned checkpoint is refused with a clear error; single-process training and testing work.
-    """
-    priority = 'VERY_HIGH'
-
-    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        config = checkpoint.get('meta', {}).get(META_KEY)
-        if not config:
-            return
-        model = runner.model
-        if is_model_wrapper(model):
-            if isinstance(model, torch.nn.parallel.DistributedDataParallel):
-                raise RuntimeError('PrunedChannelsHook cannot re-shape a model already wrapped by DDP; '
-                                   'load the pruned checkpoint in a single process (tools/test.py) or '
-                                   're-shape the model before wrapping')
-            model = model.module
-        apply_channel_config(model, config)
-        runner.logger.info(f'PrunedChannelsHook: re-shaped {len(config)} layers to the pruned checkpoint')

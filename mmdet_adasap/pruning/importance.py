@@ -4,6 +4,11 @@ A criterion maps a :class:`ChannelGroups` to ``{group name: FloatTensor[group si
 Criteria that need gradients (Taylor) accumulate them through :meth:`BaseImportance.accumulate`, which the
 pruning hook calls after every backward; their running state lives in checkpoints via ``state_dict``.
 Register your own with ``@TASK_UTILS.register_module()`` on a :class:`BaseImportance` subclass.
+
+Score normalisation lives here and only here (``normalize``, an option of every criterion): raw L2 norms /
+Taylor scores differ in scale across layers by orders of magnitude, so a global ranking, the knapsack and
+the adaptive sharpness radius (which all compare scores across groups) read scores divided by a statistic of
+the group's *kept* channels. Per-group solvers are unaffected by it.
 """
 from typing import Dict, Optional, Union
 
@@ -14,7 +19,8 @@ from .channel_groups import ChannelGroup, ChannelGroups
 
 #: short names accepted wherever an importance type is expected
 ALIASES = {'l2': 'L2Importance', 'taylor': 'TaylorImportance', 'bn_scale': 'BNScaleImportance'}
-_PRODUCER_ROLES = ('out', 'dw', 'bn', 'scale')
+_PRODUCER_ROLES = ('out', 'dw', 'bn', 'gn', 'scale')
+NORMALIZE = (None, 'mean', 'max', 'l2')
 
 
 def _reduce(t: torch.Tensor, dim: int, index: torch.Tensor) -> torch.Tensor:
@@ -25,11 +31,36 @@ def _reduce(t: torch.Tensor, dim: int, index: torch.Tensor) -> torch.Tensor:
 
 
 class BaseImportance:
-    """Base class: ``__call__`` returns current scores; ``accumulate`` is a no-op unless gradients matter."""
+    """Base class: ``__call__`` returns current scores; ``accumulate`` is a no-op unless gradients matter.
+
+    Args:
+        normalize: divide each group's scores by the ``'mean'`` (default), ``'max'`` or ``'l2'`` norm of its
+            kept channels' scores (``masks`` given to ``__call__``; all channels otherwise), or None (raw).
+    """
     needs_grad = False
 
-    def __call__(self, groups: ChannelGroups) -> Dict[str, torch.Tensor]:
+    def __init__(self, normalize: Optional[str] = 'mean'):
+        if normalize not in NORMALIZE:
+            raise ValueError(f'{type(self).__name__}: unknown normalize {normalize!r}, expected one of {NORMALIZE}')
+        self.normalize = normalize
+
+    def __call__(self, groups: ChannelGroups, masks: Optional[Dict[str, torch.Tensor]] = None
+                 ) -> Dict[str, torch.Tensor]:
+        raw = self.scores(groups)
+        return {name: self._normalised(s, None if masks is None else masks.get(name)) for name, s in raw.items()}
+
+    def scores(self, groups: ChannelGroups) -> Dict[str, torch.Tensor]:
+        """Raw (unnormalised) scores."""
         return {g.name: self.group_importance(g).float().cpu() for g in groups}
+
+    def _normalised(self, s: torch.Tensor, kept: Optional[torch.Tensor]) -> torch.Tensor:
+        if self.normalize is None:
+            return s
+        ref = s if kept is None else s[kept.cpu()]
+        if ref.numel() == 0:
+            return s
+        stat = {'mean': ref.abs().mean(), 'max': ref.abs().max(), 'l2': ref.norm()}[self.normalize]
+        return s / stat if stat > 0 else s
 
     def group_importance(self, group: ChannelGroup) -> torch.Tensor:
         raise NotImplementedError
@@ -52,7 +83,8 @@ class L2Importance(BaseImportance):
     """L2 norm of each neuron's weights (AdaSAP_P's criterion): the producer's filter and bias, BN affine
     params and L2Norm scale; with ``include_consumers`` also the consumers' input columns."""
 
-    def __init__(self, include_consumers: bool = False):
+    def __init__(self, include_consumers: bool = False, normalize: Optional[str] = 'mean'):
+        super().__init__(normalize)
         self.include_consumers = include_consumers
 
     def group_importance(self, group: ChannelGroup) -> torch.Tensor:
@@ -70,7 +102,8 @@ class TaylorImportance(BaseImportance):
     slice of the group (producer and consumer), since all of them vanish with the neuron."""
     needs_grad = True
 
-    def __init__(self):
+    def __init__(self, normalize: Optional[str] = 'mean'):
+        super().__init__(normalize)
         self._sum: Dict[str, torch.Tensor] = {}
         self._count = 0
 
@@ -88,7 +121,7 @@ class TaylorImportance(BaseImportance):
         if seen_grad:
             self._count += 1
 
-    def __call__(self, groups: ChannelGroups) -> Dict[str, torch.Tensor]:
+    def scores(self, groups: ChannelGroups) -> Dict[str, torch.Tensor]:
         if self._count == 0:
             raise RuntimeError('TaylorImportance has seen no gradients: call accumulate() after backward '
                                '(the PruningHook does this every training iteration)')
@@ -106,16 +139,17 @@ class TaylorImportance(BaseImportance):
 
 @TASK_UTILS.register_module()
 class BNScaleImportance(BaseImportance):
-    """|gamma| of the group's BatchNorm layers (summed over coupled BNs; Network Slimming's criterion)."""
+    """|gamma| of the group's norm layers, BatchNorm or GroupNorm (summed over coupled norms; Network
+    Slimming's criterion)."""
 
     def group_importance(self, group: ChannelGroup) -> torch.Tensor:
         total, found = torch.zeros(group.size, dtype=torch.float64), False
         for s, role in zip(group.slices, group.slice_roles):
-            if role == 'bn' and s.name.endswith('.weight'):
+            if role in ('bn', 'gn') and s.name.endswith('.weight'):
                 total += _reduce(s.param.detach().abs(), s.dim, s.index)
                 found = True
         if not found:
-            raise ValueError(f'bn_scale importance: group {group.name!r} has no affine BatchNorm; '
+            raise ValueError(f'bn_scale importance: group {group.name!r} has no affine BatchNorm or GroupNorm; '
                              'use l2 or taylor for this model')
         return total
 

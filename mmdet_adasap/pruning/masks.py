@@ -106,7 +106,7 @@ class ChannelMasks:
     def register_grad_hooks(self) -> None:
         """Mask gradients as autograd produces them; idempotent."""
         self.remove_grad_hooks()
-        params = {s.param for g in self.groups for s in g.slices}
+        params = {s.param for g in self.groups for s in g.slices if s.param.requires_grad}  # frozen BN: no grad
         for p in params:
             self._hooks.append(p.register_hook(self._grad_hook(p)))
 

@@ -1,8 +1,10 @@
 """The channel pruner: groups + importance + target + schedule + masks, and the hand-off to AdaSAP.
 
-``ChannelPruner`` is plain PyTorch (usable from scripts and tests); :class:`~.hook.PruningHook` drives it
-inside an mmengine training run. The sharpness step reads :meth:`ChannelPruner.neuron_groups` every
-iteration: the ParamSlices are built once at trace time, only importance and masks are refreshed.
+``ChannelPruner`` is plain PyTorch (usable from scripts and tests) and owns its schedule: ``step(iteration)``
+prunes when a step is due (HALP's ``prune_step``), so the mmengine hooks
+(:class:`~mmdet_adasap.engine.hooks.PruningHook`, ``AdaSAPHook``) only call it. The sharpness step reads
+:meth:`ChannelPruner.neuron_groups` every iteration: the ParamSlices are built once at trace time, only
+importance and masks are refreshed.
 """
 from typing import Dict, List, Optional, Sequence, Union
 
@@ -15,7 +17,7 @@ from .export import channel_config, export_pruned
 from .importance import BaseImportance, build_importance
 from .masks import ChannelMasks
 from .schedule import PruningSchedule, build_schedule
-from .targets import COST_TYPES, CostModel, build_cost, check_ratio, solve
+from .targets import COST_TYPES, LATENCY_KEYS, CostModel, build_cost, check_ranking, check_ratio, solve
 
 
 class ChannelPruner:
@@ -24,12 +26,15 @@ class ChannelPruner:
     Args:
         model: the detector (pruned in place by masks; :meth:`export` returns a smaller copy).
         input_shape: (N, C, H, W) used to trace the model and count FLOPs / measure latency.
-        target: ``dict(type='flops'|'params'|'latency', ratio=r)``: keep a fraction ``r`` of the dense cost.
-        importance: 'l2' (default), 'taylor', 'bn_scale', a registered type name, or a config dict.
+        target: ``dict(type='flops'|'params'|'latency', ratio=r)``: keep a fraction ``r`` of the dense cost; a
+            latency target may add ``batch`` / ``device`` / ``threads``, which its table must have been
+            measured with.
+        importance: 'l2' (default), 'taylor', 'bn_scale', a registered type name, or a config dict (its
+            ``normalize`` option sets how scores are made comparable across groups).
         schedule: ``dict(type='one_shot')`` or ``dict(type='exponential', steps=S, interval=N, start=I)``.
         round_to: kept channel counts are multiples of this (or the full group).
-        ranking: 'global' (compare normalised importance across groups) or 'per_layer' (same fraction).
-        normalize: per-group score normalisation for global ranking: 'mean' (default), 'max' or None.
+        ranking: 'global' (lowest normalised importance out first, cost-blind), 'per_group' (the same fraction
+            in every group) or 'knapsack' (HALP: most importance kept per cost; see :mod:`.targets`).
         ignored_layers / prunable: module names (fnmatch patterns) to leave alone / to restrict pruning to.
         latency_table: lookup table for a latency target (:func:`.latency.measure_latency_table`).
     """
@@ -37,28 +42,31 @@ class ChannelPruner:
     def __init__(self, model: nn.Module, input_shape: Sequence[int] = (1, 3, 300, 300),
                  target: Optional[dict] = None, importance: Union[str, dict, BaseImportance, None] = 'l2',
                  schedule: Optional[dict] = None, round_to: int = 8, ranking: str = 'global',
-                 normalize: Optional[str] = 'mean', ignored_layers: Sequence[str] = (),
+                 ignored_layers: Sequence[str] = (),
                  prunable: Optional[Sequence[str]] = None, latency_table: Optional[dict] = None,
                  forward_fn=None):
         target = dict(target or dict(type='flops', ratio=0.5))
         self.target_type = target.get('type', 'flops')
         if self.target_type not in COST_TYPES:
             raise ValueError(f'unknown target type {self.target_type!r}; choose one of {COST_TYPES}')
-        self.ratio = check_ratio(target.get('ratio'), 'target ratio')
-        self.schedule: PruningSchedule = build_schedule(schedule or dict(type='one_shot'), self.ratio)
-        if ranking not in ('global', 'per_layer'):
-            raise ValueError(f"ranking must be 'global' or 'per_layer', got {ranking!r}")
-        if not isinstance(round_to, int) or round_to < 1:
+        self.schedule: PruningSchedule = build_schedule(schedule or dict(type='one_shot'), target.get('ratio'))
+        self.ratio = self.schedule.ratio  # checked there, once
+        if isinstance(round_to, bool) or not isinstance(round_to, int) or round_to < 1:
             raise ValueError(f'round_to must be a positive int, got {round_to!r}')
         self.importance: BaseImportance = build_importance(importance)
-        self.round_to, self.ranking, self.normalize = round_to, ranking, normalize
+        self.round_to, self.ranking = round_to, check_ranking(ranking)
         self.model = model
         self.groups: ChannelGroups = build_channel_groups(model, input_shape, forward_fn, ignored_layers,
                                                           prunable)
         if len(self.groups) == 0:
             raise ValueError(f'no prunable channel groups found in {type(model).__name__}:\n'
                              + self.groups.report())
-        self.cost: CostModel = build_cost(self.target_type, self.groups, latency_table)
+        expect = {k: target[k] for k in LATENCY_KEYS if k in target}
+        unknown = set(target) - {'type', 'ratio', *LATENCY_KEYS}
+        if unknown or (expect and self.target_type != 'latency'):
+            raise ValueError(f'unknown target option(s) {sorted(unknown or expect)} for a {self.target_type} '
+                             f'target; a target is dict(type, ratio) (latency also {LATENCY_KEYS})')
+        self.cost: CostModel = build_cost(self.target_type, self.groups, latency_table, expect)
         self.masks = ChannelMasks(self.groups)
         self.steps_done = 0
         self._neuron_groups = self.groups.neuron_groups()
@@ -66,22 +74,31 @@ class ChannelPruner:
 
     # ------------------------------------------------------------------ pruning
     def compute_importance(self) -> Dict[str, torch.Tensor]:
-        self._last_importance = self.importance(self.groups)
+        """Current scores, normalised over each group's kept channels (the importance's ``normalize``)."""
+        self._last_importance = self.importance(self.groups, self.masks.masks)
         return self._last_importance
 
+    def step(self, iteration: int) -> Optional[Dict[str, int]]:
+        """Prune if the schedule has a step at ``iteration`` (HALP's ``prune_step``): channels kept per group,
+        or None when no step is due. The schedule's ratios were checked when it was built."""
+        ratio = self.schedule.ratio_at(iteration)
+        return None if ratio is None else self._prune(ratio)
+
     def prune_to(self, ratio: float) -> Dict[str, int]:
-        """Mask channels until the cost is at most ``ratio`` x dense; returns channels kept per group."""
-        check_ratio(ratio, 'ratio')
+        """Mask channels until the cost is at most ``ratio`` x dense (outside any schedule)."""
+        return self._prune(check_ratio(ratio, 'ratio'))
+
+    def prune_one_shot(self) -> Dict[str, int]:
+        return self._prune(self.ratio)
+
+    def _prune(self, ratio: float) -> Dict[str, int]:
         scores = self.compute_importance()
         masks = solve(self.groups, scores, self.cost, ratio * self.cost.dense, self.round_to, self.ranking,
-                      self.normalize, self.masks.masks)
+                      self.masks.masks)
         self.masks.set(masks)
         self.masks.apply()
         self.steps_done += 1
         return self.masks.num_kept()
-
-    def prune_one_shot(self) -> Dict[str, int]:
-        return self.prune_to(self.ratio)
 
     def current_cost(self) -> float:
         return self.cost(self.masks.num_kept())
@@ -98,9 +115,10 @@ class ChannelPruner:
         """
         if refresh_importance or not self._last_importance:
             try:
-                self._last_importance = self.importance(self.groups)
+                self.compute_importance()
             except RuntimeError:
-                self._last_importance = build_importance('l2')(self.groups)
+                fallback = build_importance(dict(type='l2', normalize=self.importance.normalize))
+                self._last_importance = fallback(self.groups, self.masks.masks)
         for ng in self._neuron_groups:
             ng.importance = self._last_importance[ng.name]
             ng.mask = self.masks.masks[ng.name]

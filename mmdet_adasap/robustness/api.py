@@ -9,13 +9,14 @@ def evaluate_robustness(config: str, checkpoint: str, out_dir: str, corruptions=
                         severities: Iterable[int] = SEVERITIES, cache_root: Optional[str] = None, seed: int = 0,
                         resume: bool = True, label: Optional[str] = None, plots: bool = True,
                         cfg_options: Optional[dict] = None, work_dir: Optional[str] = None,
-                        launcher: str = 'none') -> dict:
+                        launcher: str = 'none', backend: str = 'pytorch') -> dict:
     """Evaluate ``checkpoint`` on the clean test set and every (corruption, severity); return the result dict
     (also written to ``out_dir/robustness.json`` with the markdown table and plots).
 
     For a quick look pass a subset, e.g. ``corruptions=['gaussian_noise', 'fog'], severities=[1, 3]``
     (the summary then says ``complete_benchmark: False``). ``cfg_options`` override config keys (e.g. the
-    test dataloader's ``data_root``); logs go to ``work_dir`` (default ``out_dir``).
+    test dataloader's ``data_root``); logs go to ``work_dir`` (default ``out_dir``). ``backend='onnxruntime'``:
+    ``checkpoint`` is an exported ``.onnx`` file, run by ONNX Runtime through the same loop and metric.
     """
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
@@ -26,7 +27,13 @@ def evaluate_robustness(config: str, checkpoint: str, out_dir: str, corruptions=
         raise FileNotFoundError(f'checkpoint {checkpoint!r} does not exist')
     cfg = load_config(config, cfg_options, work_dir or out_dir)
     cfg.launcher = launcher
-    cfg.load_from = checkpoint
+    if backend == 'onnxruntime':
+        from mmdet_adasap.deploy import use_onnxruntime
+        use_onnxruntime(cfg, checkpoint)
+    elif backend == 'pytorch':
+        cfg.load_from = checkpoint
+    else:
+        raise ValueError(f"backend must be 'pytorch' or 'onnxruntime', got {backend!r}")
     cfg.test_cfg = dict(type='RobustnessTestLoop', corruptions=corruptions, severities=list(severities),
                         cache_root=cache_root, out_dir=out_dir, resume=resume, seed=seed,
                         label=label or osp.splitext(osp.basename(checkpoint))[0], plots=plots)

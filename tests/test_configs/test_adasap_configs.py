@@ -19,6 +19,7 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MODELS = ['ssd-r18mini_synthvoc', *SMOKE_SCALES]
 METHODS = ['adasap', 'sam_asam', 'l2prune_sgd']
 SCALES = dict(SMOKE_SCALES, **{'ssd-r18mini_synthvoc': None})
+LATENCY_MODELS = ['ssd-r18mini_synthvoc', 'ssd300_voc0712', 'ssd512_voc0712']  # AdaSAP_L (HALP knapsack)
 
 
 def _path(model, method, flops):
@@ -28,6 +29,7 @@ def _path(model, method, flops):
 def test_every_detector_has_every_variant_with_one_schedule():
     found = {osp.basename(p) for p in glob.glob(osp.join(REPO, 'configs/adasap/*.py'))}
     expected = {osp.basename(_path(m, k, f)) for m in MODELS for k in METHODS for f in (50, 25)}
+    expected |= {f'{m}_{k}_latency50.py' for m in LATENCY_MODELS for k in ('adasap', 'l2prune_sgd')}
     assert found == expected
     for model in MODELS:
         ref = load_config(_path(model, 'adasap', 50))
@@ -52,6 +54,22 @@ def test_every_detector_has_every_variant_with_one_schedule():
                         assert warm.radius.type == 'AdaptiveRadius' and warm.adaptive
                     else:
                         assert 'radius' not in warm and warm.adaptive is False  # uniform SAM warm-up
+
+
+@pytest.mark.parametrize('model', LATENCY_MODELS)
+def test_latency_variants_are_the_flops50_schedule_with_a_latency_knapsack(model):
+    ref = load_config(_path(model, 'adasap', 50))
+    for method in ('adasap', 'l2prune_sgd'):
+        path = osp.join(REPO, f'configs/adasap/{model}_{method}_latency50.py')
+        cfg = load_config(path)
+        hook = cfg.default_hooks.adasap
+        batch = 8 if model == 'ssd-r18mini_synthvoc' else 1  # the demo's batch-1 floor is ~0.53 of dense
+        assert hook.pruning.target == dict(type='latency', ratio=0.5, batch=batch, device='cpu', threads=1)
+        assert hook.pruning.ranking == 'knapsack' and '_latency_cpu1' in hook.latency_table
+        assert hook.pruning.schedule == ref.default_hooks.adasap.pruning.schedule
+        assert cfg.train_cfg == ref.train_cfg and (hook.warmup.sharpness is None) == (method == 'l2prune_sgd')
+        with open(path) as f:
+            assert f'--out {hook.latency_table}' in f.read(), 'the header says how to build the table'
 
 
 def _train(model, method, flops, phase_iters, tiny_voc, tmp_path):

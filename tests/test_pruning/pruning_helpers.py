@@ -23,10 +23,8 @@ ARCHS = {
 def build_detector(arch: str) -> nn.Module:
     """The config's detector with tame random weights (He-normal convs, random BN affine/stats) so that
     outputs stay O(1) through VGG16's 15 bias-free-BN layers and masked/exported comparisons are meaningful."""
-    from mmdet.registry import MODELS
-    cfg = Config.fromfile(osp.join(REPO, ARCHS[arch][0]))
-    cfg.model.backbone.init_cfg = None
-    model = MODELS.build(cfg.model)
+    from mmdet_adasap.apis import build_detector as build_from_config
+    model, _ = build_from_config(Config.fromfile(osp.join(REPO, ARCHS[arch][0])))
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for m in model.modules():

@@ -6,7 +6,7 @@ from mmengine.runner import Runner
 
 from helpers import shrink_for_smoke_test
 from mmdet_adasap.apis import load_config
-from mmdet_adasap.pruning.hook import STATE_KEY
+from mmdet_adasap.engine.hooks.pruning_hook import STATE_KEY
 from pruning_helpers import REPO, single_thread  # noqa: F401  (fixture)
 
 

@@ -14,7 +14,7 @@ def _demo_groups(fresh_pruner):
 
 def test_l2_matches_an_explicit_per_module_computation(fresh_pruner):
     model, groups = _demo_groups(fresh_pruner)
-    scores = build_importance('l2')(groups)
+    scores = build_importance(dict(type='l2', normalize=None))(groups)
     # residual group rooted at layer2's downsample: producers are 3 convs (rows) and 3 BNs (gamma, beta)
     g = groups.by_name['backbone.layer2.0.downsample.0']
     expected = torch.zeros(g.size, dtype=torch.float64)
@@ -25,13 +25,13 @@ def test_l2_matches_an_explicit_per_module_computation(fresh_pruner):
                 for j in range(g.size):
                     expected[j] += p[index[j]].double().pow(2).sum()
     assert torch.allclose(scores[g.name].double(), expected.sqrt(), rtol=1e-5)
-    with_consumers = build_importance(dict(type='l2', include_consumers=True))(groups)
+    with_consumers = build_importance(dict(type='l2', include_consumers=True, normalize=None))(groups)
     assert (with_consumers[g.name] > scores[g.name]).all()
 
 
 def test_taylor_accumulates_squared_first_order_terms(fresh_pruner):
     model, groups = _demo_groups(fresh_pruner)
-    imp = build_importance('taylor')
+    imp = build_importance(dict(type='taylor', normalize=None))
     with pytest.raises(RuntimeError, match='no gradients'):
         imp(groups)
     g = groups.by_name['backbone.layer1.0.conv1']
@@ -51,7 +51,7 @@ def test_taylor_accumulates_squared_first_order_terms(fresh_pruner):
     scores = imp(groups)
     assert torch.allclose(scores[g.name].double(), expected / 2, rtol=1e-4, atol=1e-12)
     state = imp.state_dict()
-    other = build_importance('taylor')
+    other = build_importance(dict(type='taylor', normalize=None))
     other.load_state_dict(state)
     assert torch.equal(other(groups)[g.name], scores[g.name])
 
@@ -59,7 +59,7 @@ def test_taylor_accumulates_squared_first_order_terms(fresh_pruner):
 def test_bn_scale_sums_abs_gamma_and_refuses_groups_without_bn(fresh_pruner):
     model, groups = _demo_groups(fresh_pruner)
     g = groups.by_name['backbone.layer1.0.conv1']
-    assert torch.allclose(build_importance('bn_scale')(groups)[g.name],
+    assert torch.allclose(build_importance(dict(type='bn_scale', normalize=None))(groups)[g.name],
                           model.backbone.layer1[0].bn1.weight.detach().abs())
     with pytest.raises(ValueError, match="backbone.features"):
         build_importance('bn_scale')(fresh_pruner('ssd300').groups)
@@ -77,5 +77,19 @@ def test_users_register_their_own_criterion(fresh_pruner):
             return torch.arange(group.size, dtype=torch.float32)
 
     model, groups = _demo_groups(fresh_pruner)
-    scores = build_importance('ChannelIndexImportance')(groups)
+    scores = build_importance(dict(type='ChannelIndexImportance', normalize=None))(groups)
     assert all(torch.equal(scores[g.name], torch.arange(g.size, dtype=torch.float32)) for g in groups)
+
+
+@pytest.mark.parametrize('norm,stat', [('mean', lambda s: s.abs().mean()), ('max', lambda s: s.abs().max()),
+                                       ('l2', lambda s: s.norm())])
+def test_normalisation_divides_by_the_statistic_of_the_kept_channels(fresh_pruner, norm, stat):
+    """The one place scores are made comparable across groups (global ranking, knapsack, adaptive radius)."""
+    _, groups = _demo_groups(fresh_pruner)
+    raw = build_importance(dict(type='l2', normalize=None))(groups)
+    masks = {g.name: torch.arange(g.size) % 3 != 0 for g in groups}
+    scores = build_importance(dict(type='l2', normalize=norm))(groups, masks)
+    for g in groups:
+        assert torch.allclose(scores[g.name], raw[g.name] / stat(raw[g.name][masks[g.name]]))
+    with pytest.raises(ValueError, match="'median'"):
+        build_importance(dict(type='l2', normalize='median'))

@@ -29,12 +29,18 @@ def test_prune_then_report(tmp_path, monkeypatch):
 
     report_dir = tmp_path / 'report'
     proc = run_tool('tools/prune_report.py', cfg, '--checkpoint', str(dense), '--pruned', str(out),
-                    '--repeats', '3', '--out-dir', str(report_dir), timeout=300)
+                    '--repeats', '3', '--batches', '1', '--thread-counts', '1', '--out-dir', str(report_dir),
+                    timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((report_dir / 'report.json').read_text())
     assert summary['pruned']['params'] / summary['dense']['params'] <= 0.5
     assert summary['dense']['latency_ms'] > 0 and summary['pruned']['flops'] < summary['dense']['flops']
     assert '| parameters |' in proc.stdout and osp.getsize(report_dir / 'report.png') > 10_000
+    rows = summary['deploy_latency']  # PyTorch and ONNX Runtime, network and deployed detector
+    assert {(r['part'], r['runtime'], r['batch']) for r in rows} == {
+        (p, r, 1) for p in ('network', 'deployed') for r in ('pytorch', 'onnxruntime')}
+    assert all(r['dense'] > 0 and r['pruned'] > 0 and r['threads'] == 1 for r in rows)
+    assert osp.isfile(report_dir / 'pruned.onnx') and '| deployed | onnxruntime | 1 | 1 |' in proc.stdout
 
 
 def test_tools_name_bad_input(tmp_path, monkeypatch):

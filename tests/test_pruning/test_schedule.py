@@ -1,6 +1,6 @@
 import pytest
 
-from pruning_helpers import single_thread  # noqa: F401  (fixture)
+from pruning_helpers import detector, fresh_pruner, single_thread  # noqa: F401  (fixtures)
 from mmdet_adasap.pruning import build_schedule
 
 
@@ -33,3 +33,23 @@ def test_bad_schedule_options():
         build_schedule(dict(type='cosine'), ratio=0.5)
     with pytest.raises(ValueError, match='steps'):
         build_schedule(dict(type='exponential', steps=0), ratio=0.5)
+
+
+@pytest.mark.parametrize('ranking', ['global', 'knapsack'])
+def test_pruner_owns_its_schedule_and_every_step_lands_on_its_target(fresh_pruner, ranking):
+    """``pruner.step(it)`` prunes exactly at the planned iterations (HALP's prune_step) and nowhere else; each
+    step meets its intermediate target, the knapsack within a few % of it (no overshoot)."""
+    pruner = fresh_pruner('demo')
+    pruner.ranking = ranking
+    pruner.schedule = build_schedule(dict(type='exponential', steps=3, interval=5, start=2), ratio=0.4)
+    landed = []
+    for it in range(20):
+        kept = pruner.step(it)
+        target = pruner.schedule.ratio_at(it)
+        assert (kept is None) == (target is None), it
+        if kept is not None:
+            assert kept == pruner.masks.num_kept() and pruner.cost_ratio() <= target
+            landed.append((target, pruner.cost_ratio()))
+    assert [t for t, _ in landed] == pytest.approx([0.4 ** (1 / 3), 0.4 ** (2 / 3), 0.4])
+    if ranking == 'knapsack':
+        assert all(r > t - 0.02 for t, r in landed), landed

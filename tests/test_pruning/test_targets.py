@@ -16,8 +16,8 @@ def _counted(model, groups):
     return flops, sum(p.numel() for p in model.parameters())
 
 
-@pytest.mark.parametrize('arch,kind,ranking', [('demo', 'flops', 'global'), ('demo', 'params', 'per_layer'),
-                                               ('ssdlite', 'flops', 'global')])
+@pytest.mark.parametrize('arch,kind,ranking', [('demo', 'flops', 'global'), ('demo', 'params', 'per_group'),
+                                               ('ssdlite', 'flops', 'global'), ('ssdlite', 'flops', 'knapsack')])
 def test_target_reached_within_round_to_slack_and_counts_match_torch_pruning(arch, kind, ranking, detector,
                                                                              pruned_export):
     if (kind, ranking) == ('flops', 'global'):  # the shared session export
@@ -35,13 +35,13 @@ def test_target_reached_within_round_to_slack_and_counts_match_torch_pruning(arc
         assert kept[g.name] == g.size or kept[g.name] % 8 == 0
     target = 0.5 * pruner.cost.dense
     assert pruner.current_cost() <= target
-    # slack: giving back any one removed round_to block (global) / one more block in every group (per layer,
+    # slack: giving back any one removed round_to block (global, knapsack) / one more block in every group (per group,
     # the largest uniform fraction that fits) must exceed the target
     def grown(name):
         sizes = allowed_sizes(pruner.groups.by_name[name].size, 8)
         return sizes[sizes.index(kept[name]) + 1]
     shrunk = [g.name for g in pruner.groups if kept[g.name] < g.size]
-    if ranking == 'global':
+    if ranking in ('global', 'knapsack'):
         assert min(pruner.cost({**kept, n: grown(n)}) for n in shrunk) > target
     else:
         assert pruner.cost({**kept, **{n: grown(n) for n in shrunk}}) > target
@@ -59,7 +59,7 @@ def test_global_ranking_removes_the_least_important_channels_first(fresh_pruner)
             return float(sum(keep.get(g.name, g.size) for g in self.groups))
 
     cost = ChannelCount(pruner.groups)
-    masks = solve(pruner.groups, scores, cost, 0.7 * cost.dense, round_to=1, normalize=None)
+    masks = solve(pruner.groups, scores, cost, 0.7 * cost.dense, round_to=1)
     dropped = torch.cat([scores[n][~m] for n, m in masks.items()])
     kept = torch.cat([scores[n][m] for n, m in masks.items()])
     assert dropped.numel() == int(cost.dense) - int(0.7 * cost.dense)
@@ -104,8 +104,8 @@ def test_blocked_group_loses_whole_blocks_lowest_block_mean_first():
     # block 0 holds the single weakest channel but the highest mean; block 1 has the lowest mean
     gn = torch.tensor([0.0, 9, 9, 9, 1, 1, 1, 1, 5, 5, 5, 5])
     scores = {'gn': gn, 'plain': torch.full((6,), 100.0)}
-    masks = solve(gs, scores, cost, target=14, round_to=1, normalize=None)
+    masks = solve(gs, scores, cost, target=14, round_to=1)
     assert masks['gn'].tolist() == [True] * 4 + [False] * 4 + [True] * 4
     assert masks['plain'].all()
-    masks = solve(gs, scores, cost, target=10, round_to=1, normalize=None)
+    masks = solve(gs, scores, cost, target=10, round_to=1)
     assert masks['gn'].tolist() == [True] * 4 + [False] * 8 and masks['plain'].all()

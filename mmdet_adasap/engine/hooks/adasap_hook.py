@@ -20,12 +20,12 @@ from mmengine.runner import IterBasedTrainLoop
 
 from mmdet_adasap.apis import find_resize_shape
 from mmdet_adasap.engine.optim_wrappers import SAMOptimWrapper, UniformRadius, build_radius_policy
-from mmdet_adasap.pruning.hook import PruningHook
-from mmdet_adasap.pruning.targets import build_cost
+from mmdet_adasap.engine.optim_wrappers.sam_optim_wrapper import _check_adaptive, _check_rho
+from mmdet_adasap.pruning.targets import build_cost, check_ratio
+from .pruning_hook import PruningHook
 
 PHASES = ('warmup', 'pruning', 'finetune')
-PRUNER_KEYS = ('target', 'importance', 'schedule', 'round_to', 'ranking', 'normalize', 'ignored_layers',
-               'prunable')
+PRUNER_KEYS = ('target', 'importance', 'schedule', 'round_to', 'ranking', 'ignored_layers', 'prunable')
 SHARPNESS_KEYS = ('radius', 'rho', 'adaptive', 'refresh_interval')
 STATE_KEY = 'adasap_phases'
 
@@ -44,6 +44,9 @@ def _check_sharpness(cfg, phase: str) -> Optional[dict]:
     if out['radius'] is None and out['rho'] is None:
         raise ValueError(f'AdaSAPHook: {phase}.sharpness needs a radius policy (radius=dict(type=...)) or a '
                          'uniform radius (rho=...)')
+    if out['rho'] is not None:  # the wrapper's own checks, now rather than when the phase starts
+        _check_rho(f'AdaSAPHook: {phase}.sharpness', out['rho'])
+    _check_adaptive(f'AdaSAPHook: {phase}.sharpness', out['adaptive'])
     n = out['refresh_interval']
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f'AdaSAPHook: {phase}.sharpness.refresh_interval must be an int >= 1, got {n!r}')
@@ -67,7 +70,7 @@ class AdaSAPHook(PruningHook):
     Args:
         warmup: ``dict(end=E1, sharpness=...)``: the warm-up phase covers [0, E1).
         pruning: ``dict(end=E2, sharpness='warmup', target=..., importance=..., schedule=..., round_to=...,
-            ranking=..., normalize=..., ignored_layers=..., prunable=...)``: covers [E1, E2); the pruner
+            ranking=..., ignored_layers=..., prunable=...)``: covers [E1, E2); the pruner
             arguments are :class:`ChannelPruner`'s. The schedule's steps are placed by the hook: a one-shot step
             after the phase's first iteration; ``dict(type='exponential', steps=S)`` every ``interval``
             iterations from there (default: the phase length / S, so every step is followed by training).
@@ -79,8 +82,9 @@ class AdaSAPHook(PruningHook):
 
     A ``sharpness`` is None (a plain optimizer step) or ``dict(radius=None | policy config, rho=r,
     adaptive=True, refresh_interval=1)``: ``radius=dict(type='AdaptiveRadius', rho_min=0.01, rho_max=2.0)``
-    (whose ``scope`` / ``score_norm`` default to the pruner's ranking scope and score normalisation) gives
-    per-channel radii from the pruner's importance, recomputed every ``refresh_interval`` iterations and after
+    (whose ``scope`` defaults to the pruner's: 'per_group' for ``ranking='per_group'``, else 'global') gives
+    per-channel radii from the pruner's importance (normalised by the importance's ``normalize`` option),
+    recomputed every ``refresh_interval`` iterations and after
     every pruning step; ``rho`` is then the radius of parameters no prunable group covers (stem, heads), and
     without a policy the uniform radius. ``adaptive``: ASAM (True) or SAM. Pruned channels are never perturbed.
     """
@@ -110,10 +114,7 @@ class AdaSAPHook(PruningHook):
                               pruning=warm if prune_sharp == 'warmup' else _check_sharpness(prune_sharp, 'pruning'),
                               finetune=_check_sharpness(finetune.get('sharpness'), 'finetune'))
         pruner_cfg = {k: copy.deepcopy(v) for k, v in pruning.items() if k in PRUNER_KEYS}
-        ratio = pruner_cfg.get('target', {}).get('ratio', 0.5)
-        if isinstance(ratio, (int, float)) and ratio >= 1:
-            raise ValueError(f'AdaSAPHook: target ratio {ratio} keeps the whole dense cost, which the dense model '
-                             'already meets: nothing would be pruned. Use a ratio in (0, 1).')
+        check_ratio(pruner_cfg.get('target', {}).get('ratio', 0.5), 'AdaSAPHook: pruning.target ratio')
         self.schedule_cfg = dict(pruner_cfg.pop('schedule', None) or dict(type='one_shot'))
         if 'start' in self.schedule_cfg:
             raise ValueError('AdaSAPHook places the pruning steps itself (from warmup.end); remove schedule.start '
@@ -233,9 +234,8 @@ class AdaSAPHook(PruningHook):
             if radius is None:
                 self.policy = UniformRadius(sharp['rho'])
             else:
-                if radius.get('type') == 'AdaptiveRadius':  # rank in the pruner's scope and normalisation
-                    radius.setdefault('scope', 'global' if self.pruner.ranking == 'global' else 'group')
-                    radius.setdefault('score_norm', self.pruner.normalize)
+                if radius.get('type') == 'AdaptiveRadius':  # rank in the pruner's scope (scores come normalised)
+                    radius.setdefault('scope', 'per_group' if self.pruner.ranking == 'per_group' else 'global')
                 self.policy = build_radius_policy(radius)
             wrapper.configure_sharpness(enabled=True, rho=sharp['rho'], adaptive=sharp['adaptive'],
                                         radius_policy=self.policy)

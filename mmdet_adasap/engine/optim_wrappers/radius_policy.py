@@ -75,18 +75,16 @@ class AdaptiveRadius(RadiusPolicy):
 
     Args:
         rho_min, rho_max: radius range.
-        scope: ``'global'`` takes s_min/s_max over all kept channels of all groups (as a global pruner ranks);
-            ``'group'`` takes them within each group.
-        score_norm: optional per-group normalisation applied before the min-max, because raw L2 norms differ
-            in scale across layers: ``'max'``, ``'mean'`` or ``'l2'`` (divide by that statistic of the group's
-            kept scores), or ``None``.
+        scope: ``'global'`` takes s_min/s_max over all kept channels of all groups (as a global pruner or the
+            knapsack ranks); ``'per_group'`` takes them within each group (as ``ranking='per_group'``).
+
+    Scores are used as given: the pruner's importance normalises them per group (its ``normalize`` option,
+    :mod:`mmdet_adasap.pruning.importance`), the one place that is done.
     """
     needs_groups = True
-    SCOPES = ('global', 'group')
-    SCORE_NORMS = (None, 'max', 'mean', 'l2')
+    SCOPES = ('global', 'per_group')
 
-    def __init__(self, rho_min: float = 0.01, rho_max: float = 2.0, scope: str = 'global',
-                 score_norm: Optional[str] = None) -> None:
+    def __init__(self, rho_min: float = 0.01, rho_max: float = 2.0, scope: str = 'global') -> None:
         super().__init__()
         if not rho_min >= 0:
             raise ValueError(f'AdaptiveRadius: rho_min must be >= 0, got {rho_min!r}')
@@ -94,11 +92,8 @@ class AdaptiveRadius(RadiusPolicy):
             raise ValueError(f'AdaptiveRadius: rho_min ({rho_min!r}) must not exceed rho_max ({rho_max!r})')
         if scope not in self.SCOPES:
             raise ValueError(f'AdaptiveRadius: unknown scope {scope!r}, expected one of {self.SCOPES}')
-        if score_norm not in self.SCORE_NORMS:
-            raise ValueError(f'AdaptiveRadius: unknown score_norm {score_norm!r}, expected one of '
-                             f'{self.SCORE_NORMS}')
         self.rho_min, self.rho_max = float(rho_min), float(rho_max)
-        self.scope, self.score_norm = scope, score_norm
+        self.scope = scope
 
     def _scores(self, g: NeuronGroup) -> torch.Tensor:
         if g.importance is None:
@@ -111,11 +106,6 @@ class AdaptiveRadius(RadiusPolicy):
         kept = g.kept().cpu()
         if not torch.isfinite(s[kept]).all():
             raise ValueError(f'AdaptiveRadius: neuron group {g.name!r} has non-finite importance scores')
-        if self.score_norm is not None and kept.any():
-            ks = s[kept]
-            stat = {'max': ks.abs().max(), 'mean': ks.abs().mean(), 'l2': ks.norm()}[self.score_norm]
-            if stat > 0:
-                s = s / stat
         return s
 
     def _rule(self, s: torch.Tensor, s_min, s_max) -> torch.Tensor:

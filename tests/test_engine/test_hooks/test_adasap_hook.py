@@ -13,7 +13,7 @@ from helpers import shrink_adasap_for_smoke_test, shrink_for_smoke_test
 from mmdet_adasap.apis import load_config
 from mmdet_adasap.engine import AdaptiveRadius, UniformRadius
 from mmdet_adasap.engine.hooks.adasap_hook import STATE_KEY
-from mmdet_adasap.pruning.hook import STATE_KEY as PRUNING_KEY
+from mmdet_adasap.engine.hooks.pruning_hook import STATE_KEY as PRUNING_KEY
 
 ADASAP = osp.join(REPO, 'configs/adasap/ssd-r18mini_synthvoc_adasap_flops50.py')
 
@@ -67,11 +67,13 @@ def _train(cfg, probe=None):
 
 @pytest.fixture(scope='module')
 def phased_run(tiny_voc, tmp_path_factory):
-    """One run with 2 warm-up, 2 pruning (2 exponential steps) and 2 fine-tune iterations."""
+    """One run with 2 warm-up, 2 pruning (2 exponential steps, HALP's knapsack) and 2 fine-tune iterations."""
     work_dir = str(tmp_path_factory.mktemp('phased'))
     probe = Probe()
     torch.set_num_threads(1)
-    runner = _train(_cfg(tiny_voc, work_dir), probe)
+    cfg = _cfg(tiny_voc, work_dir)
+    cfg.default_hooks.adasap.pruning.ranking = 'knapsack'
+    runner = _train(cfg, probe)
     return runner, probe.seen, work_dir
 
 
@@ -93,7 +95,7 @@ def test_phases_switch_at_the_configured_iterations(phased_run):
 def test_target_is_met_after_the_pruning_phase_and_logged(phased_run):
     runner, seen, work_dir = phased_run
     pruner = runner.adasap_pruner
-    assert pruner.cost_ratio() <= 0.5
+    assert pruner.ranking == 'knapsack' and 0.45 < pruner.cost_ratio() <= 0.5
     hub = runner.message_hub
     flops = hub.get_scalar('train/flops_ratio').data[0]
     assert flops[0] == pytest.approx(1.0) and flops[-1] == pytest.approx(pruner.cost_ratio())
@@ -229,7 +231,7 @@ def test_sam_wrapper_without_any_sharpness_phase_warns(tiny_voc, tmp_path):
 def test_target_already_met_is_refused_or_warned(phased_run, tiny_voc, tmp_path):
     from mmdet.registry import HOOKS
     cfg = _cfg(tiny_voc, str(tmp_path))
-    with pytest.raises(ValueError, match='already meets'):
+    with pytest.raises(ValueError, match='prunes nothing'):
         HOOKS.build(dict(cfg.default_hooks.adasap, pruning=dict(cfg.default_hooks.adasap.pruning,
                                                                  target=dict(type='flops', ratio=1.0))))
     # load_from a checkpoint that is already pruned below the target: nothing left to prune, said loudly

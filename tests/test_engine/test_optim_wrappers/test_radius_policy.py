@@ -34,24 +34,12 @@ def test_masked_extremes_are_excluded_from_min_max():
     torch.testing.assert_close(p.channel_radii[0], torch.tensor([0.0, 1.0, 0.0, 0.0]))
 
 
-def test_group_scope_and_equal_scores():
+def test_per_group_scope_and_equal_scores():
     a, b = group('a', [1.0, 2.0]), group('b', [7.0, 7.0, 7.0])
-    p = AdaptiveRadius(rho_min=0.5, rho_max=2.0, scope='group')
+    p = AdaptiveRadius(rho_min=0.5, rho_max=2.0, scope='per_group')
     p.update([a, b])
     torch.testing.assert_close(p.channel_radii[0], torch.tensor([2.0, 0.5]))
     torch.testing.assert_close(p.channel_radii[1], torch.full((3,), 2.0))  # s_max == s_min: all rho_max
-
-
-@pytest.mark.parametrize('norm, stat', [('max', lambda s: s.max()), ('mean', lambda s: s.mean()),
-                                        ('l2', lambda s: s.norm())])
-def test_per_layer_score_normalisation_before_global_min_max(norm, stat):
-    sa, sb = torch.tensor([1.0, 2.0, 4.0]), torch.tensor([100.0, 300.0])
-    p = AdaptiveRadius(rho_min=0.0, rho_max=1.0, score_norm=norm)
-    p.update([group('a', sa.tolist()), group('b', sb.tolist())])
-    na, nb = sa / stat(sa), sb / stat(sb)
-    lo, hi = torch.cat([na, nb]).min(), torch.cat([na, nb]).max()
-    torch.testing.assert_close(p.channel_radii[0], 1 - (na - lo) / (hi - lo))
-    torch.testing.assert_close(p.channel_radii[1], 1 - (nb - lo) / (hi - lo))
 
 
 def test_uniform_and_update_reads_current_scores():
@@ -68,13 +56,13 @@ def test_uniform_and_update_reads_current_scores():
 
 
 def test_registered_in_task_utils():
-    p = TASK_UTILS.build(dict(type='AdaptiveRadius', rho_min=0.01, rho_max=2.0, scope='group'))
-    assert isinstance(p, AdaptiveRadius) and p.scope == 'group'
+    p = TASK_UTILS.build(dict(type='AdaptiveRadius', rho_min=0.01, rho_max=2.0, scope='per_group'))
+    assert isinstance(p, AdaptiveRadius) and p.scope == 'per_group'
 
 
 @pytest.mark.parametrize('kwargs, message', [
     (dict(rho_min=-0.1), 'rho_min'), (dict(rho_min=3.0, rho_max=2.0), 'rho_max'),
-    (dict(scope='layer'), 'layer'), (dict(score_norm='median'), 'median')])
+    (dict(scope='group'), 'group')])
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         AdaptiveRadius(**kwargs)

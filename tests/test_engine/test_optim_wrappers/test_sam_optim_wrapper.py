@@ -85,7 +85,7 @@ POLICIES = {
     'none': lambda: None,
     'uniform': lambda: UniformRadius(rho=0.3),
     'adaptive': lambda: AdaptiveRadius(rho_min=0.05, rho_max=1.0),
-    'adaptive_group_l2': lambda: AdaptiveRadius(rho_min=0.05, rho_max=1.0, scope='group', score_norm='l2'),
+    'adaptive_per_group': lambda: AdaptiveRadius(rho_min=0.05, rho_max=1.0, scope='per_group'),
 }
 
 

@@ -1,9 +1,9 @@
 """``PruningHook``: soft channel pruning inside an mmengine training run.
 
-Builds a :class:`ChannelPruner` on the runner's model before training, fires the schedule's pruning steps
-after the scheduled iterations, keeps masked channels (and their optimizer state) at zero, feeds gradient-
-based importance, stores masks and pruning state in every checkpoint (``checkpoint['adasap_pruning']``) and
-restores them on resume / load_from, and optionally exports the physically pruned detector after training.
+Builds a :class:`~mmdet_adasap.pruning.ChannelPruner` on the runner's model before training, calls
+``pruner.step(iteration)`` after every iteration (the pruner owns its schedule), keeps masked channels
+(and their optimizer state) at zero, feeds gradient-based importance, stores masks and pruning state in
+every checkpoint (``checkpoint['adasap_pruning']``) and restores them on resume / load_from, and optionally exports the physically pruned detector after training.
 Other hooks (the AdaSAP sharpness step) reach the pruner as ``runner.adasap_pruner``.
 """
 import os.path as osp
@@ -13,9 +13,9 @@ from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
-from .export import save_pruned_checkpoint
-from .latency import load_table
-from .pruner import ChannelPruner
+from mmdet_adasap.pruning import ChannelPruner
+from mmdet_adasap.pruning.export import save_pruned_checkpoint
+from mmdet_adasap.pruning.latency import load_table
 
 STATE_KEY = 'adasap_pruning'
 
@@ -25,18 +25,18 @@ class PruningHook(Hook):
     """See :class:`ChannelPruner` for the pruning arguments.
 
     Args:
-        latency_table: path of a JSON table from ``tools/prune_report.py --save-latency-table`` (latency target).
+        latency_table: path of a JSON table from ``tools/build_latency_table.py`` (latency target).
         export: after training, write the physically pruned model to ``work_dir/<export>`` (None: don't).
     """
     priority = 'HIGH'  # before checkpoint / EMA hooks see the iteration's weights
 
     def __init__(self, target: dict = dict(type='flops', ratio=0.5), importance='l2',
                  schedule: dict = dict(type='one_shot'), round_to: int = 8, ranking: str = 'global',
-                 normalize: Optional[str] = 'mean', input_shape: Sequence[int] = (1, 3, 300, 300),
+                 input_shape: Sequence[int] = (1, 3, 300, 300),
                  ignored_layers: Sequence[str] = (), prunable: Optional[Sequence[str]] = None,
                  latency_table: Optional[str] = None, export: Optional[str] = 'pruned.pth'):
         self.kwargs = dict(target=target, importance=importance, schedule=schedule, round_to=round_to,
-                           ranking=ranking, normalize=normalize, input_shape=tuple(input_shape),
+                           ranking=ranking, input_shape=tuple(input_shape),
                            ignored_layers=list(ignored_layers), prunable=prunable)
         self.latency_table = latency_table
         self.export = export
@@ -65,7 +65,7 @@ class PruningHook(Hook):
     def _watch_grads(self):
         """Keep a reference to each gradient as autograd makes it: mmengine zeroes ``.grad`` inside
         ``update_params``, before any after-iteration hook runs."""
-        params = {s.param for g in self.pruner.groups for s in g.slices}
+        params = {s.param for g in self.pruner.groups for s in g.slices if s.param.requires_grad}
         for p in params:
             self._grad_hooks.append(p.register_hook(self._stash(p)))
 
@@ -79,14 +79,14 @@ class PruningHook(Hook):
         if pruner.importance.needs_grad and self._grads:
             pruner.importance.accumulate(pruner.groups, grads=self._grads)
             self._grads = {}
-        ratio = pruner.schedule.ratio_at(runner.iter)
-        if ratio is not None:
-            kept = pruner.prune_to(ratio)
+        kept = pruner.step(runner.iter)
+        if kept is not None:
             pruner.masks.clear_optimizer_state(runner.optim_wrapper.optimizer)
             pruner.importance.reset()
             runner.logger.info(f'PruningHook: step {pruner.steps_done}/{pruner.schedule.steps} at iter '
                                f'{runner.iter}: {pruner.cost.name} ratio {pruner.cost_ratio():.3f} '
-                               f'(target {ratio:.3f}), {sum(kept.values())} channels kept')
+                               f'(target {pruner.schedule.ratio_at(runner.iter):.3f}), '
+                               f'{sum(kept.values())} channels kept')
         elif pruner.masks.any_pruned():
             pruner.masks.apply()  # guard against anything that wrote masked entries (e.g. a custom step)
 

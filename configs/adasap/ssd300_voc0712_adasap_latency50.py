@@ -1,0 +1,10 @@
+# AdaSAP_L on the SSD300-VGG16: the AdaSAP schedule of ssd300_voc0712_adasap_flops50.py with HALP's latency-saliency
+# knapsack, to 50% of the dense latency measured on the deployment machine (CPU, 1 thread, batch 1).
+# Build the table first, on that machine (prints its build time and calibration errors):
+#   python tools/build_latency_table.py configs/ssd/ssd300_voc0712_dense.py \
+#       --input-size 300 --batch 1 --device cpu --threads 1 --out work_dirs/ssd300_voc0712_latency_cpu1.json
+# (for a GPU target: --device cuda --batch B, and device='cuda', batch=B below).
+_base_ = './ssd300_voc0712_adasap_flops50.py'
+default_hooks = dict(adasap=dict(
+    latency_table='work_dirs/ssd300_voc0712_latency_cpu1.json',
+    pruning=dict(target=dict(type='latency', ratio=0.5, batch=1, device='cpu', threads=1), ranking='knapsack')))

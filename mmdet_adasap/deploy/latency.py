@@ -1,0 +1,141 @@
+"""Latency of the deployed detector, dense vs pruned, in PyTorch and in ONNX Runtime (CPU).
+
+Both runtimes run the *same* graphs, in two parts: ``network`` - the layers the FLOPs count covers (the
+pruner's traced part: backbone, neck, head convs; ``extract_feat`` for two-stage detectors) - and ``deployed``
+- the whole exported detector with preprocessing, box decoding and NMS (``onnx_export``'s module, eagerly in
+PyTorch; its export in ONNX Runtime). So the columns compare runtimes, and each row's realised speed-up
+(dense ms / pruned ms) can be read against the FLOPs reduction (dense FLOPs / pruned FLOPs). NMS cost depends
+on how many boxes pass ``score_thr``: with untrained weights nearly all do, so only a trained checkpoint gives a
+representative ``deployed`` row. Dense and pruned calls alternate within one process, so load on a shared
+machine hits both alike; medians of ``repeats`` calls. Thread counts: ``torch.set_num_threads`` for PyTorch,
+``intra_op_num_threads`` for ONNX Runtime.
+"""
+import os
+import os.path as osp
+import statistics
+import time
+from typing import Dict, List, Sequence, Tuple
+
+import torch
+from mmengine.utils import ProgressBar
+
+from .onnx_detector import make_session
+from .onnx_export import build_graph, export_onnx
+
+PARTS = ('network', 'deployed')
+
+
+class NetworkGraph(torch.nn.Module):
+    """The pruned part only (what the FLOPs count covers), outputs flattened to a tuple of tensors."""
+
+    def __init__(self, detector: torch.nn.Module):
+        super().__init__()
+        from ..pruning.channel_groups import default_forward
+        self.detector, self.forward_fn = detector, default_forward(detector)
+
+    def forward(self, x):
+        out, flat = self.forward_fn(self.detector, x), []
+        stack = [out]
+        while stack:
+            o = stack.pop(0)
+            if torch.is_tensor(o):
+                flat.append(o)
+            else:
+                stack[:0] = list(o)
+        return tuple(flat)
+
+
+def _graph(model, part, hw):
+    return NetworkGraph(model).eval() if part == 'network' else build_graph(model, hw)
+
+
+def export_network(model: torch.nn.Module, out_file: str, hw) -> str:
+    """ONNX of :class:`NetworkGraph` with a dynamic batch (temporary file, then moved)."""
+    import warnings
+    x = torch.rand(1, 3, *hw)
+    tmp = out_file + '.tmp'
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter('ignore', torch.jit.TracerWarning)
+        torch.onnx.export(NetworkGraph(model).eval(), (x, ), tmp, dynamo=False, opset_version=17,
+                          input_names=['input'], dynamic_axes={'input': {0: 'batch'}})
+    os.replace(tmp, out_file)
+    return out_file
+
+
+def _median_ms(fns: Sequence, repeats: int, warmup: int = 2) -> List[float]:
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    times = [[] for _ in fns]
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            fn()
+            times[i].append((time.perf_counter() - t0) * 1e3)
+    return [statistics.median(t) for t in times]
+
+
+def _pytorch_calls(models: Dict[str, torch.nn.Module], hw, batch: int, part: str):
+    x = torch.rand(batch, 3, *hw) * 255
+    graphs = [_graph(m, part, hw) for m in models.values()]
+
+    def call(g):
+        with torch.inference_mode():
+            g(x)
+    return [lambda g=g: call(g) for g in graphs]
+
+
+def _ort_calls(files: Dict[str, str], hw, batch: int, threads: int):
+    x = (torch.rand(batch, 3, *hw) * 255).numpy()
+    sessions = [make_session(f, threads) for f in files.values()]
+    return [lambda s=s: s.run(None, {'input': x}) for s in sessions]
+
+
+def measure_deploy_latency(models: Dict[str, torch.nn.Module], hw: Tuple[int, int], out_dir: str,
+                           runtimes: Sequence[str] = ('pytorch', 'onnxruntime'), batches: Sequence[int] = (1, 8),
+                           thread_counts: Sequence[int] = (1, None), repeats: int = 20) -> List[dict]:
+    """One row per (part, runtime, batch, threads): ``{'part', 'runtime', 'batch', 'threads', <model name>: ms}``.
+
+    ``models`` maps names (e.g. dense, pruned) to detectors; ``None`` in ``thread_counts`` means all cores.
+    The ONNX files (dynamic batch) are written to ``out_dir/<name>.onnx`` (deployed) and
+    ``out_dir/<name>_network.onnx``.
+    """
+    all_threads = os.cpu_count() or 1
+    files = {part: {} for part in PARTS}
+    if 'onnxruntime' in runtimes:
+        for name, model in models.items():
+            files['deployed'][name] = osp.join(out_dir, f'{name}.onnx')
+            export_onnx(model, files['deployed'][name], hw, batch='dynamic')
+            files['network'][name] = export_network(model, osp.join(out_dir, f'{name}_network.onnx'), hw)
+    configs = [(p, r, b, t or all_threads) for p in PARTS for r in runtimes for b in batches for t in thread_counts]
+    rows, before = [], torch.get_num_threads()
+    bar = ProgressBar(len(configs))
+    try:
+        for part, runtime, batch, threads in configs:
+            if runtime == 'pytorch':
+                torch.set_num_threads(threads)
+                fns = _pytorch_calls(models, hw, batch, part)
+            else:
+                fns = _ort_calls(files[part], hw, batch, threads)
+            ms = _median_ms(fns, repeats)
+            rows.append(dict(part=part, runtime=runtime, batch=batch, threads=threads, **dict(zip(models, ms))))
+            bar.update()
+    finally:
+        torch.set_num_threads(before)
+    print()
+    return rows
+
+
+def latency_table(rows: List[dict], flops_reduction: float, dense: str = 'dense', pruned: str = 'pruned'
+                  ) -> List[str]:
+    """Markdown lines: ms per batch, realised speed-up and its ratio to the FLOPs reduction (also added to
+    each row as ``speedup`` / ``speedup_over_flops_reduction``)."""
+    lines = ['| part | runtime | batch | threads | dense ms | pruned ms | speed-up | speed-up / FLOPs reduction |',
+             '|---|---|---|---|---|---|---|---|']
+    for r in rows:
+        speedup = r[dense] / r[pruned]
+        r['speedup'] = speedup
+        r['speedup_over_flops_reduction'] = speedup / flops_reduction
+        lines.append(f'| {r["part"]} | {r["runtime"]} | {r["batch"]} | {r["threads"]} | {r[dense]:.2f} | '
+                     f'{r[pruned]:.2f} | {speedup:.2f}x | {speedup / flops_reduction:.2f} |')
+    return lines

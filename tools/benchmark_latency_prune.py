@@ -1,0 +1,136 @@
+"""Latency-aware pruning benchmark (issue 11): prints the targets as ratios, paired and interleaved in one process.
+
+    python tools/benchmark_latency_prune.py [CONFIG] [--checkpoint DEMO.pth] [--table LUT.json] \\
+        [--input-size 256] [--batches 1 8] [--threads 1] [--runs 30]
+
+For each batch: builds (or loads) the latency table, then one-shot prunes the model with
+* latency targets 0.6 / 0.4, ``ranking='knapsack'`` and today's ``'global'``: target vs measured latency of the
+  exported model (median of ``--runs`` runs, dense and pruned interleaved) and table-predicted vs measured;
+* FLOPs 50 % knapsack vs global: realised speed-up / FLOPs reduction;
+and, with ``--checkpoint`` (a trained model), the clean mAP of knapsack vs global at the same latency target right
+after one-shot pruning (no fine-tune; run from the repository root so the config's data_root resolves).
+Speed targets live here, not in timed tests; rerun on a quiet machine for the reported numbers.
+"""
+import argparse
+import copy
+import os.path as osp
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+import mmdet_adasap  # noqa: E402,F401
+from mmdet_adasap.apis import load_config  # noqa: E402
+from mmdet_adasap.pruning import ChannelPruner, FlopsCost, build_channel_groups, build_importance  # noqa: E402
+from mmdet_adasap.pruning.latency import (load_table, measure_latency_table, model_call, save_table,  # noqa: E402
+                                          time_round_robin)
+from mmdet_adasap.pruning.targets import LatencyCost  # noqa: E402
+from prune import build_model  # noqa: E402
+
+DEMO = 'configs/demo/ssd-r18mini_synthvoc_dense.py'
+
+
+def paired_latency(models, shape, runs):
+    """Median ms of each model, timed round-robin so that machine load hits all of them alike."""
+    return time_round_robin([model_call(m, shape) for m in models], runs, warmup=1)
+
+
+def prune(model, shape, table, target, ranking, round_to):
+    pruner = ChannelPruner(copy.deepcopy(model), shape, target=target, ranking=ranking, latency_table=table,
+                           round_to=round_to)
+    pruner.prune_one_shot()
+    return pruner, pruner.export().eval()
+
+
+def kept_importance(pruner, dense_scores):
+    """Fraction of the dense model's (normalised) importance the prune keeps: the knapsack's objective, a
+    data-free proxy for accuracy right after pruning."""
+    kept = sum(float(s[pruner.masks.masks[n]].sum()) for n, s in dense_scores.items())
+    return kept / sum(float(s.sum()) for s in dense_scores.values())
+
+
+def clean_map(cfg, model):
+    from mmengine.runner import Runner
+    cfg = copy.deepcopy(cfg)
+    cfg.load_from, cfg.work_dir = None, '/tmp/benchmark_latency_prune'
+    runner = Runner.from_cfg(cfg)
+    runner.model = model
+    return runner.test().get('pascal_voc/mAP', float('nan'))
+
+
+def run_batch(args, cfg, model, batch):
+    shape = (1, 3, args.input_size, args.input_size)
+    timed = (batch, 3, args.input_size, args.input_size)
+    if args.table and batch == args.batches[0]:
+        table = load_table(args.table)
+    else:
+        t0 = time.perf_counter()
+        table = measure_latency_table(build_channel_groups(model, shape), batch=batch, threads=args.threads,
+                                      round_to=args.round_to)
+        print(f'\n[batch {batch}] latency table built in {time.perf_counter() - t0:.1f} s '
+              f'(calibration errors {", ".join(f"{e:+.1%}" for e in table["fit"]["rel_errors"])})')
+        save_table(table, f'/tmp/latency_table_b{batch}.json')
+    rows, models, pruners = [], [model], []
+    dense_scores = build_importance('l2')(build_channel_groups(model, shape))
+    for kind, ratio in (('latency', 0.6), ('latency', 0.4), ('flops', 0.5)):
+        for ranking in ('knapsack', 'global'):
+            target = dict(type=kind, ratio=ratio, **(dict(batch=batch) if kind == 'latency' else {}))
+            try:
+                pruner, exported = prune(model, shape, table, target, ranking, args.round_to)
+            except ValueError as e:
+                print(f'  {kind} {ratio} {ranking}: refused: {e}')
+                continue
+            rows.append((kind, ratio, ranking))
+            pruners.append(pruner)
+            models.append(exported)
+    measured = paired_latency(models, timed, args.runs)
+    dense = measured[0]
+    print(f'\n[batch {batch}, {args.threads} thread(s), {args.input_size} px] dense {dense:.2f} ms (median of '
+          f'{args.runs}, interleaved)')
+    print(f'{"target":<13}{"ranking":<9}{"meas/dense":>11}{"meas/target":>12}{"pred/dense":>11}'
+          f'{"pred/meas (ratio)":>18}{"pred/meas (ms)":>15}{"FLOPs":>7}{"speed-up/FLOPs red.":>20}'
+          f'{"kept importance":>16}')
+    for (kind, ratio, ranking), pruner, ms in zip(rows, pruners, measured[1:]):
+        kept = pruner.masks.num_kept()
+        lat = pruner.cost if pruner.cost.name == 'latency' else LatencyCost(pruner.groups, table)
+        pred = lat(kept)
+        flops = FlopsCost(pruner.groups)
+        fr = flops(kept) / flops.dense
+        print(f'{kind + " " + str(ratio):<13}{ranking:<9}{ms / dense:>11.3f}{ms / dense / ratio:>12.3f}'
+              f'{pred / lat.dense:>11.3f}{(pred / lat.dense) / (ms / dense):>18.3f}{pred / ms:>15.3f}'
+              f'{fr:>7.3f}{(dense / ms) * fr:>20.3f}{kept_importance(pruner, dense_scores):>16.3f}')
+    print(f'table dense {table["dense_ms"]:.2f} ms vs measured now {dense:.2f} ms (absolute ms drift with load; '
+          'the ratio columns are what a target uses)')
+    if args.checkpoint and batch == args.batches[0]:
+        print('\nclean mAP right after one-shot pruning (no fine-tune), same latency target:')
+        for (kind, ratio, ranking), pruner, ms in zip(rows, pruners, measured[1:]):
+            if kind == 'latency':
+                print(f'  latency {ratio} {ranking:<9} measured {ms / dense:.3f} of dense: mAP '
+                      f'{clean_map(cfg, pruner.export().eval()):.4f}')
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('config', nargs='?', default=DEMO)
+    p.add_argument('--checkpoint', help='trained weights (needed for the mAP comparison)')
+    p.add_argument('--table', help='latency table for the first batch (default: build one now)')
+    p.add_argument('--input-size', type=int, default=256)
+    p.add_argument('--batches', type=int, nargs='+', default=[1, 8])
+    p.add_argument('--threads', type=int, default=1)
+    p.add_argument('--runs', type=int, default=30)
+    p.add_argument('--round-to', type=int, default=8, help='channel granularity of the prunes and the table grid')
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    cfg = load_config(args.config)
+    model, _ = build_model(cfg, args.checkpoint)
+    if not args.checkpoint:  # mmdet's init (e.g. L2Norm scales are uninitialised memory until init_weights)
+        model.init_weights()
+    if not args.checkpoint:
+        print('no --checkpoint: random-init weights (latency only; the mAP comparison needs a trained model)')
+    for batch in args.batches:
+        run_batch(args, cfg, model, batch)
+
+
+if __name__ == '__main__':
+    main()

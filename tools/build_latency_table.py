@@ -1,0 +1,75 @@
+"""Build the latency lookup table a ``target=dict(type='latency', ...)`` prune needs, on THIS machine.
+
+    python tools/build_latency_table.py CONFIG [--checkpoint X.pth] [--input-size 256] [--batch 1] \\
+        [--device cpu|cuda] [--threads 1] [--out work_dirs/<config>_latency.json]
+
+Times every prunable layer on a grid of channel counts, then the dense model and a few pruned exports to
+calibrate the prediction (see ``mmdet_adasap/pruning/latency.py``); prints the build time and how well the
+table predicts the calibration models. The table records model, input, batch, device and threads; a pruner
+given a table from another model or input, or a target asking for another batch/device/threads, refuses it.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+import torch
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+import mmdet_adasap  # noqa: E402,F401  (registers modules, applies upstream fixes)
+from mmdet_adasap.apis import find_resize_shape, load_config  # noqa: E402
+from mmdet_adasap.pruning import build_channel_groups  # noqa: E402
+from mmdet_adasap.pruning.latency import measure_latency_table, save_table  # noqa: E402
+from prune import build_model  # noqa: E402  (config -> eval model, optional checkpoint)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description='Measure a latency lookup table for a detector config')
+    p.add_argument('config')
+    p.add_argument('--checkpoint', help='weights (only shapes matter for timing; default: random init)')
+    p.add_argument('--input-size', type=int, help='square input (default: the test pipeline Resize scale)')
+    p.add_argument('--batch', type=int, default=1)
+    p.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
+    p.add_argument('--threads', type=int, default=1, help='CPU intra-op threads to time with')
+    p.add_argument('--points', type=int, default=5, help='grid points per channel axis')
+    p.add_argument('--repeats', type=int, default=5, help='timed runs per layer configuration (median)')
+    p.add_argument('--round-to', type=int, default=8)
+    p.add_argument('--out', help='JSON table (default: work_dirs/<config name>_latency.json)')
+    args = p.parse_args(argv)
+    for name in ('batch', 'threads', 'points', 'repeats', 'round_to'):
+        if getattr(args, name) < 1:
+            p.error(f'--{name.replace("_", "-")} must be >= 1, got {getattr(args, name)}')
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        p.error('--device cuda: no CUDA device is visible on this machine')
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = load_config(args.config)
+    if args.input_size:
+        shape = (1, 3, args.input_size, args.input_size)
+    else:
+        shape = find_resize_shape(cfg) or (1, 3, 300, 300)
+    model, _ = build_model(cfg, args.checkpoint)
+    if not args.checkpoint:  # mmdet's init (e.g. L2Norm scales are uninitialised memory until init_weights)
+        model.init_weights()
+    model = model.to(args.device)
+    groups = build_channel_groups(model, shape)
+    print(groups.report())
+    table = measure_latency_table(groups, batch=args.batch, threads=args.threads, points=args.points,
+                                  round_to=args.round_to, repeats=args.repeats)
+    table['fingerprint']['config'] = osp.basename(args.config)
+    out = args.out or osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0] + '_latency.json')
+    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+    save_table(table, out)
+    fit = table['fit']
+    errors = ', '.join(f'{e:+.1%}' for e in fit['rel_errors'])
+    print(f'\nlatency table for {table["fingerprint"]} -> {out}\n'
+          f'built in {table["build_s"]:.1f} s; dense {table["dense_ms"]:.2f} ms; prediction = '
+          f'{fit["const_ms"]:.3f} ms + {fit["conv_scale"]:.3f} x layer timings + {fit["act_ms"]:.3f} ms / M '
+          f'activations; calibration errors (dense first): {errors}')
+
+
+if __name__ == '__main__':
+    main()
