@@ -28,7 +28,8 @@ def check_export(groups: ChannelGroups, masks: Dict[str, torch.Tensor], exported
     """Run ``groups.model`` (masks applied) and ``exported`` on one seeded random input of the trace shape and
     compare every leaf layer's kept channels (on a grid of positions), then the traced outputs in full. Returns the largest relative difference;
     raises :class:`ExportMismatch` naming the first layer (in execution order) that differs or fails."""
-    x = torch.randn(*groups.input_shape, generator=torch.Generator().manual_seed(seed))
+    first = next(groups.model.parameters())  # the model's own dtype and device (it may be mid-training)
+    x = torch.randn(*groups.input_shape, generator=torch.Generator().manual_seed(seed)).to(first.device, first.dtype)
     masked_outs, masked_final, _ = _run(groups.model, groups.forward_fn, x)
     exported_outs, exported_final, failure = _run(exported, groups.forward_fn, x)
     if failure is not None:

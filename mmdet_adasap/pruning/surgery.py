@@ -147,12 +147,19 @@ def _slice_optimizer_state(optimizer: torch.optim.Optimizer, model: nn.Module, k
 
 
 def _slice_module(module: nn.Module, config: Dict[str, dict], kept: KeptIndices) -> None:
-    """Re-shape and slice a copy of the model; an mmengine averaged model (``BaseAveragedModel``) by its
-    ``.module``, whose ``avg_parameters`` map is then re-read (with ``update_buffers=True`` it holds detached
-    state-dict tensors, which would still point at the dense storage)."""
+    """Re-shape a copy of the model (plain, or an mmengine averaged model) and slice its values."""
     inner = module.module if isinstance(module, BaseAveragedModel) else module
     state = {k: slice_kept(v, kept[k]) if k in kept else v.clone() for k, v in inner.state_dict().items()}
-    apply_channel_config(inner, config)
+    reshape_averaged(module, config)
     inner.load_state_dict(state, strict=True)
+
+
+def reshape_averaged(module: nn.Module, config: Dict[str, dict]) -> None:
+    """Re-shape a copy of the model to ``config`` (values uninitialised: load or slice them next); for an
+    mmengine averaged model (``BaseAveragedModel``), its ``.module``, whose ``avg_parameters`` map is then
+    re-read (with ``update_buffers=True`` it holds detached state-dict tensors that would still point at the
+    dense storage)."""
+    inner = module.module if isinstance(module, BaseAveragedModel) else module
+    apply_channel_config(inner, config)
     if isinstance(module, BaseAveragedModel):
         module.avg_parameters = inner.state_dict() if module.update_buffers else dict(inner.named_parameters())

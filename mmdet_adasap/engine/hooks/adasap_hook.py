@@ -278,18 +278,33 @@ class AdaSAPHook(PruningHook):
 
     def statistics(self) -> Dict[str, float]:
         """Phase index, kept fraction of prunable channels, FLOPs / params ratio, radius min/mean/max."""
+        cost = self.physical_state['stats'] if self.physical_state is not None else self._cost_statistics()
+        stats = dict(adasap_phase=float(PHASES.index(self.phase)), **cost)
+        if self.policy is not None and self.policy.channel_radii:
+            radii = torch.cat([r[g.kept().to(r.device)] for g, r in zip(self.policy.groups,
+                                                                        self.policy.channel_radii)])
+            if radii.numel():
+                stats.update(rho_min=float(radii.min()), rho_mean=float(radii.mean()), rho_max=float(radii.max()))
+        return stats
+
+    def _cost_statistics(self) -> Dict[str, float]:
         if self._cost_stats[0] != self.pruner.steps_done:  # masks change only at pruning steps (or a load)
             kept = self.pruner.masks.num_kept()
             self._cost_stats = (self.pruner.steps_done, dict(
                 kept_channels=sum(kept.values()) / sum(g.size for g in self.pruner.groups),
                 flops_ratio=self._costs['flops'](kept) / self._costs['flops'].dense,
                 params_ratio=self._costs['params'](kept) / self._costs['params'].dense))
-        stats = dict(adasap_phase=float(PHASES.index(self.phase)), **self._cost_stats[1])
-        if self.policy is not None and self.policy.channel_radii:
-            radii = torch.cat([r[g.kept().cpu()] for g, r in zip(self.policy.groups, self.policy.channel_radii)])
-            if radii.numel():
-                stats.update(rho_min=float(radii.min()), rho_mean=float(radii.mean()), rho_max=float(radii.max()))
-        return stats
+        return self._cost_stats[1]
+
+    # ------------------------------------------------------------------ the physical switch
+    def switch_iteration(self) -> int:
+        """The last iteration of the pruning phase: the fine-tune phase runs on the physically pruned model."""
+        return self.bounds[1] - 1
+
+    def _go_physical(self, runner) -> None:
+        stats = dict(self._cost_statistics())  # relative to the dense model, kept for the log from now on
+        super()._go_physical(runner)
+        self.physical_state['stats'] = stats
 
     # ------------------------------------------------------------------ checkpoints
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:

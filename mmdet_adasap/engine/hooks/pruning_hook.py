@@ -3,19 +3,38 @@
 Builds a :class:`~mmdet_adasap.pruning.ChannelPruner` on the runner's model before training, calls
 ``pruner.step(iteration)`` after every iteration (the pruner owns its schedule), keeps masked channels
 (and their optimizer state) at zero, feeds gradient-based importance, stores masks and pruning state in
-every checkpoint (``checkpoint['adasap_pruning']``) and restores them on resume / load_from, and optionally exports the physically pruned detector after training.
+every checkpoint (``checkpoint['adasap_pruning']``) and restores them on resume / load_from, and optionally
+exports the physically pruned detector after training.
+
+``physical=True`` (default): once pruning is over (after the schedule's last step; :class:`AdaSAPHook`: at the
+end of its pruning phase) the model is pruned physically in place (:mod:`mmdet_adasap.pruning.surgery`) and
+training goes on at the smaller network's speed: optimizer state and ``EMAHook``'s averaged copy are sliced,
+a DDP model is re-wrapped on every rank (after checking that the ranks agree on the channels), the SAM
+wrapper rebuilds its perturbation plan, and a pruner is re-traced on the smaller model (its neuron groups
+feed the fine-tune radius; it never prunes). Checkpoints taken after the switch hold the pruned shapes and
+``meta['adasap_channels']``; resuming from them re-shapes the dense model (and the EMA copy) before the
+weights load. ``physical=False`` keeps the masks to the end (shapes fixed throughout).
 Other hooks (the AdaSAP sharpness step) reach the pruner as ``runner.adasap_pruner``.
 """
+import hashlib
 import os.path as osp
 from typing import Optional, Sequence
 
+import torch
+import torch.distributed as dist
 from mmdet.registry import HOOKS
-from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
+from mmengine.dist import all_gather_object, is_distributed
+from mmengine.hooks import EMAHook, Hook
+from mmengine.model import MMDistributedDataParallel, is_model_wrapper
 
 from mmdet_adasap.pruning import ChannelPruner
-from mmdet_adasap.pruning.export import save_pruned_checkpoint
+from mmdet_adasap.pruning.export import META_KEY, apply_channel_config, save_pruned_checkpoint
 from mmdet_adasap.pruning.latency import load_table
+from mmdet_adasap.pruning.surgery import prune_physically, reshape_averaged
+
+#: optimizers whose per-parameter state is elementwise (shaped like the parameter) or scalar
+ELEMENTWISE_OPTIMIZERS = ('SGD', 'Adam', 'AdamW', 'Adamax', 'NAdam', 'RAdam', 'RMSprop', 'Adagrad', 'Adadelta',
+                          'ASGD', 'Rprop')
 
 STATE_KEY = 'adasap_pruning'
 
@@ -27,6 +46,8 @@ class PruningHook(Hook):
     Args:
         latency_table: path of a JSON table from ``tools/build_latency_table.py`` (latency target).
         export: after training, write the physically pruned model to ``work_dir/<export>`` (None: don't).
+        physical: prune physically in place once pruning is over and train on at the smaller network's speed
+            (True, default), or keep the masks to the end of training (False).
     """
     priority = 'HIGH'  # before checkpoint / EMA hooks see the iteration's weights
 
@@ -34,7 +55,12 @@ class PruningHook(Hook):
                  schedule: dict = dict(type='one_shot'), round_to: int = 8, ranking: str = 'global',
                  input_shape: Sequence[int] = (1, 3, 300, 300),
                  ignored_layers: Sequence[str] = (), prunable: Optional[Sequence[str]] = None,
-                 latency_table: Optional[str] = None, export: Optional[str] = 'pruned.pth'):
+                 latency_table: Optional[str] = None, export: Optional[str] = 'pruned.pth',
+                 physical: bool = True):
+        if not isinstance(physical, bool):
+            raise TypeError(f'{type(self).__name__}: physical must be True or False, got {physical!r}')
+        self.physical = physical
+        self.physical_state: Optional[dict] = None  # set once the model is physically pruned
         self.kwargs = dict(target=target, importance=importance, schedule=schedule, round_to=round_to,
                            ranking=ranking, input_shape=tuple(input_shape),
                            ignored_layers=list(ignored_layers), prunable=prunable)
@@ -49,6 +75,13 @@ class PruningHook(Hook):
         return runner.model.module if is_model_wrapper(runner.model) else runner.model
 
     def before_train(self, runner) -> None:
+        if self.physical:
+            self._check_physical_support(runner)
+        if self.physical_state is not None:  # resumed after the switch: the model is already the small one
+            self._retrace(runner)
+            runner.logger.info(f'PruningHook: resumed on the physically pruned model '
+                               f'({self.physical_state["cost_name"]} ratio {self.physical_state["cost_ratio"]:.3f})')
+            return
         table = load_table(self.latency_table) if self.latency_table else None
         self.pruner = ChannelPruner(self._model(runner), latency_table=table, **self.kwargs)
         runner.adasap_pruner = self.pruner
@@ -75,6 +108,8 @@ class PruningHook(Hook):
         return hook
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if self.physical_state is not None:
+            return  # pruning is over: the model is the small one
         pruner = self.pruner
         if pruner.importance.needs_grad and self._grads:
             pruner.importance.accumulate(pruner.groups, grads=self._grads)
@@ -89,14 +124,79 @@ class PruningHook(Hook):
                                f'{sum(kept.values())} channels kept')
         elif pruner.masks.any_pruned():
             pruner.masks.apply()  # guard against anything that wrote masked entries (e.g. a custom step)
+        last = self.switch_iteration()
+        if self.physical and last is not None and last <= runner.iter < runner.max_iters - 1:
+            self._go_physical(runner)
 
+    # ------------------------------------------------------------------ the physical switch
+    def switch_iteration(self) -> Optional[int]:
+        """The iteration after which the model is pruned physically: the schedule's last step."""
+        plan = self.pruner.schedule.plan()
+        return plan[-1][0] if plan else None
+
+    def _check_physical_support(self, runner) -> None:
+        """Refuse, at the start of training, a model wrapper or optimizer the surgery cannot follow."""
+        model = runner.model
+        if is_model_wrapper(model) and not isinstance(model, (MMDistributedDataParallel,
+                                                              torch.nn.parallel.DistributedDataParallel)):
+            raise TypeError(f'{type(self).__name__}(physical=True) can re-wrap DistributedDataParallel only, '
+                            f'not {type(model).__name__}; set physical=False to fine-tune with masks')
+        optimizer = getattr(runner.optim_wrapper, 'optimizer', None)
+        if optimizer is not None and type(optimizer).__name__ not in ELEMENTWISE_OPTIMIZERS:
+            raise TypeError(f'{type(self).__name__}(physical=True) slices optimizer state it knows to be '
+                            f'elementwise ({", ".join(ELEMENTWISE_OPTIMIZERS)}); {type(optimizer).__name__} is not '
+                            'one of them: set physical=False to fine-tune with masks')
+
+    def _go_physical(self, runner) -> None:
+        pruner = self.pruner
+        _check_ranks_agree(pruner.masks.masks)
+        self._remove_grad_hooks()
+        pruner.masks.remove_grad_hooks()
+        state = dict(masks=pruner.masks.state_dict(), steps_done=pruner.steps_done, cost_name=pruner.cost.name,
+                     cost_ratio=pruner.cost_ratio(), summary=pruner.summary(), iter=runner.iter)
+        state['config'] = prune_physically(pruner.groups, pruner.masks.masks, runner.optim_wrapper.optimizer,
+                                           averaged=_averaged_models(runner))
+        self.physical_state = state
+        _rewrap(runner)
+        self._retrace(runner)
+        runner.logger.info(f'PruningHook: pruned physically after iteration {runner.iter}: {len(state["config"])} '
+                           f'layers re-shaped, {sum(p.numel() for p in self._model(runner).parameters())} '
+                           'parameters; training goes on at the pruned network\'s speed')
+
+    def _retrace(self, runner) -> None:
+        """A pruner traced on the small model: its neuron groups (all kept) feed the sharpness step."""
+        wrapper = runner.optim_wrapper
+        if hasattr(wrapper, 'reset_plan'):
+            wrapper.reset_plan()
+        kwargs = dict(self.kwargs, target=dict(type='flops', ratio=0.5), schedule=dict(type='one_shot'))
+        self.pruner = ChannelPruner(self._model(runner), **kwargs)
+        runner.adasap_pruner = self.pruner
+
+    def _remove_grad_hooks(self) -> None:
+        for h in self._grad_hooks:
+            h.remove()
+        self._grad_hooks, self._grads = [], {}
+
+    # ------------------------------------------------------------------ checkpoints
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        if self.pruner is not None:
+        if self.physical_state is not None:
+            phys = self.physical_state
+            checkpoint[STATE_KEY] = dict(masks=phys['masks'], steps_done=phys['steps_done'], physical=phys)
+            checkpoint.setdefault('meta', {})[META_KEY] = phys['config']  # tools/test.py via configs/pruned
+        elif self.pruner is not None:
             checkpoint[STATE_KEY] = self.pruner.state_dict()
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         state = checkpoint.get(STATE_KEY)
         if state is None:
+            return
+        if state.get('physical') is not None:  # re-shape before mmengine loads the pruned weights
+            model = self._model(runner)
+            apply_channel_config(model, state['physical']['config'])
+            for averaged in _averaged_models(runner):
+                reshape_averaged(averaged, state['physical']['config'])
+            _rewrap(runner)
+            self.physical_state = state['physical']
             return
         if self.pruner is None:
             self._pending_state = state
@@ -104,13 +204,39 @@ class PruningHook(Hook):
             self.pruner.load_state_dict(state)
 
     def after_train(self, runner) -> None:
-        for h in self._grad_hooks:
-            h.remove()
-        self._grad_hooks = []
+        self._remove_grad_hooks()
         if self.export and runner.rank == 0:
-            pruned, config = self.pruner.export_with_config()
+            if self.physical_state is not None:
+                pruned, config = self._model(runner), self.physical_state['config']
+                summary = self.physical_state['summary']
+            else:
+                (pruned, config), summary = self.pruner.export_with_config(), self.pruner.summary()
             path = save_pruned_checkpoint(osp.join(runner.work_dir, self.export), pruned, config,
                                           meta=dict(iter=runner.iter, epoch=runner.epoch,
                                                     dataset_meta=getattr(runner.train_dataloader.dataset,
                                                                          'metainfo', None)))
-            runner.logger.info(f'PruningHook: exported the pruned detector to {path}\n' + self.pruner.summary())
+            runner.logger.info(f'PruningHook: exported the pruned detector to {path}\n' + summary)
+
+
+def _averaged_models(runner):
+    return [h.ema_model for h in runner.hooks if isinstance(h, EMAHook) and getattr(h, 'ema_model', None)]
+
+
+def _rewrap(runner) -> None:
+    """DDP has bucketed the old shapes: wrap the re-shaped module again (the old reducer goes with the old
+    wrapper)."""
+    if is_model_wrapper(runner.model):
+        module = runner.model.module
+        runner.model = None
+        runner.model = runner.wrap_model(runner.cfg.get('model_wrapper_cfg'), module)
+
+
+def _check_ranks_agree(masks) -> None:
+    """Every rank must cut the same channels (they do if nothing rank-dependent entered the importance)."""
+    if not is_distributed():
+        return
+    digest = hashlib.sha256(b''.join(m.to(torch.uint8).numpy().tobytes() for _, m in sorted(masks.items())))
+    digests = all_gather_object(digest.hexdigest())
+    if len(set(digests)) > 1:
+        raise RuntimeError(f'physical pruning: the ranks disagree on the kept channels (mask digests {digests} on '
+                           f'ranks 0..{dist.get_world_size() - 1}); refusing to re-shape diverging models')
