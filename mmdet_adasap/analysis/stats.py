@@ -38,7 +38,7 @@ class PairedDifference:
 
     @property
     def excludes_zero(self) -> bool:
-        return self.low is not None and (self.low > 0 or self.high < 0)
+        return bool(self.low is not None and (self.low > 0 or self.high < 0))
 
     def format(self, digits: int = 1) -> str:
         if self.low is None:
@@ -84,5 +84,5 @@ def paired_difference(a: Dict[int, float], b: Dict[int, float], confidence: floa
     s = summarize_seeds(diffs, what)
     if s.n < 2:
         return PairedDifference(s.mean, None, s.n, None, None, confidence, seeds)
-    half = t.ppf((1 + confidence) / 2, s.n - 1) * s.std / math.sqrt(s.n)
+    half = float(t.ppf((1 + confidence) / 2, s.n - 1)) * s.std / math.sqrt(s.n)
     return PairedDifference(s.mean, s.std, s.n, s.mean - half, s.mean + half, confidence, seeds)
