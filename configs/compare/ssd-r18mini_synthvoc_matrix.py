@@ -17,13 +17,13 @@ reference = 'adasap'  # the paired differences are reference - each other method
 ratio_key = 'default_hooks.adasap.pruning.target.ratio'
 ratios = [0.5, 0.4, 0.25]
 seeds = dict(test=[11, 12, 13], val=[1, 2])  # the final table never reuses a search seed
-# val: the search split (train on VOC train, judge on VOC2007 val, test never seen); test: the shipped split
-# (train on trainval, report VOC2007 test). Applied to the dense training, every run and the evaluation.
+# val: the search split (train on VOC2007 train + VOC2012 trainval, judge on VOC2007 val, test never seen);
+# test: the shipped split (train on VOC2007+2012 trainval, report VOC2007 test). Applied to the dense
+# training, every run and the evaluation.
 _train = 'train_dataloader.dataset.datasets.'
 splits = dict(
     test=dict(),
     val={_train + '0.ann_file': 'VOC2007/ImageSets/Main/train.txt',
-         _train + '1.ann_file': 'VOC2012/ImageSets/Main/train.txt',
          'val_dataloader.dataset.ann_file': 'VOC2007/ImageSets/Main/val.txt',
          'test_dataloader.dataset.ann_file': 'VOC2007/ImageSets/Main/val.txt'})
 evaluation = dict(
