@@ -4,6 +4,7 @@
     python tools/compare_methods.py MATRIX --out work_dirs/compare_val --split val     # the search split
     python tools/compare_methods.py MATRIX --out DIR --methods adasap l2prune_sgd      # a subset
     python tools/compare_methods.py MATRIX --out DIR --table-only                      # rebuild the tables
+    python tools/compare_methods.py MATRIX --out DIR --estimate 6     # time 6 iterations per method, no runs
 
 Rerunning the same command continues: finished runs (OUT/runs/*/*/*/record.json) are skipped, an interrupted
 run resumes from its last checkpoint and its evaluation from its finished sets. Writes OUT/results.json,
@@ -27,10 +28,16 @@ def main(argv=None):
     p.add_argument('--split', default='test', help='a split of the matrix: test (report) or val (search)')
     p.add_argument('--methods', nargs='+', help='run only these methods of the table')
     p.add_argument('--table-only', action='store_true', help='rebuild the tables and plots from finished runs')
+    p.add_argument('--estimate', type=int, metavar='ITERS',
+                   help='only estimate the matrix\'s wall time from ITERS training iterations per method')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override matrix settings, key=value')
     args = p.parse_args(argv)
     try:
         matrix = load_matrix(args.matrix, args.cfg_options)
+        if args.estimate:
+            from mmdet_adasap.experiments.estimate import estimate
+            estimate(matrix, args.split, args.out, args.estimate)
+            return
         paths = (table_only if args.table_only else run_matrix)(matrix, args.out, args.split, methods=args.methods)
     except (ValueError, FileNotFoundError) as e:
         sys.exit(f'error: {e}')

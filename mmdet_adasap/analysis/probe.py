@@ -8,8 +8,6 @@ cheaper to remove and flatter than after a uniform SAM or an SGD warm-up.
 import os.path as osp
 from typing import Dict, Optional, Sequence
 
-import torch
-
 from mmdet_adasap.apis import find_resize_shape, load_config
 from mmdet_adasap.robustness.voc_c import atomic_write_json
 from .sensitivity import (hessian_trace, importance_ranks, removal_sensitivity, spread_channels,

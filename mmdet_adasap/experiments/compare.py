@@ -82,8 +82,9 @@ def check_methods(matrix: Matrix) -> None:
     from mmdet_adasap.pruning import ChannelPruner
     if not matrix.ratio_key.endswith('.target.ratio'):
         raise ValueError(f'ratio_key {matrix.ratio_key!r} must name a pruner target ratio (<...>.target.ratio)')
-    lowest, checked = min(matrix.ratios), set()
+    checked = set()
     for m in matrix.methods.values():
+        lowest = min(m.ratios or matrix.ratios)
         cfg = load_config(m.config, m.cfg_options)
         node = cfg.to_dict()
         for key in matrix.ratio_key.split('.')[:-2]:
@@ -112,16 +113,23 @@ def _transform_for(transform, run):
     return None if transform is None else partial(transform, run=run)
 
 
+def dense_checkpoint_path(matrix: Matrix, out_dir: str, split: str) -> str:
+    """The matrix's dense checkpoint, or the last epoch of the dense training the harness runs in ``OUT/dense``."""
+    if matrix.dense_checkpoint:
+        return matrix.dense_checkpoint
+    cfg = load_config(matrix.dense_config, matrix.splits[split])
+    return osp.join(out_dir, 'dense', f'epoch_{cfg.train_cfg.max_epochs}.pth')
+
+
 def ensure_dense(matrix: Matrix, out_dir: str, split: str, transform=None, log=print) -> str:
     """The dense start: the matrix's checkpoint, or the last epoch of the dense config trained once into
     ``OUT/dense`` (resumed if interrupted); chosen without looking at any evaluation."""
+    final = dense_checkpoint_path(matrix, out_dir, split)
     if matrix.dense_checkpoint:
-        if not osp.isfile(matrix.dense_checkpoint):
-            raise FileNotFoundError(f'dense checkpoint {matrix.dense_checkpoint!r} does not exist')
-        return matrix.dense_checkpoint
+        if not osp.isfile(final):
+            raise FileNotFoundError(f'dense checkpoint {final!r} does not exist')
+        return final
     work_dir = osp.join(out_dir, 'dense')
-    cfg = load_config(matrix.dense_config, matrix.splits[split])
-    final = osp.join(work_dir, f'epoch_{cfg.train_cfg.max_epochs}.pth')
     if not osp.isfile(final):
         log(f'[compare] training the dense start {matrix.dense_config} on split {split!r} -> {work_dir}')
         seconds = R.train(matrix.dense_config, matrix.splits[split], work_dir, _transform_for(transform, None))

@@ -43,6 +43,7 @@ class Method:
     config: str
     label: str
     cfg_options: dict = field(default_factory=dict)
+    ratios: Optional[List[float]] = None  # a subset of the matrix's ratios (None: all of them)
 
 
 @dataclass
@@ -61,7 +62,8 @@ class Matrix:
 
     def runs(self, split: str) -> List[RunSpec]:
         """Ratio-major order: a matrix stopped half-way has every method at the first ratios."""
-        return [RunSpec(m, r, s, split) for r in self.ratios for s in self.seeds[split] for m in self.methods]
+        return [RunSpec(m, r, s, split) for r in self.ratios for s in self.seeds[split]
+                for m, method in self.methods.items() if method.ratios is None or r in method.ratios]
 
     def corruptions(self) -> List[str]:
         bench = resolve_corruptions(self.evaluation['corruptions'])
@@ -103,7 +105,7 @@ def _number_list(values, what: str, cast) -> list:
     return out
 
 
-def _methods(table, source: str) -> Dict[str, Method]:
+def _methods(table, source: str, ratios: List[float]) -> Dict[str, Method]:
     if not isinstance(table, dict) or not table:
         raise ValueError(f'matrix {source}: methods must be a non-empty dict name -> dict(config=...)')
     out = {}
@@ -111,7 +113,7 @@ def _methods(table, source: str) -> Dict[str, Method]:
         if not isinstance(spec, dict) or not spec.get('config'):
             raise ValueError(f'matrix {source}: method {name!r} has no config; give '
                              f'methods.{name}=dict(config=\'configs/...py\', label=...)')
-        unknown = set(spec) - {'config', 'label', 'cfg_options'}
+        unknown = set(spec) - {'config', 'label', 'cfg_options', 'ratios'}
         if unknown:
             raise ValueError(f'matrix {source}: method {name!r} has unknown key(s) {sorted(unknown)}')
         config = _resolve(spec['config'], source)
@@ -119,7 +121,13 @@ def _methods(table, source: str) -> Dict[str, Method]:
             raise ValueError(f'matrix {source}: the config {spec["config"]!r} of method {name!r} does not exist')
         if '/' in name or not name:
             raise ValueError(f'matrix {source}: method name {name!r} must be non-empty and have no "/"')
-        out[name] = Method(name, config, spec.get('label', name), dict(spec.get('cfg_options') or {}))
+        own = spec.get('ratios')
+        if own is not None:
+            own = _number_list(own, f'methods.{name}.ratios', float)
+            if not set(own) <= set(ratios):
+                raise ValueError(f'matrix {source}: method {name!r} asks for ratio(s) {sorted(set(own) - set(ratios))} '
+                                 f'that are not in the matrix ratios {ratios}')
+        out[name] = Method(name, config, spec.get('label', name), dict(spec.get('cfg_options') or {}), own)
     return out
 
 
@@ -135,13 +143,13 @@ def load_matrix(path: str, overrides: Optional[dict] = None) -> Matrix:
     if unknown or missing:
         raise ValueError(f'matrix {path}: unknown key(s) {sorted(unknown)}, missing key(s) {missing}; '
                          f'a matrix config has {MATRIX_KEYS}')
-    methods = _methods(d['methods'], path)
-    if d['reference'] not in methods:
-        raise ValueError(f'matrix {path}: reference {d["reference"]!r} is not one of the methods {list(methods)}')
     ratios = _number_list(d['ratios'], 'ratios', float)
     for r in ratios:
         if not 0 < r < 1:
             raise ValueError(f'matrix {path}: ratio {r} is not a fraction of the dense FLOPs in (0, 1)')
+    methods = _methods(d['methods'], path, ratios)
+    if d['reference'] not in methods:
+        raise ValueError(f'matrix {path}: reference {d["reference"]!r} is not one of the methods {list(methods)}')
     splits = d['splits']
     if not isinstance(splits, dict) or not isinstance(d['seeds'], dict) or set(d['seeds']) != set(splits):
         raise ValueError(f'matrix {path}: seeds must be a dict split -> list of seeds with the splits of '

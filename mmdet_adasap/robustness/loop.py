@@ -13,8 +13,6 @@ another model's results.
 import copy
 import hashlib
 import json
-import math
-import os
 import os.path as osp
 import time
 from typing import Dict, List, Optional, Sequence

@@ -3,7 +3,6 @@
 Tables show mAP and AP as percentages (x100, 2 decimals) as the Pascal-C papers do; the JSON keeps the
 metric's exact fractions.
 """
-import json
 import os
 import os.path as osp
 from typing import List, Optional, Sequence

@@ -121,7 +121,8 @@ def build_result(records: Dict[str, dict], corruptions: Sequence[str], severitie
     clean = nan_to_none(records['clean'])
     corrupted = {c: {str(s): nan_to_none(records[f'{c}/{s}']) for s in severities} for c in corruptions}
     return dict(schema=RESULT_SCHEMA, model=model, dataset=dataset,
-                protocol=dict(protocol, corruption=CORRUPTION_NOTE), clean=clean, corrupted=corrupted, summary=summarize(clean, corrupted))
+                protocol=dict(protocol, corruption=CORRUPTION_NOTE), clean=clean, corrupted=corrupted,
+                summary=summarize(clean, corrupted))
 
 
 def load_result(path: str) -> dict:

@@ -65,10 +65,10 @@ def test_worst_case_sharpness_matches_the_closed_form():
 def test_hutchinson_trace_of_each_neurons_block():
     theta, group, loss, a, _ = _quadratic(channels=3, width=2)
     blocks = [float(a[2 * c:2 * c + 2, 2 * c:2 * c + 2].trace()) for c in range(3)]
-    est = hessian_trace([group], loss, samples=4000, seed=1)['q']
+    est = hessian_trace([group], loss, samples=1000, seed=1)['q']
     for c in range(3):  # Rademacher: v^T A v = tr(A) + sum_{i != j} A_ij v_i v_j, whose mean is 0
         off = abs(float(a[2 * c, 2 * c + 1]))
-        assert abs(est[c] - blocks[c]) < 6 * 2 * off / 4000 ** 0.5 + 1e-9
+        assert abs(est[c] - blocks[c]) < 6 * 2 * off / 1000 ** 0.5 + 1e-9  # 6 sigma of the mean of 2 A_01 v_0 v_1
     # over all sign vectors of a 2-wide block the mean is exact: check the v^T H v of each sign pattern
     for c in range(3):
         vals = []
