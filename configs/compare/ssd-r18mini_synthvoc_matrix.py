@@ -26,7 +26,8 @@ splits = dict(
     test={'train_cfg.val_interval': 10 ** 6},  # test is never looked at while training (only the evaluation)
     val={_train + '0.ann_file': 'VOC2007/ImageSets/Main/train.txt',
          'val_dataloader.dataset.ann_file': 'VOC2007/ImageSets/Main/val.txt',
-         'test_dataloader.dataset.ann_file': 'VOC2007/ImageSets/Main/val.txt'})
+         'test_dataloader.dataset.ann_file': 'VOC2007/ImageSets/Main/val.txt',
+         'default_hooks.checkpoint.max_keep_ckpts': -1})  # keeps each warm-up's end for tools/neuron_sensitivity.py
 evaluation = dict(
     corruptions='benchmark', unseen='holdout', severities=[1, 3, 5],  # unseen: reported apart, never in mPC
     cache_root=None,  # a VOC-C cache from tools/make_voc_c.py (rendered once; None: corrupt on the fly)

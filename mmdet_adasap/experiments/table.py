@@ -91,7 +91,8 @@ def markdown(results: dict, matrix: Matrix) -> str:
              f'params / FLOPs as fractions of the dense model.', '',
              f'Dense start (sha256 {p["dense_sha256"][:12]}): clean mAP {dense["clean_map"]:.1f}, mPC '
              f'{dense["mpc"]:.1f}, rPC {dense["rpc"]:.1f} %, {dense["params"] / 1e6:.3f} M params, '
-             f'{dense["flops"] / 1e9:.3f} G FLOPs, {dense["latency_ms"]:.2f} ms.', '']
+             f'{dense["flops"] / 1e9:.3f} G FLOPs, {dense["latency_ms"]:.2f} ms.', '',
+             'Wall time of the finished runs: ' + _walls(results['runs']) + '.', '']
     for ratio in matrix.ratios:
         rows = [r for r in results['summary'] if r['ratio'] == ratio]
         if not rows:
@@ -113,6 +114,13 @@ def markdown(results: dict, matrix: Matrix) -> str:
                     _diff(cells[k]) for k in PAIRED) + ' |')
         lines.append('')
     return '\n'.join(lines)
+
+
+def _walls(runs: List[dict]) -> str:
+    total = sum(r['wall_s']['total'] for r in runs)
+    parts = {k: sum(r['wall_s'].get(k, 0) for r in runs) for k in ('train', 'evaluate', 'cost')}
+    return f'{total / 3600:.2f} h (' + ', '.join(f'{k} {v / 3600:.2f} h' for k, v in parts.items()) + \
+        '; a resumed run counts its last attempt only)'
 
 
 def _diff(d: dict) -> str:
