@@ -145,6 +145,8 @@ def test_table_refuses_a_run_with_another_protocol(matrix_run, tmp_path):
     import shutil
     out = str(tmp_path / 'copy')
     shutil.copytree(matrix_run['out'], out)
+    with open(table_only(matrix_run['matrix'], out)['json']) as f, open(matrix_run['paths']['json']) as g:
+        assert json.load(f)['summary'] == json.load(g)['summary'], 'the table is rebuilt from the records alone'
     path = osp.join(out, 'runs', 'l2prune_sgd', 'ratio0.5', 'seed2', 'record.json')
     with open(path) as f:
         rec = json.load(f)
@@ -172,3 +174,24 @@ def test_bad_matrices_are_refused(matrix_run, tmp_path):
     with pytest.raises(ValueError, match=r"method 'l2prune_sgd' cannot reach ratio 0.01 "
                                          r'\(run l2prune_sgd/ratio0.01\).*unreachable'):
         check_methods(load_matrix(src, {'ratios': [0.5, 0.01]}))
+
+
+def test_tool_rebuilds_the_table_and_reports_bad_input(matrix_run):
+    from conftest import run_tool
+    matrix = matrix_run['matrix'].source
+    proc = run_tool('tools/compare_methods.py', matrix, '--out', matrix_run['out'], '--table-only')
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert '# Method comparison (test split)' in proc.stdout and 'AdaSAP (L2) - baseline' in proc.stdout
+    proc = run_tool('tools/compare_methods.py', matrix, '--out', matrix_run['out'], '--split', 'val', '--table-only')
+    assert proc.returncode != 0 and "holds the 'test' split, not 'val'" in proc.stderr
+
+
+def test_search_log_gets_one_line_per_finished_run(tmp_path):
+    from mmdet_adasap.experiments.compare import SEARCH_LOG, _log_search
+    for seed in (1, 2):
+        _log_search(str(tmp_path), dict(method='adasap', method_options={'x': 1}, ratio=0.5, seed=seed, split='val',
+                                        clean_map=50.0 + seed, mpc=30.0, rpc=60.0))
+    with open(tmp_path / SEARCH_LOG) as f:
+        lines = [json.loads(line) for line in f]
+    assert [(d['seed'], d['clean_map'], d['method_options']) for d in lines] == [(1, 51.0, {'x': 1}),
+                                                                                (2, 52.0, {'x': 1})]
