@@ -6,6 +6,7 @@ order: a run with a record is skipped, a run with checkpoints resumes, a new run
 After every run ``OUT/results.{json,md}`` and the plots are rewritten, so that a matrix stopped at any
 point leaves a consistent table of what has finished.
 """
+import hashlib
 import json
 import os
 import os.path as osp
@@ -171,13 +172,24 @@ def dense_record(matrix: Matrix, out_dir: str, split: str, dense_ckpt: str, prot
     return R.write_record(path, rec)
 
 
+def config_sha256(config: str, options: dict) -> str:
+    """Fingerprint of the training config as the run sees it (its file and every ``_base_``, merged): editing a
+    method's config after a run finished makes that run's record refused instead of silently reused."""
+    cfg = load_config(config, options).to_dict()
+    cfg.pop('work_dir', None)
+    text = json.dumps(cfg, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def run_one(matrix: Matrix, run: RunSpec, out_dir: str, dense_ckpt: str, protocol: dict, progress: Progress,
             transform=None) -> dict:
     """Train (or resume), evaluate and record one run; a finished run is returned as recorded."""
     work_dir = run.work_dir(out_dir)
     method = matrix.methods[run.method]
+    options = matrix.train_options(run, dense_ckpt)
     spec = dict(method=run.method, ratio=run.ratio, seed=run.seed, split=run.split, config=method.config,
-                method_options=method.cfg_options, dense_sha256=protocol['dense_sha256'])
+                method_options=method.cfg_options, dense_sha256=protocol['dense_sha256'],
+                config_sha256=config_sha256(method.config, options))
     rec_path, spec_path = osp.join(work_dir, R.RECORD_FILE), osp.join(work_dir, R.SPEC_FILE)
     found = R.read_json(rec_path)
     if found is not None:
@@ -197,7 +209,7 @@ def run_one(matrix: Matrix, run: RunSpec, out_dir: str, dense_ckpt: str, protoco
     resumed = osp.isfile(osp.join(work_dir, 'last_checkpoint'))
     if not osp.isfile(export):
         progress.start(progress.index, run.name, 'train (resuming)' if resumed else 'train')
-        wall['train'] = R.train(method.config, matrix.train_options(run, dense_ckpt), work_dir,
+        wall['train'] = R.train(method.config, options, work_dir,
                                 _transform_for(transform, run), hooks=[ProgressHook(progress)])
         if not osp.isfile(export):
             raise RuntimeError(f'run {run.name}: training finished without exporting {export}; does the config '

@@ -20,6 +20,7 @@ RESULTS_SCHEMA = 'mmdet_adasap.compare/1'
 METRICS = (('params_ratio', 'params', 3), ('flops_ratio', 'FLOPs', 3), ('latency_ms', 'latency [ms]', 2),
            ('clean_map', 'clean mAP', 1), ('mpc', 'mPC', 1), ('rpc', 'rPC [%]', 1), ('mpc_unseen', 'mPC unseen', 1))
 PAIRED = ('clean_map', 'mpc', 'rpc')
+LABELS = {key: label for key, label, _ in METRICS}
 CONFIDENCE = 0.95
 
 
@@ -107,7 +108,8 @@ def markdown(results: dict, matrix: Matrix) -> str:
             ref = matrix.methods[matrix.reference].label
             lines += ['', f'Paired difference {ref} - baseline (same seed), mean [{CONFIDENCE:.0%} {INTERVAL} '
                       'interval]; * = the interval excludes 0:', '',
-                      '| baseline | seeds | ' + ' | '.join(PAIRED) + ' |', '|---|---|' + '---|' * len(PAIRED)]
+                      '| baseline | seeds | ' + ' | '.join(LABELS[k] for k in PAIRED) + ' |',
+                      '|---|---|' + '---|' * len(PAIRED)]
             for base in dict.fromkeys(d['baseline'] for d in diffs):
                 cells = {d['metric']: d for d in diffs if d['baseline'] == base}
                 lines.append(f'| {matrix.methods[base].label} | {cells["mpc"]["n"]} | ' + ' | '.join(

@@ -195,3 +195,15 @@ def test_search_log_gets_one_line_per_finished_run(tmp_path):
         lines = [json.loads(line) for line in f]
     assert [(d['seed'], d['clean_map'], d['method_options']) for d in lines] == [(1, 51.0, {'x': 1}),
                                                                                 (2, 52.0, {'x': 1})]
+
+
+def test_a_run_whose_method_config_changed_is_refused(matrix_run, tmp_path):
+    """Editing a method's knobs after its runs finished must not reuse them silently."""
+    matrix = matrix_run['matrix']
+    matrix.methods['l2prune_sgd'].cfg_options = {'optim_wrapper.optimizer.lr': 0.5}
+    try:
+        with pytest.raises(ValueError, match=r'l2prune_sgd/ratio0.5/seed1/record.json: this run was made with '
+                                             r'config_sha256='):
+            run_matrix(matrix, matrix_run['out'], transform=_shrink(matrix_run['tiny_voc']), log=lambda s: None)
+    finally:
+        matrix.methods['l2prune_sgd'].cfg_options = {}
