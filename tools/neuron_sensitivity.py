@@ -4,7 +4,9 @@
            [--batches 2] [--per-group 4] [--rho 0.05] [--samples 2] [--measures removal sharpness trace]
 
 A neuron is one channel of a pruner group (filter, BN, coupled partners, consumers' input columns). Run it on
-the dense model and on each method's warm-up checkpoint (a run's epoch_<warmup.end>.pth). Writes
+the dense model and on each method's warm-up checkpoint (a run's epoch_<warmup.end>.pth). The loss is measured
+on the config's val loader: point it at the val split (the demo configs validate on test), e.g.
+``--cfg-options val_dataloader.dataset.ann_file=VOC2007/ImageSets/Main/val.txt``. Writes
 DIR/neuron_probe.json (one row per probed neuron and a summary) and DIR/neuron_probe.png.
 """
 import argparse
