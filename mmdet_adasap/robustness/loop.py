@@ -13,8 +13,6 @@ another model's results.
 import copy
 import hashlib
 import json
-import math
-import os
 import os.path as osp
 import time
 from typing import Dict, List, Optional, Sequence
@@ -26,13 +24,11 @@ from mmengine.runner import TestLoop, ValLoop
 
 from mmdet.registry import LOOPS
 
-from .aggregate import summarize
 from .corruptions import SEVERITIES, check_severities, resolve_corruptions
 from .metric import PER_CLASS_PREFIX
+from .report import write_reports
+from .result import build_result, nan_to_none
 from .voc_c import atomic_write_json, missing_cached_images, read_manifest
-
-RESULT_SCHEMA = 'mmdet_adasap.robustness/1'
-CORRUPTION_NOTE = 'applied to the BGR image as loaded, at native resolution, before resizing (Pascal-C protocol)'
 
 
 def _per_class_evaluator_cfg(evaluator):
@@ -74,16 +70,6 @@ def weights_sha256(model: torch.nn.Module) -> str:
         h.update(tensor.detach().to('cpu').contiguous().view(-1).view(torch.uint8).numpy().tobytes()
                  if tensor.numel() else b'')
     return h.hexdigest()
-
-
-def _nan_to_none(obj):
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _nan_to_none(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_nan_to_none(v) for v in obj]
-    return obj
 
 
 class _RobustnessMixin:
@@ -224,14 +210,13 @@ class _RobustnessMixin:
                 seconds = time.perf_counter() - start
                 records[name] = self._record(name, corruption, severity, source, metrics, seconds, fingerprint)
                 if is_main_process() and self.out_dir:
-                    atomic_write_json(self._set_file(name), _nan_to_none(records[name]))
+                    atomic_write_json(self._set_file(name), nan_to_none(records[name]))
                 print_log(f'[robustness] [{k + 1}/{len(names)}] {name}: mAP {records[name]["mAP"]:.4f} '
                           f'({source}, {seconds:.1f} s)', logger='current')
         finally:
             self.dataloader = clean_loader
         self.result = self._result(records, info, metric)
         if is_main_process() and self.out_dir:
-            from .report import write_reports
             write_reports(self.result, self.out_dir, plots=self.plots)
         s = self.result['summary']
         scalars = {'pascal_voc/mAP': s['P'], 'robustness/P': s['P']}
@@ -254,22 +239,13 @@ class _RobustnessMixin:
                     source=source, seconds=seconds, fingerprint=fingerprint)
 
     def _result(self, records: Dict[str, dict], info: dict, metric) -> dict:
-        clean = _nan_to_none(records['clean'])
-        corrupted = {}
-        for c in self.corruptions:
-            corrupted[c] = {str(s): _nan_to_none(records[f'{c}/{s}']) for s in self.severities}
         load_from = getattr(self.runner, '_load_from', None)
-        return dict(
-            schema=RESULT_SCHEMA,
-            model=dict(label=self.label or self.runner.experiment_name, checkpoint=load_from,
-                       weights_sha256=clean['fingerprint']['weights_sha256']),
-            dataset=info,
-            protocol=dict(metric=f'AP{int(round(metric.iou_thrs[0] * 100)):02d}', iou_thr=metric.iou_thrs[0],
-                          eval_mode=metric.eval_mode, seed=self.seed,
-                          corruption=CORRUPTION_NOTE, cache_root=self.cache_root,
-                          cache_format=self._manifest['format'] if self._manifest else None),
-            clean=clean, corrupted=corrupted,
-            summary=summarize(clean, corrupted))
+        model = dict(label=self.label or self.runner.experiment_name, checkpoint=load_from,
+                     weights_sha256=records['clean']['fingerprint']['weights_sha256'])
+        protocol = dict(metric=f'AP{int(round(metric.iou_thrs[0] * 100)):02d}', iou_thr=metric.iou_thrs[0],
+                        eval_mode=metric.eval_mode, seed=self.seed, cache_root=self.cache_root,
+                        cache_format=self._manifest['format'] if self._manifest else None)
+        return build_result(records, self.corruptions, self.severities, model, info, protocol)
 
 
 @LOOPS.register_module()

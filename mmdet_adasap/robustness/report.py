@@ -3,33 +3,13 @@
 Tables show mAP and AP as percentages (x100, 2 decimals) as the Pascal-C papers do; the JSON keeps the
 metric's exact fractions.
 """
-import json
 import os
 import os.path as osp
 from typing import List, Optional, Sequence
 
-from .aggregate import check_comparable
 from .corruptions import CORRUPTION_GROUPS
+from .result import RESULT_FILE, check_comparable, load_result
 from .voc_c import atomic_write_bytes, atomic_write_json
-
-RESULT_FILE = 'robustness.json'
-
-
-def load_result(path: str) -> dict:
-    """A result JSON written by the robustness loop; a clear error for anything else."""
-    from .loop import RESULT_SCHEMA
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'result file {path!r} does not exist')
-    with open(path) as f:
-        try:
-            res = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f'{path}: not JSON ({e})') from e
-    if not isinstance(res, dict) or res.get('schema') != RESULT_SCHEMA:
-        schema = res.get('schema') if isinstance(res, dict) else None
-        raise ValueError(f'{path}: not a robustness result (schema {schema!r}, '
-                         f'expected {RESULT_SCHEMA!r}); produce one with tools/test_robustness.py')
-    return res
 
 
 def pct(value: Optional[float]) -> str:
@@ -178,13 +158,7 @@ def write_comparison(paths: Sequence[str], out_dir: str, labels: Optional[Sequen
             labels = [f'{lab} ({osp.basename(osp.dirname(osp.abspath(p)))})' for lab, p in zip(labels, paths)]
     if len(labels) != len(results):
         raise ValueError(f'{len(labels)} labels for {len(results)} result files')
-    check_comparable(results, list(paths))
-    ref = results[0]['summary']
-    for res, path in zip(results[1:], paths[1:]):
-        for key in ('benchmark_corruptions', 'holdout_corruptions', 'severities'):
-            if res['summary'][key] != ref[key]:
-                raise ValueError(f'{path} covers {key}={res["summary"][key]}, but {paths[0]} covers {ref[key]}; '
-                                 'their mPCs are not comparable')
+    check_comparable(results, list(paths), same_grid=True)
     os.makedirs(out_dir, exist_ok=True)
     out = dict(markdown=osp.join(out_dir, 'comparison.md'), corruption_plot=osp.join(out_dir, 'comparison_bars.png'),
                severity_plot=osp.join(out_dir, 'comparison_severity.png'))

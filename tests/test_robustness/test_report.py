@@ -5,9 +5,8 @@ import re
 
 import pytest
 
-from mmdet_adasap.robustness.aggregate import summarize
-from mmdet_adasap.robustness.loop import RESULT_SCHEMA
-from mmdet_adasap.robustness.report import load_result, markdown_report, write_comparison, write_reports
+from mmdet_adasap.robustness.report import markdown_report, write_comparison, write_reports
+from mmdet_adasap.robustness.result import RESULT_SCHEMA, load_result, summarize
 
 CORR = {'gaussian_noise': (0.5, 0.2), 'zoom_blur': (0.6, 0.3), 'snow': (0.55, 0.25), 'saturate': (0.7, 0.6)}
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from mmdet_adasap.robustness.aggregate import check_comparable, check_grid, summarize
+from mmdet_adasap.robustness.result import RESULT_SCHEMA, build_result, check_comparable, check_grid, summarize
 
 CLASSES = ('a', 'b', 'c')
 # rows: corruptions, columns: severities 1, 3, 5 (hand-made, uneven on purpose)
@@ -91,3 +91,21 @@ def test_check_comparable():
         check_comparable([_meta(), _meta(ids='other')], ['x.json', 'y.json'])
     with pytest.raises(ValueError, match='eval_mode'):
         check_comparable([_meta(), _meta(mode='area')], ['x.json', 'y.json'])
+
+
+def test_check_comparable_same_grid_names_the_result():
+    a, b = _meta(), _meta()
+    a['summary'] = dict(benchmark_corruptions=['fog'], holdout_corruptions=[], severities=[1, 3])
+    b['summary'] = dict(a['summary'], severities=[3])
+    check_comparable([a, b], ['x.json', 'y.json'])  # data and AP protocol agree
+    with pytest.raises(ValueError, match=r'y.json covers severities=\[3\], but x.json covers \[1, 3\]'):
+        check_comparable([a, b], ['x.json', 'y.json'], same_grid=True)
+
+
+def test_build_result_summarises_the_records_and_drops_nan():
+    rec = lambda m, ap: {'mAP': m, 'per_class': {'disc': ap, 'box': float('nan')}}  # noqa: E731
+    records = {'clean': rec(0.8, 0.7), 'fog/1': rec(0.5, 0.4), 'fog/3': rec(0.3, 0.2)}
+    res = build_result(records, ['fog'], [1, 3], dict(label='m'), _meta()['dataset'], _meta()['protocol'])
+    assert res['schema'] == RESULT_SCHEMA and res['clean']['per_class']['box'] is None
+    assert res['summary']['mPC'] == pytest.approx(0.4) and res['summary']['rPC'] == pytest.approx(0.5)
+    assert res['protocol']['corruption'].startswith('applied to the BGR image')

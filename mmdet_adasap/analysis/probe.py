@@ -1,0 +1,122 @@
+"""The mechanism probe of a detector checkpoint: every measure of :mod:`.sensitivity` for a budget of neurons per
+pruner group, against the neuron's importance rank, on fixed batches of the config's val set.
+
+Run it on the dense model and on each method's warm-up checkpoint (``epoch_<warmup.end>.pth`` of a run); the
+paper's claim predicts that after the adaptive warm-up the low-rank neurons (the ones pruned first) are
+cheaper to remove and flatter than after a uniform SAM or an SGD warm-up.
+"""
+import os.path as osp
+from typing import Dict, Optional, Sequence
+
+from mmdet_adasap.apis import find_resize_shape, load_config
+from mmdet_adasap.robustness.voc_c import atomic_write_json
+from .sensitivity import (hessian_trace, importance_ranks, removal_sensitivity, spread_channels,
+                          worst_case_sharpness)
+
+PROBE_SCHEMA = 'mmdet_adasap.neuron_probe/1'
+MEASURES = ('removal', 'sharpness', 'trace')
+
+
+def fixed_batches(cfg, model, num_batches: int, split: str = 'val_dataloader'):
+    """The first ``num_batches`` batches of the config's (unshuffled) ``split`` loader, preprocessed once."""
+    from mmengine.runner import Runner
+    loader_cfg = dict(cfg[split], persistent_workers=False, num_workers=0)
+    loader = Runner.build_dataloader(loader_cfg, seed=0)
+    batches = []
+    for batch in loader:
+        batches.append(model.data_preprocessor(batch, training=True))
+        if len(batches) == num_batches:
+            break
+    if not batches:
+        raise ValueError(f'the {split} of the config yields no batch')
+    return batches
+
+
+def detector_loss(model, batches):
+    """Mean total training loss of the detector on the fixed batches (eval mode: BN statistics fixed)."""
+    def loss():
+        total = 0
+        for data in batches:
+            total = total + model.parse_losses(model.loss(data['inputs'], data['data_samples']))[0]
+        return total / len(batches)
+    return loss
+
+
+def probe(config: str, checkpoint: Optional[str], out_dir: str, num_batches: int = 2, per_group: int = 4,
+          rho: float = 0.05, samples: int = 2, measures: Sequence[str] = MEASURES,
+          cfg_options: Optional[dict] = None, importance: str = 'l2', label: Optional[str] = None) -> dict:
+    """Measure, write ``out_dir/neuron_probe.json`` and ``neuron_probe.png``; returns the result."""
+    from mmengine.runner import load_checkpoint
+
+    from mmdet_adasap.experiments.run import build_model
+    from mmdet_adasap.pruning import build_channel_groups, build_importance
+    unknown = set(measures) - set(MEASURES)
+    if unknown:
+        raise ValueError(f'unknown measure(s) {sorted(unknown)}; choose from {MEASURES}')
+    cfg = load_config(config, cfg_options)
+    model = build_model(cfg)
+    if checkpoint:
+        if not osp.isfile(checkpoint):
+            raise FileNotFoundError(f'checkpoint {checkpoint!r} does not exist')
+        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+    model.eval()
+    groups = build_channel_groups(model, find_resize_shape(cfg) or (1, 3, 300, 300))
+    neurons = groups.neuron_groups()
+    scores = build_importance(importance)(groups)
+    ranks = importance_ranks(neurons, scores)
+    picks = spread_channels(ranks, per_group)
+    loss = detector_loss(model, fixed_batches(cfg, model, num_batches))
+    fns = dict(removal=lambda: removal_sensitivity(neurons, loss, picks),
+               sharpness=lambda: worst_case_sharpness(neurons, loss, rho, picks),
+               trace=lambda: hessian_trace(neurons, loss, samples, channels=picks))
+    values = {m: fns[m]() for m in measures}
+    total = sum(n.num_channels for n in neurons)
+    rows = [dict(group=n.name, channel=c, importance=float(scores[n.name][c]), rank=int(ranks[n.name][c]),
+                 rank_fraction=int(ranks[n.name][c]) / max(1, total - 1), **{m: values[m][n.name][c] for m in values})
+            for n in neurons for c in picks[n.name]]
+    result = dict(schema=PROBE_SCHEMA, label=label or osp.basename(checkpoint or 'init'), config=config,
+                  checkpoint=checkpoint, importance=importance, rho=rho, hutchinson_samples=samples,
+                  batches=num_batches, neurons=total, rows=rows, summary=summarize_probe(rows, values))
+    atomic_write_json(osp.join(out_dir, 'neuron_probe.json'), result)
+    plot_probe(result, osp.join(out_dir, 'neuron_probe.png'))
+    return result
+
+
+def summarize_probe(rows, values, bottom: float = 0.5) -> Dict[str, dict]:
+    """Per measure: the mean over the ``bottom`` fraction of the importance order (pruned first at that ratio)
+    and over the rest, and the Spearman correlation with the rank."""
+    from scipy.stats import spearmanr
+    out = {}
+    for m in values:
+        low = [r[m] for r in rows if r['rank_fraction'] < bottom]
+        high = [r[m] for r in rows if r['rank_fraction'] >= bottom]
+        rho = spearmanr([r['rank'] for r in rows], [r[m] for r in rows]).statistic if len(rows) > 2 else None
+        out[m] = dict(mean_low_rank=sum(low) / len(low) if low else None,
+                      mean_high_rank=sum(high) / len(high) if high else None,
+                      spearman_vs_rank=None if rho is None or rho != rho else float(rho), bottom_fraction=bottom)
+    return out
+
+
+def plot_probe(result: dict, path: str) -> None:
+    import io
+
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    from mmdet_adasap.robustness.voc_c import atomic_write_bytes
+    measures = [m for m in MEASURES if m in result['summary']]
+    titles = dict(removal='removal sensitivity  L(masked) - L', sharpness=f'worst-case sharpness (rho={result["rho"]})',
+                  trace='Hessian block trace (Hutchinson)')
+    fig, axes = plt.subplots(1, len(measures), figsize=(4.2 * len(measures), 3.4), squeeze=False)
+    for ax, m in zip(axes[0], measures):
+        ax.scatter([r['rank_fraction'] for r in result['rows']], [r[m] for r in result['rows']], s=10, alpha=0.7)
+        ax.set_xlabel('importance rank (0 = pruned first)')
+        ax.set_title(titles[m], fontsize=9)
+        ax.axvline(result['summary'][m]['bottom_fraction'], color='grey', lw=0.8, ls='--')
+        ax.grid(alpha=0.3)
+    fig.suptitle(result['label'], fontsize=10)
+    buf = io.BytesIO()
+    fig.savefig(buf, format='png', dpi=110, bbox_inches='tight')
+    atomic_write_bytes(path, buf.getvalue())
+    plt.close(fig)

@@ -1,0 +1,88 @@
+"""Statistics for a method comparison over seeds: mean +- std, and paired differences with a 95 % t interval.
+
+Why t and not bootstrap: a matrix has 3-5 seeds per cell; a bootstrap over 3-5 paired differences has only
+a handful of distinct resamples and gives intervals that are too narrow, while Student's t interval is exact for
+normal differences and the usual choice at this n. Why paired: two methods run with the same seed share the
+dense start, the data order and the augmentation, so the difference of a pair removes the seed's own effect
+(the spread of the differences is what decides, not the spread of each method).
+"""
+import math
+from dataclasses import asdict, dataclass
+from typing import Dict, Optional, Sequence
+
+INTERVAL = "Student's t"
+
+
+@dataclass
+class SeedSummary:
+    """Mean and sample standard deviation (ddof=1; None for a single seed) over ``n`` seeds."""
+    mean: float
+    std: Optional[float]
+    n: int
+
+    def format(self, digits: int = 1) -> str:
+        return f'{self.mean:.{digits}f}' + ('' if self.std is None else f' +- {self.std:.{digits}f}')
+
+
+@dataclass
+class PairedDifference:
+    """``a - b`` over the seeds both have: mean, std (ddof=1), the ``confidence`` interval (None when n < 2)."""
+    mean: float
+    std: Optional[float]
+    n: int
+    low: Optional[float]
+    high: Optional[float]
+    confidence: float
+    seeds: tuple
+    method: str = INTERVAL
+
+    @property
+    def excludes_zero(self) -> bool:
+        return bool(self.low is not None and (self.low > 0 or self.high < 0))
+
+    def format(self, digits: int = 1) -> str:
+        if self.low is None:
+            return f'{self.mean:+.{digits}f} (n={self.n}, no interval)'
+        return f'{self.mean:+.{digits}f} [{self.low:+.{digits}f}, {self.high:+.{digits}f}]'
+
+    def to_dict(self) -> dict:
+        return dict(asdict(self), excludes_zero=self.excludes_zero)
+
+
+def _finite(values: Sequence[float], what: str) -> list:
+    values = [float(v) for v in values]
+    if not values:
+        raise ValueError(f'{what}: no values')
+    bad = [v for v in values if not math.isfinite(v)]
+    if bad:
+        raise ValueError(f'{what}: non-finite value(s) {bad}')
+    return values
+
+
+def summarize_seeds(values: Sequence[float], what: str = 'values') -> SeedSummary:
+    values = _finite(values, what)
+    n = len(values)
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else None
+    return SeedSummary(mean, std, n)
+
+
+def paired_difference(a: Dict[int, float], b: Dict[int, float], confidence: float = 0.95,
+                      what: str = 'difference') -> PairedDifference:
+    """``a[seed] - b[seed]`` over the common seeds with a two-sided Student's t interval
+    (mean +- t_{(1+confidence)/2, n-1} * std / sqrt(n)). A seed only one side has is an error: an unpaired run
+    would silently turn the comparison into an unpaired one."""
+    from scipy.stats import t
+    if not 0 < confidence < 1:
+        raise ValueError(f'confidence must lie in (0, 1), got {confidence!r}')
+    only = sorted(set(a) ^ set(b))
+    if only:
+        raise ValueError(f'{what}: seed(s) {only} are on one side only (a: {sorted(a)}, b: {sorted(b)}); a paired '
+                         'difference needs every seed on both sides: finish or drop those runs')
+    seeds = tuple(sorted(a))
+    diffs = _finite([a[s] - b[s] for s in seeds], what)
+    s = summarize_seeds(diffs, what)
+    if s.n < 2:
+        return PairedDifference(s.mean, None, s.n, None, None, confidence, seeds)
+    half = float(t.ppf((1 + confidence) / 2, s.n - 1)) * s.std / math.sqrt(s.n)
+    return PairedDifference(s.mean, s.std, s.n, s.mean - half, s.mean + half, confidence, seeds)

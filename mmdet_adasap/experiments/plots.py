@@ -1,0 +1,62 @@
+"""The matrix's two figures: mPC and clean mAP against the FLOPs ratio (mean +- std over seeds, one line per
+method, dense as a point at 1.0), and per-corruption-category mPC at one ratio."""
+import io
+
+from mmdet_adasap.robustness.voc_c import atomic_write_bytes
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(fig, path):
+    buf = io.BytesIO()
+    fig.savefig(buf, format='png', dpi=110, bbox_inches='tight')
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def plot_vs_flops(results: dict, matrix, path: str) -> None:
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    dense = results['dense']
+    for ax, key, title in zip(axes, ('mpc', 'clean_map'), ('mPC (corrupted test)', 'clean mAP')):
+        for method, m in matrix.methods.items():
+            rows = sorted((r for r in results['summary'] if r['method'] == method and r[key]), key=lambda r: r['ratio'])
+            if rows:
+                ax.errorbar([r['flops_ratio']['mean'] for r in rows], [r[key]['mean'] for r in rows],
+                            yerr=[r[key]['std'] or 0 for r in rows], marker='o', capsize=3, label=m.label)
+        ax.plot([1.0], [dense[key]], marker='*', markersize=12, color='k', linestyle='none', label='dense')
+        ax.set_xlabel('FLOPs / dense FLOPs')
+        ax.set_ylabel(f'{title}, AP50 x 100')
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    _save(fig, path)
+    plt.close(fig)
+
+
+def plot_categories(results: dict, matrix, path: str) -> None:
+    import numpy as np
+    plt = _pyplot()
+    ratio = matrix.evaluation['category_ratio']
+    rows = [r for r in results['summary'] if r['ratio'] == ratio]
+    groups = list(results['dense']['per_category'])
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(groups) + 2), 3.8))
+    width = 0.8 / (len(rows) + 1)
+    x = np.arange(len(groups))
+    ax.bar(x - 0.4 + width / 2, [results['dense']['per_category'][g] for g in groups], width, label='dense',
+           color='#999999')
+    for i, r in enumerate(rows, start=1):
+        cats = r['per_category']
+        ax.bar(x - 0.4 + (i + 0.5) * width, [cats[g]['mean'] if g in cats else np.nan for g in groups], width,
+               yerr=[(cats[g]['std'] or 0) if g in cats else 0 for g in groups], capsize=2, label=r['label'])
+    ax.set_xticks(x)
+    ax.set_xticklabels(groups)
+    ax.set_ylabel('mPC of the category, AP50 x 100')
+    ax.set_title(f'per corruption category at {ratio:g} of the dense FLOPs')
+    ax.grid(axis='y', alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+    plt.close(fig)

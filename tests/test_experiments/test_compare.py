@@ -1,0 +1,209 @@
+"""The comparison harness on a tiny matrix (2 methods x 1 ratio x 2 seeds x 1 corruption, 3 iterations per run on
+the tiny synthetic set): the table equals the runs' own result files, a killed matrix resumes without redoing
+finished runs, and bad input is refused naming the run or method.
+
+The dense start is a fixed random initialisation, so accuracy is not under test; the evaluation runs at IoU 0.1
+so that the numbers differ between runs (as in tests/test_robustness/test_evaluation.py).
+"""
+import json
+import os
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+from mmengine.hooks import Hook
+
+from conftest import REPO
+from helpers import shrink_adasap_for_smoke_test
+from mmdet.registry import HOOKS
+from mmdet_adasap.analysis.stats import paired_difference
+from mmdet_adasap.experiments import load_matrix, run_matrix
+from mmdet_adasap.experiments.compare import check_methods, table_only
+
+DENSE = osp.join(REPO, 'configs/demo/ssd-r18mini_synthvoc_dense.py')
+METHODS = {'l2prune_sgd': 'L2 + SGD', 'adasap': 'AdaSAP (L2)'}
+KILL = {'run': None}  # the run whose training dies after its 2nd iteration (first attempt only)
+
+
+@HOOKS.register_module(force=True)
+class KillAfterSecondIteration(Hook):
+    priority = 'LOWEST'  # after the CheckpointHook has saved iteration 2
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if runner.iter == 1:
+            raise KeyboardInterrupt('killed')
+
+
+def _matrix_file(tmp, tiny_voc, dense_ckpt):
+    methods = {k: dict(config=osp.join(REPO, f'configs/adasap/ssd-r18mini_synthvoc_{k}_flops50.py'), label=v)
+               for k, v in METHODS.items()}
+    opts = {'test_dataloader.dataset.data_root': tiny_voc + '/', 'test_dataloader.num_workers': 0,
+            'test_dataloader.persistent_workers': False, 'test_evaluator.iou_thrs': 0.1}
+    text = (f'dense = dict(config={DENSE!r}, checkpoint={dense_ckpt!r})\n'
+            f'pruned_config = {osp.join(REPO, "configs/pruned/ssd-r18mini_synthvoc_pruned.py")!r}\n'
+            f'methods = {methods!r}\nreference = "adasap"\n'
+            'ratio_key = "default_hooks.adasap.pruning.target.ratio"\nratios = [0.5]\n'
+            'seeds = dict(test=[1, 2])\nsplits = dict(test=dict())\n'
+            f'evaluation = dict(corruptions=["gaussian_noise"], unseen=None, severities=[3], '
+            f'latency=dict(repeats=2, threads=1), cfg_options={opts!r})\n')
+    path = str(tmp / 'matrix.py')
+    with open(path, 'w') as f:
+        f.write(text)
+    return path
+
+
+def _shrink(tiny_voc):
+    def transform(cfg, run):
+        load_from = cfg.load_from
+        cfg = shrink_adasap_for_smoke_test(cfg, tiny_voc, cfg.work_dir, (1, 1, 1), samples=4)
+        cfg.load_from = load_from
+        cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1, by_epoch=False, max_keep_ckpts=1)
+        if run is not None and run.name == KILL['run']:
+            cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [dict(type='KillAfterSecondIteration')]
+        return cfg
+    return transform
+
+
+@pytest.fixture(scope='module')
+def matrix_run(tiny_voc, tmp_path_factory):
+    torch.set_num_threads(1)
+    tmp = tmp_path_factory.mktemp('compare')
+    from mmdet_adasap.experiments.run import build_model
+    from mmdet_adasap.apis import load_config
+    torch.manual_seed(0)
+    model = build_model(load_config(DENSE))
+    model.init_weights()
+    ckpt = str(tmp / 'dense.pth')
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, ckpt)
+    matrix = load_matrix(_matrix_file(tmp, tiny_voc, ckpt))
+    out, logs = str(tmp / 'out'), []
+    KILL['run'] = 'adasap/ratio0.5/seed2'  # the last run of the matrix
+    with pytest.raises(KeyboardInterrupt):
+        run_matrix(matrix, out, transform=_shrink(tiny_voc), log=logs.append)
+    first = {r: os.stat(osp.join(out, 'runs', *r.split('/'), 'record.json')).st_mtime_ns
+             for r in ('l2prune_sgd/ratio0.5/seed1', 'adasap/ratio0.5/seed1', 'l2prune_sgd/ratio0.5/seed2')}
+    killed_dir = osp.join(out, 'runs', 'adasap', 'ratio0.5', 'seed2')
+    assert not osp.isfile(osp.join(killed_dir, 'record.json')) and osp.isfile(osp.join(killed_dir, 'iter_2.pth'))
+    KILL['run'] = None
+    resumed_logs = []
+    paths = run_matrix(matrix, out, transform=_shrink(tiny_voc), log=resumed_logs.append)
+    return dict(matrix=matrix, out=out, paths=paths, logs=logs, resumed_logs=resumed_logs, first=first,
+                tmp=tmp, ckpt=ckpt, tiny_voc=tiny_voc)
+
+
+def _robustness(out, run):
+    with open(osp.join(out, 'runs', *run.split('/'), 'robustness', 'robustness.json')) as f:
+        return json.load(f)['summary']
+
+
+def test_killed_matrix_resumes_without_redoing_finished_runs(matrix_run):
+    out, first, logs = matrix_run['out'], matrix_run['first'], matrix_run['resumed_logs']
+    for run, mtime in first.items():  # finished runs untouched
+        assert os.stat(osp.join(out, 'runs', *run.split('/'), 'record.json')).st_mtime_ns == mtime
+        assert any(f'{run}: finished before, skipped' in line for line in logs)
+    assert any('adasap/ratio0.5/seed2: train (resuming)' in line for line in logs)
+    with open(osp.join(out, 'runs', 'adasap', 'ratio0.5', 'seed2', 'record.json')) as f:
+        rec = json.load(f)
+    assert rec['resumed'] and rec['wall_s']['train'] > 0
+    assert any('phase finetune, iter 3/3' in line for line in logs), '\n'.join(logs)
+    assert not any('phase warmup' in line for line in logs)
+    assert any('matrix ETA' in line for line in matrix_run['logs'])
+
+
+def test_table_numbers_equal_the_runs_result_files(matrix_run):
+    out = matrix_run['out']
+    with open(matrix_run['paths']['json']) as f:
+        res = json.load(f)
+    assert len(res['runs']) == 4 and res['protocol']['severities'] == [3]
+    keys = {'method', 'ratio', 'seed', 'split', 'flops_ratio', 'params_ratio', 'latency_ms', 'clean_map', 'mpc', 'rpc'}
+    assert keys <= set(res['runs'][0]) and res['dense']['method'] == 'dense'
+    with open(matrix_run['paths']['markdown']) as f:
+        md = f.read()
+    per = {m: {s: _robustness(out, f'{m}/ratio0.5/seed{s}') for s in (1, 2)} for m in METHODS}
+    for row in res['summary']:
+        for key, skey in (('clean_map', 'P'), ('mpc', 'mPC'), ('rpc', 'rPC')):
+            vals = [100 * per[row['method']][s][skey] for s in (1, 2)]
+            assert row[key]['mean'] == pytest.approx(np.mean(vals))
+            assert row[key]['std'] == pytest.approx(np.std(vals, ddof=1))
+        cell = f'{np.mean(vals):.1f} +- {np.std(vals, ddof=1):.1f}'
+        assert cell in md.split(row['label'] + ' |')[1].split('\n')[0]
+    for d in res['paired']:
+        skey = {'clean_map': 'P', 'mpc': 'mPC', 'rpc': 'rPC'}[d['metric']]
+        ref = {s: 100 * per['adasap'][s][skey] for s in (1, 2)}
+        base = {s: 100 * per['l2prune_sgd'][s][skey] for s in (1, 2)}
+        assert (d['low'], d['high']) == pytest.approx((paired_difference(ref, base).low,
+                                                       paired_difference(ref, base).high))
+    for rec in res['runs']:
+        assert 0 < rec['flops_ratio'] <= 0.5 + 1e-9 and rec['params_ratio'] < 1
+    for key in ('flops_plot', 'category_plot'):
+        with open(matrix_run['paths'][key], 'rb') as f:
+            assert f.read(4) == b'\x89PNG'
+
+
+def test_table_refuses_a_run_with_another_protocol(matrix_run, tmp_path):
+    import shutil
+    out = str(tmp_path / 'copy')
+    shutil.copytree(matrix_run['out'], out)
+    with open(table_only(matrix_run['matrix'], out)['json']) as f, open(matrix_run['paths']['json']) as g:
+        assert json.load(f)['summary'] == json.load(g)['summary'], 'the table is rebuilt from the records alone'
+    path = osp.join(out, 'runs', 'l2prune_sgd', 'ratio0.5', 'seed2', 'record.json')
+    with open(path) as f:
+        rec = json.load(f)
+    rec['protocol']['severities'] = [1, 3, 5]
+    with open(path, 'w') as f:
+        json.dump(rec, f)
+    with pytest.raises(ValueError, match=r'l2prune_sgd/ratio0.5/seed2/record.json: .*severities=\[1, 3, 5\]'):
+        table_only(matrix_run['matrix'], out)
+
+
+def test_another_dense_checkpoint_is_refused(matrix_run):
+    other = str(matrix_run['tmp'] / 'other_dense.pth')
+    state = torch.load(matrix_run['ckpt'])
+    next(iter(state['state_dict'].values())).add_(1.0)
+    torch.save(state, other)
+    matrix = load_matrix(_matrix_file(matrix_run['tmp'], matrix_run['tiny_voc'], other))
+    with pytest.raises(ValueError, match=r'dense/record.json: this dense record was made with dense_sha256='):
+        run_matrix(matrix, matrix_run['out'], transform=_shrink(matrix_run['tiny_voc']), log=lambda s: None)
+
+
+def test_bad_matrices_are_refused(matrix_run, tmp_path):
+    src = _matrix_file(tmp_path, matrix_run['tiny_voc'], matrix_run['ckpt'])
+    with pytest.raises(ValueError, match=r"method 'adasap' has no config"):
+        load_matrix(src, {'methods.adasap.config': ''})
+    with pytest.raises(ValueError, match=r"method 'l2prune_sgd' cannot reach ratio 0.01 "
+                                         r'\(run l2prune_sgd/ratio0.01\).*unreachable'):
+        check_methods(load_matrix(src, {'ratios': [0.5, 0.01]}))
+
+
+def test_tool_rebuilds_the_table_and_reports_bad_input(matrix_run):
+    from conftest import run_tool
+    matrix = matrix_run['matrix'].source
+    proc = run_tool('tools/compare_methods.py', matrix, '--out', matrix_run['out'], '--table-only')
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert '# Method comparison (test split)' in proc.stdout and 'AdaSAP (L2) - baseline' in proc.stdout
+    proc = run_tool('tools/compare_methods.py', matrix, '--out', matrix_run['out'], '--split', 'val', '--table-only')
+    assert proc.returncode != 0 and "holds the 'test' split, not 'val'" in proc.stderr
+
+
+def test_search_log_gets_one_line_per_finished_run(tmp_path):
+    from mmdet_adasap.experiments.compare import SEARCH_LOG, _log_search
+    for seed in (1, 2):
+        _log_search(str(tmp_path), dict(method='adasap', method_options={'x': 1}, ratio=0.5, seed=seed, split='val',
+                                        clean_map=50.0 + seed, mpc=30.0, rpc=60.0))
+    with open(tmp_path / SEARCH_LOG) as f:
+        lines = [json.loads(line) for line in f]
+    assert [(d['seed'], d['clean_map'], d['method_options']) for d in lines] == [(1, 51.0, {'x': 1}),
+                                                                                (2, 52.0, {'x': 1})]
+
+
+def test_a_run_whose_method_config_changed_is_refused(matrix_run, tmp_path):
+    """Editing a method's knobs after its runs finished must not reuse them silently."""
+    matrix = matrix_run['matrix']
+    matrix.methods['l2prune_sgd'].cfg_options = {'optim_wrapper.optimizer.lr': 0.5}
+    try:
+        with pytest.raises(ValueError, match=r'l2prune_sgd/ratio0.5/seed1/record.json: this run was made with '
+                                             r'config_sha256='):
+            run_matrix(matrix, matrix_run['out'], transform=_shrink(matrix_run['tiny_voc']), log=lambda s: None)
+    finally:
+        matrix.methods['l2prune_sgd'].cfg_options = {}

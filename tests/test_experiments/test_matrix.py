@@ -1,0 +1,82 @@
+"""Matrix configs: the shipped ones load, the search split never touches test, and bad matrices are refused
+naming the offending method, ratio or key (no model is built here)."""
+import os.path as osp
+
+import pytest
+
+from conftest import REPO
+from mmdet_adasap.apis import load_config
+from mmdet_adasap.experiments import load_matrix
+
+MATRIX = osp.join(REPO, 'configs/compare/ssd-r18mini_synthvoc_matrix.py')
+SEARCH = osp.join(REPO, 'configs/compare/ssd-r18mini_synthvoc_search.py')
+
+
+def _ids(root, year, split):
+    with open(osp.join(root, year, 'ImageSets', 'Main', f'{split}.txt')) as f:
+        return {f'{year}/{line.strip()}' for line in f if line.strip()}
+
+
+def test_val_split_trains_without_the_images_it_is_judged_on(tiny_voc):
+    m = load_matrix(MATRIX)
+    assert [r.name for r in m.runs('test')][:4] == ['l2prune_sgd/ratio0.5/seed11', 'sam_asam/ratio0.5/seed11',
+                                                   'adasap/ratio0.5/seed11', 'adasap_taylor/ratio0.5/seed11']
+    assert not set(m.seeds['val']) & set(m.seeds['test']), 'the final table never reuses a search seed'
+    at04 = sorted({r.method for r in m.runs('test') if r.ratio == 0.4})
+    assert at04 == ['adasap', 'l2prune_sgd'] and len(m.runs('test')) == (4 * 2 + 2) * 3
+    for config in (m.dense_config, m.methods['adasap'].config):
+        cfg = load_config(osp.join(REPO, config), m.splits['val'])
+        train = [(d.data_prefix.sub_data_root.strip('/'), osp.basename(d.ann_file)[:-4])
+                 for d in cfg.train_dataloader.dataset.datasets]
+        judged = [(cfg[k].dataset.data_prefix.sub_data_root.strip('/'), osp.basename(cfg[k].dataset.ann_file)[:-4])
+                  for k in ('val_dataloader', 'test_dataloader')]
+        assert judged == [('VOC2007', 'val')] * 2
+        seen = set().union(*(_ids(tiny_voc, y, s) for y, s in train))
+        assert seen and not seen & _ids(tiny_voc, 'VOC2007', 'val') and not seen & _ids(tiny_voc, 'VOC2007', 'test')
+    shipped = load_config(osp.join(REPO, m.dense_config))
+    assert shipped.val_dataloader.dataset.ann_file.endswith('test.txt'), 'why the search needs its own split'
+
+
+def test_search_gives_every_method_the_same_budget():
+    m = load_matrix(SEARCH)
+    assert m.ratios == [0.5] and len(m.methods) == 9
+    families = {}
+    for name, method in m.methods.items():
+        families.setdefault(method.config, []).append(name)
+    assert sorted(len(v) for v in families.values()) == [3, 3, 3]
+    assert m.runs('val')[0].split == 'val' and len(m.runs('val')) == 9 * len(m.seeds['val'])
+
+
+@pytest.mark.parametrize('overrides, message', [
+    ({'methods.adasap.config': 'configs/adasap/nope.py'}, r"the config 'configs/adasap/nope.py' of method 'adasap'"),
+    ({'methods.adasap.config': None}, r"method 'adasap' has no config"),
+    ({'ratios': [0.5, 1.0]}, r'ratio 1.0 is not a fraction'),
+    ({'methods.adasap.ratios': [0.5, 0.3]}, r"method 'adasap' asks for ratio\(s\) \[0.3\] that are not in"),
+    ({'reference': 'mine'}, r"reference 'mine' is not one of the methods"),
+    ({'seeds.extra': [1]}, r"seeds must be a dict split -> list of seeds with the splits of `splits` "
+                           r"\(\['test', 'val'\]\)"),
+    ({'evaluation.severities': [3, 7]}, r'7'),
+    ({'evaluation.corruptions': ['fogg']}, r'fogg'),
+    ({'evaluation.colour': 1}, r"unknown evaluation key\(s\) \['colour'\]"),
+    ({'budget': 1}, r"unknown key\(s\) \['budget'\]"),
+])
+def test_bad_matrix_is_refused_naming_the_value(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        load_matrix(MATRIX, overrides)
+
+
+def test_adasap_taylor_method_prunes_with_taylor_importance(tiny_voc, tmp_path):
+    """The method table's Taylor variant: a real 3-iteration run (warm-up, pruning, fine-tune) that exports."""
+    import torch
+    from mmengine.runner import Runner
+
+    from helpers import shrink_adasap_for_smoke_test
+    from mmdet_adasap.pruning import TaylorImportance
+    torch.set_num_threads(1)
+    m = load_matrix(MATRIX)
+    cfg = shrink_adasap_for_smoke_test(load_config(osp.join(REPO, m.methods['adasap_taylor'].config)), tiny_voc,
+                                       str(tmp_path), (1, 1, 1), samples=4)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    assert isinstance(runner.adasap_pruner.importance, TaylorImportance)
+    assert runner.adasap_pruner.cost_ratio() <= 0.5 and osp.isfile(tmp_path / 'pruned.pth')

@@ -1,0 +1,50 @@
+"""Compare pruning methods: every (method, target FLOPs ratio, seed) of a matrix config from one dense checkpoint.
+
+    python tools/compare_methods.py configs/compare/ssd-r18mini_synthvoc_matrix.py --out work_dirs/compare_test
+    python tools/compare_methods.py MATRIX --out work_dirs/compare_val --split val     # the search split
+    python tools/compare_methods.py MATRIX --out DIR --methods adasap l2prune_sgd      # a subset
+    python tools/compare_methods.py MATRIX --out DIR --table-only                      # rebuild the tables
+    python tools/compare_methods.py MATRIX --out DIR --estimate 6     # time 6 iterations per method, no runs
+
+Rerunning the same command continues: finished runs (OUT/runs/*/*/*/record.json) are skipped, an interrupted
+run resumes from its last checkpoint and its evaluation from its finished sets. Writes OUT/results.json,
+OUT/results.md, OUT/results_vs_flops.png, OUT/results_categories.png (and OUT/search_log.jsonl on a search
+split).
+"""
+import argparse
+import sys
+
+from mmengine.config import DictAction
+
+import mmdet_adasap  # noqa: F401
+from mmdet_adasap.experiments import load_matrix, run_matrix
+from mmdet_adasap.experiments.compare import table_only
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('matrix', help='matrix config (configs/compare/*_matrix.py)')
+    p.add_argument('--out', required=True, help='results folder (one split per folder)')
+    p.add_argument('--split', default='test', help='a split of the matrix: test (report) or val (search)')
+    p.add_argument('--methods', nargs='+', help='run only these methods of the table')
+    p.add_argument('--table-only', action='store_true', help='rebuild the tables and plots from finished runs')
+    p.add_argument('--estimate', type=int, metavar='ITERS',
+                   help='only estimate the matrix\'s wall time from ITERS training iterations per method')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override matrix settings, key=value')
+    args = p.parse_args(argv)
+    try:
+        matrix = load_matrix(args.matrix, args.cfg_options)
+        if args.estimate:
+            from mmdet_adasap.experiments.estimate import estimate
+            estimate(matrix, args.split, args.out, args.estimate)
+            return
+        paths = (table_only if args.table_only else run_matrix)(matrix, args.out, args.split, methods=args.methods)
+    except (ValueError, FileNotFoundError) as e:
+        sys.exit(f'error: {e}')
+    with open(paths['markdown']) as f:
+        print(f.read())
+    print('written: ' + ', '.join(paths.values()))
+
+
+if __name__ == '__main__':
+    main()
