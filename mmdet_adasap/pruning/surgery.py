@@ -1,5 +1,5 @@
 """Physical pruning in place, in the middle of a training run: the live model, its optimizer state and any
-averaged (EMA) copy shrink to the kept channels, and every ``Parameter`` keeps its identity.
+averaged (EMA) copy shrink to the kept channels; the optimizer follows the re-shaped parameters.
 
 Masks keep every shape fixed so that pruning can happen while DDP, EMA, schedulers and checkpoints run
 unchanged; once the pruning phase is over nothing needs fixed shapes, and fine-tuning at the dense cost only
@@ -8,9 +8,12 @@ multiplies zeros. This module does the switch:
 * the pruned weights and the channel configuration come from the same path as the final export
   (:func:`~.export.export_pruned`, torch-pruning's surgery on a copy, then :func:`~.export.channel_config`), so
   the live model and an exported ``pruned.pth`` cannot drift apart;
-* :func:`~.export.apply_channel_config` re-shapes the live modules in place. Parameters keep their identity
-  (only ``.data`` changes), so the optimizer's param groups, per-group settings (``paramwise_cfg``), schedulers
-  and any hook holding a parameter stay valid;
+* :func:`~.export.apply_channel_config` re-shapes the live modules in place, and every re-shaped parameter
+  becomes a new ``Parameter`` object on the same storage: autograd caches a leaf's shape in its gradient
+  accumulator once it has been through a backward pass, so swapping ``.data`` alone makes the next backward
+  fail ("returned an invalid gradient ... expected shape compatible with" the old shape). The optimizer's param
+  groups and state are re-keyed to the new objects, so schedulers and per-group settings (``paramwise_cfg``)
+  carry over; whatever else held a parameter (the SAM plan, gradient hooks) must be rebuilt by the caller;
 * which indices of each tensor survive comes from the groups' ParamSlices (the record the masks use), plus the
   BN running statistics of the groups' BN members. That slices the per-parameter optimizer state (momentum,
   Adam moments) and EMA copies, and it is checked against the shapes torch-pruning produced.
@@ -114,12 +117,13 @@ def prune_physically(groups: ChannelGroups, masks: Dict[str, torch.Tensor],
     new_state = exported.state_dict()
     old_shapes = {k: v.shape for k, v in model.state_dict().items()}
     _check_against_surgery(kept, old_shapes, new_state)
-    apply_channel_config(model, config)
-    model.load_state_dict(new_state, strict=True)
-    for p in model.parameters():
-        p.grad = None
     if optimizer is not None:
         _slice_optimizer_state(optimizer, model, kept, old_shapes)
+    apply_channel_config(model, config)
+    model.load_state_dict(new_state, strict=True)
+    renewed = _renew_reshaped_parameters(model, old_shapes)
+    if optimizer is not None:
+        _rekey_optimizer(optimizer, renewed)
     for copy_ in averaged:
         _slice_module(copy_, config, kept)
     return config
@@ -144,6 +148,29 @@ def _slice_optimizer_state(optimizer: torch.optim.Optimizer, model: nn.Module, k
         for key, value in list(state.items()):
             if torch.is_tensor(value) and value.dim() > 0 and value.shape == old_shapes[name]:
                 state[key] = slice_kept(value, dims)
+
+
+def _renew_reshaped_parameters(model: nn.Module, old_shapes: dict) -> Dict[nn.Parameter, nn.Parameter]:
+    """A fresh ``Parameter`` (same storage, no cached autograd state) for every parameter whose shape changed;
+    returns {old: new}."""
+    renewed = {}
+    for module_name, module in model.named_modules():
+        for name, p in list(module._parameters.items()):
+            full = f'{module_name}.{name}' if module_name else name
+            if p is None or p.shape == old_shapes.get(full, p.shape):
+                continue
+            new = nn.Parameter(p.data, requires_grad=p.requires_grad)
+            module._parameters[name] = new
+            renewed[p] = new
+    return renewed
+
+
+def _rekey_optimizer(optimizer: torch.optim.Optimizer, renewed: Dict[nn.Parameter, nn.Parameter]) -> None:
+    for group in optimizer.param_groups:
+        group['params'] = [renewed.get(p, p) for p in group['params']]
+    for old, new in renewed.items():
+        if old in optimizer.state:
+            optimizer.state[new] = optimizer.state.pop(old)
 
 
 def _slice_module(module: nn.Module, config: Dict[str, dict], kept: KeptIndices) -> None:
