@@ -170,6 +170,7 @@ class PruningHook(Hook):
             wrapper.reset_plan()
         kwargs = dict(self.kwargs, target=dict(type='flops', ratio=0.5), schedule=dict(type='one_shot'))
         self.pruner = ChannelPruner(self._model(runner), **kwargs)
+        self.pruner.steps_done = self.physical_state['steps_done']  # the pruning steps it stands for
         runner.adasap_pruner = self.pruner
 
     def _remove_grad_hooks(self) -> None:

@@ -67,12 +67,14 @@ def _train(cfg, probe=None):
 
 @pytest.fixture(scope='module')
 def phased_run(tiny_voc, tmp_path_factory):
-    """One run with 2 warm-up, 2 pruning (2 exponential steps, HALP's knapsack) and 2 fine-tune iterations."""
+    """One run with 2 warm-up, 2 pruning (2 exponential steps, HALP's knapsack) and 2 fine-tune iterations,
+    masks-only (the physical switch has its own tests below)."""
     work_dir = str(tmp_path_factory.mktemp('phased'))
     probe = Probe()
     torch.set_num_threads(1)
     cfg = _cfg(tiny_voc, work_dir)
     cfg.default_hooks.adasap.pruning.ranking = 'knapsack'
+    cfg.default_hooks.adasap.physical = False  # masks to the end: the probe reads them every iteration
     runner = _train(cfg, probe)
     return runner, probe.seen, work_dir
 
@@ -174,6 +176,66 @@ def test_resume_in_each_phase_reproduces_the_uninterrupted_run(resume_at, tiny_v
     assert got[PRUNING_KEY]['steps_done'] == ref[PRUNING_KEY]['steps_done'] == 2
     for key, value in ref['state_dict'].items():
         torch.testing.assert_close(got['state_dict'][key], value, rtol=1e-5, atol=1e-6, msg=key)
+
+
+# ---------------------------------------------------------------------------------------------- physical switch
+class LossProbe(Hook):
+    priority = 'LOW'
+
+    def __init__(self):
+        self.losses, self.params = [], []
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        self.losses.append(float(outputs['loss']))
+        model = runner.model.module if hasattr(runner.model, 'module') else runner.model
+        self.params.append(sum(p.numel() for p in model.parameters()))
+
+
+def test_physical_finetune_equals_masked_finetune_on_the_smaller_model(tiny_voc, tmp_path_factory):
+    """The same deterministic run with masks to the end and with the physical switch at the end of the pruning
+    phase: the same loss every iteration, the same exported weights and EMA; the fine-tune trains the small
+    model (the SAM wrapper's plan rebuilt for it, optimizer state sliced). Float32: the masked and the small
+    convolutions sum in different orders, and three ASAM steps (per-neuron normalised) amplify that to ~1e-4
+    on near-zero weights."""
+    from mmdet_adasap.pruning.surgery import kept_indices, slice_kept
+    runs = {}
+    for physical in (False, True):
+        work_dir = str(tmp_path_factory.mktemp(f'physical_{physical}'))
+        cfg = _cfg(tiny_voc, work_dir, phase_iters=(1, 2, 3), deterministic=True)
+        cfg.default_hooks.adasap.physical = physical
+        cfg.custom_hooks = [dict(type='EMAHook', momentum=0.5)]
+        cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=6, by_epoch=False)
+        probe = LossProbe()
+        runner = _train(cfg, probe)
+        runs[physical] = (runner, probe, work_dir)
+    (masked, mprobe, mdir), (phys, pprobe, pdir) = runs[False], runs[True]
+    assert pprobe.losses == pytest.approx(mprobe.losses, rel=1e-4)
+    # the switch comes after the last pruning-phase iteration (index 2), before this probe reads the model
+    assert pprobe.params[:2] == mprobe.params[:2] and all(p < mprobe.params[0] for p in pprobe.params[2:])
+    hook = next(h for h in phys.hooks if type(h).__name__ == 'AdaSAPHook')
+    assert hook.physical_state['iter'] == 2 and phys.optim_wrapper.plan_builds >= 2
+    for p in phys.optim_wrapper.optimizer.param_groups[0]['params']:
+        for value in phys.optim_wrapper.optimizer.state[p].values():
+            assert value.dim() == 0 or value.shape == p.shape
+    exported = {k: torch.load(osp.join(d, 'pruned.pth'), map_location='cpu', weights_only=False)
+                for k, d in ((False, mdir), (True, pdir))}
+    assert exported[True]['meta']['adasap_channels'] == exported[False]['meta']['adasap_channels']
+    for key, value in exported[False]['state_dict'].items():
+        torch.testing.assert_close(exported[True]["state_dict"][key], value, rtol=1e-3, atol=2e-4, msg=key)
+    pruner = masked.adasap_pruner
+    kept = kept_indices(pruner.groups, pruner.masks.masks)
+    ema_masked = torch.load(osp.join(mdir, 'iter_6.pth'), map_location='cpu', weights_only=False)['ema_state_dict']
+    ema_phys = torch.load(osp.join(pdir, 'iter_6.pth'), map_location='cpu', weights_only=False)['ema_state_dict']
+    for key, value in ema_phys.items():
+        if key.startswith('module.') and value.dim() > 0:
+            expected = slice_kept(ema_masked[key], kept.get(key[len('module.'):], {}))
+            torch.testing.assert_close(value, expected, rtol=1e-3, atol=2e-4, msg=key)
+
+
+def test_physical_switch_refuses_an_optimizer_it_cannot_slice_at_the_start(tiny_voc, tmp_path):
+    def edit(cfg):
+        cfg.optim_wrapper.optimizer = dict(type='LBFGS', lr=0.01)
+    _runner_error(tiny_voc, tmp_path, edit, TypeError, 'LBFGS is not one of them: set physical=False')
 
 
 # ---------------------------------------------------------------------------------------------- bad input
@@ -282,5 +344,6 @@ def test_dist_train_runs_the_three_phases_on_two_cpu_processes(tiny_voc, tmp_pat
     ckpt = torch.load(str(tmp_path / 'work' / 'iter_3.pth'), map_location='cpu', weights_only=False)
     masks = ckpt[PRUNING_KEY]['masks']
     name = next(n for n, m in masks.items() if not m.all())
-    assert ckpt['state_dict'][f'{name}.weight'][~masks[name]].abs().max() == 0
+    assert ckpt['state_dict'][f'{name}.weight'].shape[0] == int(masks[name].sum()), 'fine-tuned physically'
+    assert 'pruned physically after iteration 1' in log
     assert osp.isfile(str(tmp_path / 'work' / 'pruned.pth'))
