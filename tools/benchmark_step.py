@@ -8,6 +8,16 @@ CUDA, peak memory. Targets: SAM/ASAM/AdaSAP <= 2.05x SGD, sam_interval=5 <= 1.25
 
     python tools/benchmark_step.py                       # CPU: demo detector + SSD300 at 272 px
     python tools/benchmark_step.py --device cuda --size-ssd300 300 --batch-ssd300 32 --amp
+
+``--hook-path`` times what users actually run instead: real Runner iterations of the demo AdaSAP config on the
+synthetic VOC (``data/synthetic_voc``; ``tools/make_synthetic_voc.py``) with phases of ``--phase-iters`` iterations
+(radius refreshed every iteration), against the plain-SGD baseline config's warm-up iterations (same model,
+data and batch), and the fine-tune iterations after the physical switch against a standalone ASAM step of the
+small model. Targets: warm-up and pruning <= 2.05x SGD, fine-tune <= 1.1x the standalone step.
+``--demo-wall`` also runs the whole shipped demo AdaSAP config (6 epochs) masks-only and physical, prints both wall
+times and checks that the final masks agree (``--checkpoint`` = the dense demo checkpoint to start from).
+
+    python tools/benchmark_step.py --hook-path [--phase-iters 8 8 8] [--checkpoint DENSE.pth] [--demo-wall]
 """
 import argparse
 import statistics
@@ -17,6 +27,7 @@ import torch
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmdet.utils import register_all_modules
+from mmengine.hooks import Hook
 from mmengine.logging import MMLogger
 from mmengine.optim import build_optim_wrapper
 from mmengine.structures import InstanceData
@@ -47,6 +58,11 @@ def parse_args():
                    help='wall time (default on CUDA) or this process\'s CPU time (default on CPU: robust to other '
                         'processes sharing the cores, which make wall-time ratios meaningless)')
     p.add_argument('--amp', action='store_true', help='autocast (bf16 on CPU, fp16 + dynamic scale on CUDA)')
+    p.add_argument('--hook-path', action='store_true', help='time real AdaSAPHook runs (see the module docstring)')
+    p.add_argument('--phase-iters', type=int, nargs=3, default=[8, 8, 8], metavar=('WARMUP', 'PRUNING', 'FINETUNE'))
+    p.add_argument('--checkpoint', help='dense demo checkpoint the hook-path runs start from (default: random init)')
+    p.add_argument('--data-root', default='data/synthetic_voc/VOCdevkit/')
+    p.add_argument('--demo-wall', action='store_true', help='with --hook-path: whole demo AdaSAP run, masks vs physical')
     args = p.parse_args()
     args.clock = args.clock or ('wall' if args.device == 'cuda' else 'cpu')
     if args.iters < 1 or args.warmup < 0:
@@ -198,12 +214,128 @@ def bench_detector(name: str, args) -> list:
     return rows
 
 
+# ------------------------------------------------------------------------------------------- the hook path
+ADASAP_DEMO = 'configs/adasap/ssd-r18mini_synthvoc_adasap_flops50.py'
+SGD_DEMO = 'configs/adasap/ssd-r18mini_synthvoc_l2prune_sgd_flops50.py'
+
+
+class IterTimer(Hook):
+    """Time of every training iteration, hooks included (from the first before-iteration hook to the last
+    after-iteration hook), with the AdaSAP phase it ran in."""
+    priority = 'HIGHEST'
+
+    def __init__(self, clock):
+        self.clock, self.rows, self._t0 = clock, [], None
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        self._t0 = self.clock()
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        hook = next(h for h in runner.hooks if hasattr(h, 'phase'))
+        self.rows.append((hook.phase, self.clock() - self._t0))
+
+
+def _hook_run_cfg(config, args, work_dir, physical=True, phase_iters=None):
+    cfg = load_config(config, work_dir=work_dir)
+    for split in ('train_dataloader',):
+        for d in cfg[split].dataset.get('datasets', [cfg[split].dataset]):
+            d.data_root = args.data_root
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+    cfg.test_dataloader = cfg.test_cfg = cfg.test_evaluator = None
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=10 ** 9, by_epoch=False)
+    cfg.default_hooks.adasap.physical = physical
+    cfg.default_hooks.adasap.export = None
+    cfg.load_from = args.checkpoint
+    if phase_iters is not None:
+        w, p, f = phase_iters
+        cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=w + p + f, val_interval=10 ** 9)
+        cfg.param_scheduler = None
+        hook = cfg.default_hooks.adasap
+        hook.by_epoch, hook.warmup.end, hook.pruning.end = False, w, w + p
+        if hook.warmup.sharpness is not None:
+            hook.warmup.sharpness.refresh_interval = 1
+        hook.pruning.schedule = dict(type='exponential', steps=2)
+    return cfg
+
+
+def _timed_run(cfg, clock):
+    from mmengine.runner import Runner
+    runner = Runner.from_cfg(cfg)
+    timer = IterTimer(clock)
+    runner.register_hook(timer)
+    start = time.perf_counter()
+    runner.train()
+    return runner, timer.rows, time.perf_counter() - start
+
+
+def _median(rows, phase, skip=1):
+    times = [t for ph, t in rows if ph == phase][skip:]  # the first iteration of a phase builds things once
+    return statistics.median(times)
+
+
+def _standalone_step(runner, cfg, clock, iters):
+    """The small model's own ASAM step (fresh wrapper, the fine-tune radius) on the run's own data."""
+    import copy
+    model = copy.deepcopy(runner.model.module if hasattr(runner.model, 'module') else runner.model)
+    sharp = cfg.default_hooks.adasap.finetune.sharpness
+    ow = build_optim_wrapper(model, dict(cfg.optim_wrapper, rho=sharp.rho, adaptive=sharp.adaptive))
+    loader = iter(runner.train_dataloader)
+    times = []
+    for i in range(iters + 1):
+        data = next(loader)
+        t0 = clock()
+        model.train_step(data, ow)
+        times.append(clock() - t0)
+    return statistics.median(times[1:])
+
+
+def bench_hook_path(args):
+    clock = time.process_time if args.clock == 'cpu' else time.perf_counter
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        sgd_runner, sgd_rows, _ = _timed_run(_hook_run_cfg(SGD_DEMO, args, f'{tmp}/sgd', phase_iters=args.phase_iters),
+                                             clock)
+        cfg = _hook_run_cfg(ADASAP_DEMO, args, f'{tmp}/adasap', phase_iters=args.phase_iters)
+        runner, rows, _ = _timed_run(cfg, clock)
+        standalone = _standalone_step(runner, cfg, clock, args.phase_iters[2])
+        sgd = _median(sgd_rows, 'warmup')
+        print(f'\nhook path, demo AdaSAP config, batch {cfg.train_dataloader.batch_size}, phases {args.phase_iters} '
+              f'iterations, radius refreshed every iteration ({args.clock} clock, medians)')
+        print(f'{"":<36}{"ms/iter":>10}{"ratio":>8}  target')
+        print(f'{"SGD (l2prune_sgd warm-up)":<36}{sgd * 1e3:>10.1f}{1:>8.2f}')
+        for phase in ('warmup', 'pruning'):
+            t = _median(rows, phase)
+            print(f'{"AdaSAP " + phase + " (vs SGD)":<36}{t * 1e3:>10.1f}{t / sgd:>8.2f}  <= 2.05')
+        fine = _median(rows, 'finetune')
+        print(f'{"standalone ASAM step, small model":<36}{standalone * 1e3:>10.1f}{1:>8.2f}')
+        print(f'{"AdaSAP fine-tune, physical (vs it)":<36}{fine * 1e3:>10.1f}{fine / standalone:>8.2f}  <= 1.1')
+        print(f'plan builds: {runner.optim_wrapper.plan_builds} (structure only; radius refreshes do not count)')
+        if args.demo_wall:
+            bench_demo_wall(args, tmp)
+
+
+def bench_demo_wall(args, tmp):
+    walls, masks = {}, {}
+    for physical in (False, True):
+        runner, _, wall = _timed_run(_hook_run_cfg(ADASAP_DEMO, args, f'{tmp}/wall_{physical}', physical=physical),
+                                     time.process_time if args.clock == 'cpu' else time.perf_counter)
+        hook = next(h for h in runner.hooks if hasattr(h, 'phase'))
+        masks[physical] = hook.physical_state['masks'] if physical else runner.adasap_pruner.masks.state_dict()
+        walls[physical] = wall
+    same = all(torch.equal(masks[False][k], masks[True][k]) for k in masks[False])
+    print(f'\ndemo AdaSAP run (6 epochs), wall time: masks-only {walls[False]:.0f} s, physical {walls[True]:.0f} s, '
+          f'ratio {walls[True] / walls[False]:.2f} (target <= 0.85); same final masks: {same}')
+
+
 def main():
     args = parse_args()
     register_all_modules()
     if args.device == 'cuda':
         print(f'GPU: {torch.cuda.get_device_name()}')
     print(f'torch {torch.__version__}, {torch.get_num_threads()} CPU threads')
+    if args.hook_path:
+        bench_hook_path(args)
+        return
     for name in args.detectors:
         bench_detector(name, args)
 
