@@ -14,7 +14,9 @@ wrapper rebuilds its perturbation plan, and a pruner is re-traced on the smaller
 feed the fine-tune radius; it never prunes). Checkpoints taken after the switch hold the pruned shapes and
 ``meta['adasap_channels']``; resuming from them re-shapes the dense model (and the EMA copy) before the
 weights load. ``physical=False`` keeps the masks to the end (shapes fixed throughout).
-Other hooks (the AdaSAP sharpness step) reach the pruner as ``runner.adasap_pruner``.
+Other hooks (the AdaSAP sharpness step) reach the pruner as ``runner.adasap_pruner``; after the switch that is
+the pruner re-traced on the small model (nothing masked), and the dense-relative record (masks, cost ratio,
+channel configuration) is the hook's ``physical_state``.
 """
 import hashlib
 import os.path as osp
