@@ -18,6 +18,8 @@ import torch
 import torch.nn as nn
 from mmengine.config import Config
 
+from .model import strip_pretrained
+
 MMDET_CONFIGS = osp.join(osp.dirname(__import__('mmdet').__file__), '.mim', 'configs')
 REPO_CONFIGS = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs')
 
@@ -82,23 +84,10 @@ def build_random_detector(config: str, seed: int = 0) -> Tuple[nn.Module, Config
     convs, random norm affine and BN statistics) so that outputs stay O(1) and comparisons mean something."""
     from mmdet.registry import MODELS
     cfg = Config.fromfile(config)
-    _no_pretrained(cfg.model)
+    strip_pretrained(cfg.model)
     model = MODELS.build(cfg.model)
     random_init_(model, seed)
     return model.eval(), cfg
-
-
-def _no_pretrained(node) -> None:
-    if isinstance(node, dict):
-        if isinstance(node.get('init_cfg'), dict) and node['init_cfg'].get('type') == 'Pretrained':
-            node['init_cfg'] = None
-        if 'pretrained' in node:
-            node['pretrained'] = None
-        for v in node.values():
-            _no_pretrained(v)
-    elif isinstance(node, (list, tuple)):
-        for v in node:
-            _no_pretrained(v)
 
 
 @torch.no_grad()

@@ -25,12 +25,15 @@ PRUNED_HOOK = 'PrunedChannelsHook'
 
 
 def strip_pretrained(node):
-    """Set every ``init_cfg=dict(type='Pretrained', ...)`` under ``node`` (a model config) to ``None``, in
-    place: the checkpoint, or random initialisation, provides the weights - never a download."""
+    """Set every ``init_cfg=dict(type='Pretrained', ...)`` (and legacy ``pretrained=...``) under ``node`` (a model
+    config) to ``None``, in place: the checkpoint, or random initialisation, provides the weights - never a
+    download."""
     if isinstance(node, dict):
         init = node.get('init_cfg')
         if isinstance(init, dict) and init.get('type') == 'Pretrained':
             node['init_cfg'] = None
+        if node.get('pretrained') is not None:
+            node['pretrained'] = None
         for v in node.values():
             strip_pretrained(v)
     elif isinstance(node, (list, tuple)):
