@@ -26,7 +26,7 @@ from mmdet_adasap.pruning import ChannelPruner, FlopsCost, build_channel_groups,
 from mmdet_adasap.pruning.latency import (load_table, measure_latency_table, model_call, save_table,  # noqa: E402
                                           time_round_robin)
 from mmdet_adasap.pruning.targets import LatencyCost  # noqa: E402
-from prune import build_model  # noqa: E402
+from mmdet_adasap.apis import build_detector  # noqa: E402  (config -> eval model, optional checkpoint)
 
 DEMO = 'configs/demo/ssd-r18mini_synthvoc_dense.py'
 
@@ -123,7 +123,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     cfg = load_config(args.config)
-    model, _ = build_model(cfg, args.checkpoint)
+    model, _ = build_detector(cfg, args.checkpoint)
     if not args.checkpoint:  # mmdet's init (e.g. L2Norm scales are uninitialised memory until init_weights)
         model.init_weights()
     if not args.checkpoint:

@@ -20,7 +20,7 @@ import mmdet_adasap  # noqa: E402,F401  (registers modules, applies upstream fix
 from mmdet_adasap.apis import find_resize_shape, load_config  # noqa: E402
 from mmdet_adasap.pruning import build_channel_groups  # noqa: E402
 from mmdet_adasap.pruning.latency import measure_latency_table, save_table  # noqa: E402
-from prune import build_model  # noqa: E402  (config -> eval model, optional checkpoint)
+from mmdet_adasap.apis import build_detector  # noqa: E402  (config -> eval model, optional checkpoint)
 
 
 def parse_args(argv=None):
@@ -51,7 +51,7 @@ def main(argv=None):
         shape = (1, 3, args.input_size, args.input_size)
     else:
         shape = find_resize_shape(cfg) or (1, 3, 300, 300)
-    model, _ = build_model(cfg, args.checkpoint)
+    model, _ = build_detector(cfg, args.checkpoint)
     if not args.checkpoint:  # mmdet's init (e.g. L2Norm scales are uninitialised memory until init_weights)
         model.init_weights()
     model = model.to(args.device)
