@@ -13,20 +13,16 @@ Speed targets live here, not in timed tests; rerun on a quiet machine for the re
 """
 import argparse
 import copy
-import os.path as osp
-import sys
 import time
 
 import torch
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import mmdet_adasap  # noqa: E402,F401
-from mmdet_adasap.apis import load_config  # noqa: E402
+from mmdet_adasap.apis import build_detector, load_config  # noqa: E402
 from mmdet_adasap.pruning import ChannelPruner, FlopsCost, build_channel_groups, build_importance  # noqa: E402
 from mmdet_adasap.pruning.latency import (load_table, measure_latency_table, model_call, save_table,  # noqa: E402
                                           time_round_robin)
 from mmdet_adasap.pruning.targets import LatencyCost  # noqa: E402
-from mmdet_adasap.apis import build_detector  # noqa: E402  (config -> eval model, optional checkpoint)
 
 DEMO = 'configs/demo/ssd-r18mini_synthvoc_dense.py'
 

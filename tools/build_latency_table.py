@@ -11,16 +11,13 @@ given a table from another model or input, or a target asking for another batch/
 import argparse
 import os
 import os.path as osp
-import sys
 
 import torch
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import mmdet_adasap  # noqa: E402,F401  (registers modules, applies upstream fixes)
-from mmdet_adasap.apis import find_resize_shape, load_config  # noqa: E402
+from mmdet_adasap.apis import build_detector, find_resize_shape, load_config  # noqa: E402
 from mmdet_adasap.pruning import build_channel_groups  # noqa: E402
 from mmdet_adasap.pruning.latency import measure_latency_table, save_table  # noqa: E402
-from mmdet_adasap.apis import build_detector  # noqa: E402  (config -> eval model, optional checkpoint)
 
 
 def parse_args(argv=None):

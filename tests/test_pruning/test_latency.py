@@ -108,3 +108,23 @@ def test_latency_target_without_or_with_a_foreign_table(detector, fresh_pruner):
         build({'layers': {}, 'rest_ms': 0.0})
     with pytest.raises(ValueError, match="'batch'"):
         ChannelPruner(model, shape, target=dict(type='flops', ratio=0.5, batch=8))
+
+
+def test_build_latency_table_tool_writes_a_table_the_pruner_accepts(tmp_path, detector):
+    """The command the latency configs' headers give, end to end at a tiny size: the table it writes carries
+    its fingerprint and a latency target on the same model and input accepts it (another input refuses it)."""
+    from conftest import run_tool
+    from mmdet_adasap.pruning.latency import load_table
+    out = tmp_path / 'lut.json'
+    proc = run_tool('tools/build_latency_table.py', 'configs/demo/ssd-r18mini_synthvoc_dense.py', '--input-size',
+                    '128', '--points', '2', '--repeats', '1', '--threads', '1', '--out', str(out))
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert 'build time' in proc.stdout.lower() or 'built' in proc.stdout.lower(), proc.stdout[-2000:]
+    table = load_table(str(out))
+    assert list(table['fingerprint']['input_size']) == [3, 128, 128] and table['fingerprint']['threads'] == 1
+    model, _ = detector('demo')
+    pruner = ChannelPruner(model, (1, 3, 128, 128), target=dict(type='latency', ratio=0.8), latency_table=table)
+    assert pruner.cost.name == 'latency'
+    with pytest.raises(ValueError, match='128'):
+        ChannelPruner(detector('demo')[0], (1, 3, 256, 256), target=dict(type='latency', ratio=0.8),
+                      latency_table=table)
