@@ -86,7 +86,8 @@ def measure_cost(dense_ckpt, pruned_ckpt, out_dir):
     if not osp.isfile(report):
         subprocess.run([sys.executable, osp.join(REPO, 'tools/prune_report.py'), DENSE_CONFIG, '--checkpoint',
                         dense_ckpt, '--pruned', pruned_ckpt, '--threads', '1', '--repeats', '30', '--out-dir',
-                        out_dir], cwd=REPO, check=True, env=dict(os.environ, OMP_NUM_THREADS='1'))
+                        out_dir, '--batches', '1', '--thread-counts', '1'],  # deployed rows: ORT, batch 1, 1 thread
+                       cwd=REPO, check=True, env=dict(os.environ, OMP_NUM_THREADS='1'))
     with open(report) as f:
         return json.load(f)
 
