@@ -229,9 +229,7 @@ def _rewrap(runner) -> None:
     """DDP has bucketed the old shapes: wrap the re-shaped module again (the old reducer goes with the old
     wrapper)."""
     if is_model_wrapper(runner.model):
-        module = runner.model.module
-        runner.model = None
-        runner.model = runner.wrap_model(runner.cfg.get('model_wrapper_cfg'), module)
+        runner.model = runner.wrap_model(runner.cfg.get('model_wrapper_cfg'), runner.model.module)
 
 
 def _check_ranks_agree(masks) -> None:
