@@ -24,10 +24,17 @@ NORMALIZE = (None, 'mean', 'max', 'l2')
 
 
 def _reduce(t: torch.Tensor, dim: int, index: torch.Tensor) -> torch.Tensor:
-    """Sum of ``t`` over every dim but ``dim``, at ``index`` (float64, on CPU): one value per channel."""
+    """Sum of ``t`` over every dim but ``dim``, at ``index``: one float64 value per channel, on ``t``'s device
+    (the radius refresh runs every iteration: no host round trip on a GPU)."""
     other = [d for d in range(t.dim()) if d != dim]
     per = t.sum(dim=other) if other else t
-    return per.index_select(0, index).double().cpu()
+    return per.index_select(0, index.to(per.device)).double()
+
+
+def _zeros(group: ChannelGroup) -> torch.Tensor:
+    """A float64 accumulator of one value per channel, on the device of the group's parameters."""
+    device = group.slices[0].param.device if group.slices else None
+    return torch.zeros(group.size, dtype=torch.float64, device=device)
 
 
 class BaseImportance:
@@ -50,13 +57,13 @@ class BaseImportance:
         return {name: self._normalised(s, None if masks is None else masks.get(name)) for name, s in raw.items()}
 
     def scores(self, groups: ChannelGroups) -> Dict[str, torch.Tensor]:
-        """Raw (unnormalised) scores."""
-        return {g.name: self.group_importance(g).float().cpu() for g in groups}
+        """Raw (unnormalised) scores, on the parameters' device."""
+        return {g.name: self.group_importance(g).float() for g in groups}
 
     def _normalised(self, s: torch.Tensor, kept: Optional[torch.Tensor]) -> torch.Tensor:
         if self.normalize is None:
             return s
-        ref = s if kept is None else s[kept.cpu()]
+        ref = s if kept is None else s[kept.to(s.device)]
         if ref.numel() == 0:
             return s
         stat = {'mean': ref.abs().mean(), 'max': ref.abs().max(), 'l2': ref.norm()}[self.normalize]
@@ -88,7 +95,7 @@ class L2Importance(BaseImportance):
         self.include_consumers = include_consumers
 
     def group_importance(self, group: ChannelGroup) -> torch.Tensor:
-        total = torch.zeros(group.size, dtype=torch.float64)
+        total = _zeros(group)
         for s, role in zip(group.slices, group.slice_roles):
             if role in _PRODUCER_ROLES or self.include_consumers:
                 total += _reduce(s.param.detach().pow(2), s.dim, s.index)
@@ -110,14 +117,15 @@ class TaylorImportance(BaseImportance):
     def accumulate(self, groups: ChannelGroups, grads: Optional[dict] = None) -> None:
         seen_grad = False
         for g in groups:
-            score = torch.zeros(g.size, dtype=torch.float64)
+            score = _zeros(g)
             for s in g.slices:
                 grad = s.param.grad if grads is None else grads.get(s.param)
                 if grad is None:
                     continue
                 seen_grad = True
                 score += _reduce(s.param.detach() * grad.detach(), s.dim, s.index)
-            self._sum[g.name] = self._sum.get(g.name, 0) + score.pow(2)
+            prev = self._sum.get(g.name)
+            self._sum[g.name] = score.pow(2) if prev is None else prev.to(score.device) + score.pow(2)
         if seen_grad:
             self._count += 1
 
@@ -131,7 +139,7 @@ class TaylorImportance(BaseImportance):
         self._sum, self._count = {}, 0
 
     def state_dict(self) -> dict:
-        return {'sum': {k: v.clone() for k, v in self._sum.items()}, 'count': self._count}
+        return {'sum': {k: v.detach().cpu().clone() for k, v in self._sum.items()}, 'count': self._count}
 
     def load_state_dict(self, state: dict) -> None:
         self._sum, self._count = dict(state.get('sum', {})), int(state.get('count', 0))
@@ -143,7 +151,7 @@ class BNScaleImportance(BaseImportance):
     Slimming's criterion)."""
 
     def group_importance(self, group: ChannelGroup) -> torch.Tensor:
-        total, found = torch.zeros(group.size, dtype=torch.float64), False
+        total, found = _zeros(group), False
         for s, role in zip(group.slices, group.slice_roles):
             if role in ('bn', 'gn') and s.name.endswith('.weight'):
                 total += _reduce(s.param.detach().abs(), s.dim, s.index)

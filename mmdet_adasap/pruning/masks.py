@@ -111,11 +111,11 @@ class ChannelMasks:
             self._hooks.append(p.register_hook(self._grad_hook(p)))
 
     def _grad_hook(self, p):
-        def hook(grad):
+        def hook(grad):  # a new tensor (autograd's own must not be written), one multiply per masked dim
             if p not in self._param_masks:
                 return None
-            grad = grad.clone()
-            self._mul_(p, grad)
+            for v in self._views(p, grad):
+                grad = grad * v
             return grad
         return hook
 

@@ -93,3 +93,20 @@ def test_normalisation_divides_by_the_statistic_of_the_kept_channels(fresh_prune
         assert torch.allclose(scores[g.name], raw[g.name] / stat(raw[g.name][masks[g.name]]))
     with pytest.raises(ValueError, match="'median'"):
         build_importance(dict(type='l2', normalize='median'))
+
+
+def test_scores_stay_on_the_parameters_device(fresh_pruner):
+    """The radius refresh computes importance every iteration: no host round trip. The meta device stands in for
+    a GPU here (a ``.cpu()`` anywhere on the path would raise: meta tensors have no data to copy)."""
+    model, groups = _demo_groups(fresh_pruner)
+    for p in model.parameters():  # the same Parameter objects (the groups' slices) now hold meta tensors
+        torch.utils.swap_tensors(p, nn.Parameter(p.detach().to('meta'), requires_grad=p.requires_grad))
+    for name in ('l2', 'bn_scale'):
+        scores = build_importance(dict(type=name, normalize=None)).scores(groups)
+        assert {s.device.type for s in scores.values()} == {'meta'}, name
+        assert all(s.shape == (g.size,) for g, s in zip(groups, scores.values()))
+    taylor = build_importance(dict(type='taylor', normalize=None))
+    grads = {s.param: torch.empty_like(s.param) for g in groups for s in g.slices}
+    taylor.accumulate(groups, grads=grads)
+    taylor.accumulate(groups, grads=grads)
+    assert {s.device.type for s in taylor.scores(groups).values()} == {'meta'}

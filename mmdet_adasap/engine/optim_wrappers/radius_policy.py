@@ -99,11 +99,11 @@ class AdaptiveRadius(RadiusPolicy):
         if g.importance is None:
             raise ValueError(f'AdaptiveRadius: neuron group {g.name!r} has no importance scores '
                              '(the pruner must fill NeuronGroup.importance)')
-        s = g.importance.detach().double().cpu().flatten()
+        s = g.importance.detach().double().flatten()  # on the scores' device: refreshed every iteration
         if s.numel() != g.num_channels:
             raise ValueError(f'AdaptiveRadius: neuron group {g.name!r} has {s.numel()} scores for '
                              f'{g.num_channels} channels')
-        kept = g.kept().cpu()
+        kept = g.kept().to(s.device)
         if not torch.isfinite(s[kept]).all():
             raise ValueError(f'AdaptiveRadius: neuron group {g.name!r} has non-finite importance scores')
         return s
@@ -115,11 +115,11 @@ class AdaptiveRadius(RadiusPolicy):
 
     def _radii(self, groups):
         scores = [self._scores(g) for g in groups]
-        kept = [g.kept().cpu() for g in groups]
+        kept = [g.kept().to(s.device) for g, s in zip(groups, scores)]
         if self.scope == 'global':
             alive = torch.cat([s[k] for s, k in zip(scores, kept)])
             if alive.numel() == 0:
-                return [torch.zeros(g.num_channels) for g in groups]
+                return [torch.zeros_like(s) for s in scores]
             lo, hi = alive.min(), alive.max()
             return [self._rule(s, lo, hi) for s in scores]
         out = []
