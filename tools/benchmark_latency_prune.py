@@ -7,8 +7,11 @@ For each batch: builds (or loads) the latency table, then one-shot prunes the mo
 * latency targets 0.6 / 0.4, ``ranking='knapsack'`` and today's ``'global'``: target vs measured latency of the
   exported model (median of ``--runs`` runs, dense and pruned interleaved) and table-predicted vs measured;
 * FLOPs 50 % knapsack vs global: realised speed-up / FLOPs reduction;
-and, with ``--checkpoint`` (a trained model), the clean mAP of knapsack vs global at the same latency target right
-after one-shot pruning (no fine-tune; run from the repository root so the config's data_root resolves).
+and, with ``--checkpoint`` (a trained model), the clean mAP of knapsack vs global at each latency target right
+after one-shot pruning, and with ``--finetune-iters N`` also after the same N SGD iterations of each exported
+model through ``configs/pruned/`` (run from the repository root so the config's data_root resolves).
+``--importance taylor`` ranks by first-order Taylor scores accumulated over ``--taylor-batches`` training batches
+of the dense model (HALP's criterion: a loss estimate, comparable across layers), instead of the L2 norm.
 Speed targets live here, not in timed tests; rerun on a quiet machine for the reported numbers.
 """
 import argparse
@@ -25,6 +28,7 @@ from mmdet_adasap.pruning.latency import (load_table, measure_latency_table, mod
 from mmdet_adasap.pruning.targets import LatencyCost  # noqa: E402
 
 DEMO = 'configs/demo/ssd-r18mini_synthvoc_dense.py'
+PRUNED_DEMO = 'configs/pruned/ssd-r18mini_synthvoc_pruned.py'  # fine-tunes an exported demo model
 
 
 def paired_latency(models, shape, runs):
@@ -32,9 +36,9 @@ def paired_latency(models, shape, runs):
     return time_round_robin([model_call(m, shape) for m in models], runs, warmup=1)
 
 
-def prune(model, shape, table, target, ranking, round_to):
+def prune(model, shape, table, target, ranking, round_to, importance='l2'):
     pruner = ChannelPruner(copy.deepcopy(model), shape, target=target, ranking=ranking, latency_table=table,
-                           round_to=round_to)
+                           round_to=round_to, importance=copy.deepcopy(importance))
     pruner.prune_one_shot()
     return pruner, pruner.export().eval()
 
@@ -44,6 +48,38 @@ def kept_importance(pruner, dense_scores):
     data-free proxy for accuracy right after pruning."""
     kept = sum(float(s[pruner.masks.masks[n]].sum()) for n, s in dense_scores.items())
     return kept / sum(float(s.sum()) for s in dense_scores.values())
+
+
+def taylor_importance(cfg, model, shape, batches: int, normalize):
+    """Taylor scores of the dense model over ``batches`` training batches (on a copy: BN statistics untouched)."""
+    from mmengine.runner import Runner
+    net = copy.deepcopy(model).train()
+    groups = build_channel_groups(net, shape)
+    imp = build_importance(dict(type='taylor', normalize=normalize))
+    loader = iter(Runner.build_dataloader(cfg.train_dataloader, seed=0))  # the same batches every run
+    for _ in range(batches):
+        data = net.data_preprocessor(next(loader), True)
+        loss, _ = net.parse_losses(net(**data, mode='loss'))
+        net.zero_grad(set_to_none=True)
+        loss.backward()
+        imp.accumulate(groups)
+    return imp
+
+
+def finetune_map(cfg_path, pruned, config, iters: int, work_dir: str):
+    """Clean mAP of an exported model after ``iters`` SGD iterations (lr 0.01, the l2prune_sgd recipe's) at its
+    own size, through the pruned-model config (PrunedChannelsHook re-shapes before loading)."""
+    from mmengine.runner import Runner
+    from mmdet_adasap.pruning import save_pruned_checkpoint
+    ckpt = save_pruned_checkpoint(f'{work_dir}/start.pth', pruned, config)
+    cfg = load_config(cfg_path, work_dir=work_dir)
+    cfg.load_from, cfg.param_scheduler, cfg.randomness = ckpt, None, dict(seed=0)
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=iters, val_interval=10 ** 9)
+    cfg.optim_wrapper.optimizer.lr = 0.01
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=10 ** 9, by_epoch=False, save_last=False)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    return runner.test().get('pascal_voc/mAP', float('nan'))
 
 
 def clean_map(cfg, model):
@@ -68,12 +104,13 @@ def run_batch(args, cfg, model, batch):
               f'(calibration errors {", ".join(f"{e:+.1%}" for e in table["fit"]["rel_errors"])})')
         save_table(table, f'/tmp/latency_table_b{batch}.json')
     rows, models, pruners = [], [model], []
-    dense_scores = build_importance('l2')(build_channel_groups(model, shape))
-    for kind, ratio in (('latency', 0.6), ('latency', 0.4), ('flops', 0.5)):
+    importance = args.importance_obj
+    dense_scores = copy.deepcopy(importance)(build_channel_groups(model, shape))
+    for kind, ratio in [('latency', r) for r in args.latency_targets] + [('flops', 0.5)]:
         for ranking in ('knapsack', 'global'):
             target = dict(type=kind, ratio=ratio, **(dict(batch=batch) if kind == 'latency' else {}))
             try:
-                pruner, exported = prune(model, shape, table, target, ranking, args.round_to)
+                pruner, exported = prune(model, shape, table, target, ranking, args.round_to, importance)
             except ValueError as e:
                 print(f'  {kind} {ratio} {ranking}: refused: {e}')
                 continue
@@ -99,11 +136,23 @@ def run_batch(args, cfg, model, batch):
     print(f'table dense {table["dense_ms"]:.2f} ms vs measured now {dense:.2f} ms (absolute ms drift with load; '
           'the ratio columns are what a target uses)')
     if args.checkpoint and batch == args.batches[0]:
-        print('\nclean mAP right after one-shot pruning (no fine-tune), same latency target:')
-        for (kind, ratio, ranking), pruner, ms in zip(rows, pruners, measured[1:]):
-            if kind == 'latency':
-                print(f'  latency {ratio} {ranking:<9} measured {ms / dense:.3f} of dense: mAP '
-                      f'{clean_map(cfg, pruner.export().eval()):.4f}')
+        compare_maps(args, cfg, rows, pruners, measured)
+
+
+def compare_maps(args, cfg, rows, pruners, measured):
+    import tempfile
+    dense = measured[0]
+    after = f', then after {args.finetune_iters} SGD iterations at the pruned size' if args.finetune_iters else ''
+    print(f'\nclean mAP right after one-shot pruning (no fine-tune){after}, {args.importance} importance '
+          f'(normalize {args.normalize}):')
+    for (kind, ratio, ranking), pruner, ms in zip(rows, pruners, measured[1:]):
+        pruned, config = pruner.export_with_config()
+        line = (f'  {kind} {ratio} {ranking:<9} measured {ms / dense:.3f} of dense: mAP '
+                f'{clean_map(cfg, pruned.eval()):.4f}')
+        if args.finetune_iters:
+            with tempfile.TemporaryDirectory() as tmp:
+                line += f' -> {finetune_map(PRUNED_DEMO, pruned, config, args.finetune_iters, tmp):.4f}'
+        print(line, flush=True)
 
 
 def main(argv=None):
@@ -116,7 +165,14 @@ def main(argv=None):
     p.add_argument('--threads', type=int, default=1)
     p.add_argument('--runs', type=int, default=30)
     p.add_argument('--round-to', type=int, default=8, help='channel granularity of the prunes and the table grid')
+    p.add_argument('--latency-targets', type=float, nargs='+', default=[0.6, 0.4])
+    p.add_argument('--importance', choices=['l2', 'taylor'], default='l2')
+    p.add_argument('--normalize', default='mean', help="the importance's normalisation: mean | max | l2 | none")
+    p.add_argument('--taylor-batches', type=int, default=16)
+    p.add_argument('--finetune-iters', type=int, default=0,
+                   help='also compare the mAPs after this many SGD iterations (demo config only)')
     args = p.parse_args(argv)
+    normalize = None if args.normalize == 'none' else args.normalize
     torch.set_num_threads(args.threads)
     cfg = load_config(args.config)
     model, _ = build_detector(cfg, args.checkpoint)
@@ -124,6 +180,9 @@ def main(argv=None):
         model.init_weights()
     if not args.checkpoint:
         print('no --checkpoint: random-init weights (latency only; the mAP comparison needs a trained model)')
+    shape = (1, 3, args.input_size, args.input_size)
+    args.importance_obj = (taylor_importance(cfg, model, shape, args.taylor_batches, normalize)
+                           if args.importance == 'taylor' else build_importance(dict(type='l2', normalize=normalize)))
     for batch in args.batches:
         run_batch(args, cfg, model, batch)
 

@@ -6,7 +6,11 @@
 #   python tools/build_latency_table.py configs/demo/ssd-r18mini_synthvoc_dense.py \
 #       --input-size 256 --batch 8 --device cpu --threads 1 --out work_dirs/ssd-r18mini_synthvoc_latency_cpu1_b8.json
 # (for a GPU target: --device cuda --batch B, and device='cuda', batch=B below).
+# Importance: HALP's raw first-order Taylor (a loss estimate, comparable across layers). A knapsack over
+# per-group normalised L2 scores sees every layer as equally valuable and cuts the cheapest-per-ms ones (the
+# stem) hardest (tools/benchmark_latency_prune.py --importance l2|taylor measures both; README "Latency").
 _base_ = './ssd-r18mini_synthvoc_adasap_flops50.py'
 default_hooks = dict(adasap=dict(
     latency_table='work_dirs/ssd-r18mini_synthvoc_latency_cpu1_b8.json',
-    pruning=dict(target=dict(type='latency', ratio=0.5, batch=8, device='cpu', threads=1), ranking='knapsack')))
+    pruning=dict(target=dict(type='latency', ratio=0.5, batch=8, device='cpu', threads=1), ranking='knapsack',
+                 importance=dict(type='taylor', normalize=None))))

@@ -4,7 +4,11 @@
 #   python tools/build_latency_table.py configs/ssd/ssd512_voc0712_dense.py \
 #       --input-size 512 --batch 1 --device cpu --threads 1 --out work_dirs/ssd512_voc0712_latency_cpu1.json
 # (for a GPU target: --device cuda --batch B, and device='cuda', batch=B below).
+# Importance: HALP's raw first-order Taylor (a loss estimate, comparable across layers). A knapsack over
+# per-group normalised L2 scores sees every layer as equally valuable and cuts the cheapest-per-ms ones (the
+# stem) hardest (tools/benchmark_latency_prune.py --importance l2|taylor measures both; README "Latency").
 _base_ = './ssd512_voc0712_adasap_flops50.py'
 default_hooks = dict(adasap=dict(
     latency_table='work_dirs/ssd512_voc0712_latency_cpu1.json',
-    pruning=dict(target=dict(type='latency', ratio=0.5, batch=1, device='cpu', threads=1), ranking='knapsack')))
+    pruning=dict(target=dict(type='latency', ratio=0.5, batch=1, device='cpu', threads=1), ranking='knapsack',
+                 importance=dict(type='taylor', normalize=None))))

@@ -6,10 +6,12 @@ prunes when a step is due (HALP's ``prune_step``), so the mmengine hooks
 :meth:`ChannelPruner.neuron_groups` every iteration: the ParamSlices are built once at trace time, only
 importance and masks are refreshed.
 """
+import logging
 from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
+from mmengine.logging import print_log
 
 from mmdet_adasap.structures.neuron_groups import NeuronGroup
 from .channel_groups import ChannelGroups, build_channel_groups
@@ -55,6 +57,12 @@ class ChannelPruner:
             raise ValueError(f'round_to must be a positive int, got {round_to!r}')
         self.importance: BaseImportance = build_importance(importance)
         self.round_to, self.ranking = round_to, check_ranking(ranking)
+        if self.ranking == 'knapsack' and self.importance.normalize is not None:
+            print_log(f'ChannelPruner: ranking=\'knapsack\' weighs importance against cost across groups, but '
+                      f'{type(self.importance).__name__}(normalize={self.importance.normalize!r}) makes every '
+                      'group equally valuable on average, so the knapsack cuts the layers cheapest to remove per '
+                      'unit cost (often the high-resolution stem) hardest. HALP ranks by raw first-order Taylor: '
+                      'importance=dict(type=\'taylor\', normalize=None)', logger='current', level=logging.WARNING)
         self.model = model
         self.groups: ChannelGroups = build_channel_groups(model, input_shape, forward_fn, ignored_layers,
                                                           prunable)

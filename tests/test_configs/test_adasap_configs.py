@@ -66,6 +66,7 @@ def test_latency_variants_are_the_flops50_schedule_with_a_latency_knapsack(model
         batch = 8 if model == 'ssd-r18mini_synthvoc' else 1  # the demo's batch-1 floor is ~0.53 of dense
         assert hook.pruning.target == dict(type='latency', ratio=0.5, batch=batch, device='cpu', threads=1)
         assert hook.pruning.ranking == 'knapsack' and '_latency_cpu1' in hook.latency_table
+        assert hook.pruning.importance == dict(type='taylor', normalize=None)  # HALP's: comparable across layers
         assert hook.pruning.schedule == ref.default_hooks.adasap.pruning.schedule
         assert cfg.train_cfg == ref.train_cfg and (hook.warmup.sharpness is None) == (method == 'l2prune_sgd')
         with open(path) as f:

@@ -110,3 +110,23 @@ def test_scores_stay_on_the_parameters_device(fresh_pruner):
     taylor.accumulate(groups, grads=grads)
     taylor.accumulate(groups, grads=grads)
     assert {s.device.type for s in taylor.scores(groups).values()} == {'meta'}
+
+
+def test_a_knapsack_over_normalised_scores_warns_and_names_halps_criterion(detector):
+    import logging
+    from mmengine.logging import MMLogger
+    from mmdet_adasap.pruning import ChannelPruner
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    try:
+        for importance in ('l2', dict(type='taylor', normalize=None)):
+            model, shape = detector('demo')
+            ChannelPruner(model, shape, ranking='knapsack', importance=importance)
+    finally:
+        logger.removeHandler(handler)
+    warned = [r.getMessage() for r in records if r.levelno == logging.WARNING and 'knapsack' in r.getMessage()]
+    assert len(warned) == 1, warned  # the normalised L2, not the raw Taylor
+    assert "normalize='mean'" in warned[0] and "importance=dict(type='taylor', normalize=None)" in warned[0]
