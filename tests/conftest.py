@@ -8,6 +8,10 @@ import pytest
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.join(REPO, 'tests'))
 
+if os.environ.get('PYTEST_XDIST_WORKER'):  # pytest -n N: share the cores out (torch reads this at import), so
+    _share = max(1, (os.cpu_count() or 1) // int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1')))
+    os.environ.setdefault('OMP_NUM_THREADS', str(_share))  # N workers x all-core thread pools do not thrash
+
 
 def pytest_configure(config):
     # as the runner does for configs with default_scope='mmdet': build transforms etc. from mmdet's registries

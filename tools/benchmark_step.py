@@ -246,6 +246,7 @@ def _hook_run_cfg(config, args, work_dir, physical=True, phase_iters=None):
     cfg.default_hooks.adasap.physical = physical
     cfg.default_hooks.adasap.export = None
     cfg.load_from = args.checkpoint
+    cfg.randomness = dict(seed=0)  # the same data order in every run: masks-only and physical prune alike
     if phase_iters is not None:
         w, p, f = phase_iters
         cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=w + p + f, val_interval=10 ** 9)
