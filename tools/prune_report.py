@@ -26,34 +26,11 @@ import os.path as osp
 import sys
 
 import torch
-import torch_pruning as tp
 
 import mmdet_adasap  # noqa: F401  (registers modules, applies upstream fixes)
-from mmdet_adasap.apis import build_detector, input_size_of, load_config
+from mmdet_adasap.apis import build_detector, input_size_of, interleaved_latency, load_config, params_and_flops
 from mmdet_adasap.deploy.latency import latency_table, measure_deploy_latency
 from mmdet_adasap.pruning import ChannelPruner
-from mmdet_adasap.pruning.channel_groups import TracedPart, default_forward
-from mmdet_adasap.pruning.latency import time_call
-
-
-def count(model, shape):
-    x = torch.zeros(shape)
-    total, _, layer_flops, _ = tp.utils.count_ops_and_params(TracedPart(model), x, layer_wise=True)
-    macs = sum(v or 0 for m, v in layer_flops.items() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)))
-    return dict(params=sum(p.numel() for p in model.parameters()), flops=macs, flops_all_ops=total)
-
-
-def interleaved_latency(models, shape, repeats):
-    """Median ms per model, measured in alternating rounds."""
-    x = torch.randn(shape)
-    fns = [(lambda m=m, f=default_forward(m): f(m, x)) for m in models]
-    for fn in fns:
-        time_call(fn, repeats=1, warmup=2)
-    times = [[] for _ in models]
-    for _ in range(repeats):
-        for i, fn in enumerate(fns):
-            times[i].append(time_call(fn, repeats=1, warmup=0))
-    return [sorted(t)[len(t) // 2] for t in times]
 
 
 def layer_channels(dense, pruned):
@@ -163,9 +140,9 @@ def main(argv=None):
     pruned.eval()
 
     summary = dict(config=args.config, input=list(shape), how=how, threads=torch.get_num_threads(),
-                   dense=count(dense, shape), pruned=count(pruned, shape))
+                   dense=params_and_flops(dense, shape), pruned=params_and_flops(pruned, shape))
     if not args.no_latency:
-        d_ms, p_ms = interleaved_latency([dense, pruned], shape, args.repeats)
+        d_ms, p_ms = interleaved_latency([dense, pruned], shape, args.repeats, threads=torch.get_num_threads())
         summary['dense']['latency_ms'], summary['pruned']['latency_ms'] = d_ms, p_ms
     if not (args.no_latency or args.no_deploy_latency):
         summary['deploy_latency'] = deploy_rows(args, dict(dense=dense, pruned=pruned), size, out_dir)

@@ -16,10 +16,9 @@ from typing import Callable, List, Optional
 
 from mmengine.hooks import Hook
 
-from mmdet_adasap.apis import find_resize_shape, load_config
+from mmdet_adasap.apis import find_resize_shape, interleaved_latency, load_config, params_and_flops
 from mmdet_adasap.robustness.voc_c import atomic_write_json
 from . import run as R
-from .cost import interleaved_latency, params_and_flops
 from .matrix import Matrix, RunSpec, file_sha256
 from .table import write_results
 
