@@ -13,4 +13,4 @@ _base_ = './ssd-r18mini_synthvoc_adasap_flops50.py'
 default_hooks = dict(adasap=dict(
     latency_table='work_dirs/ssd-r18mini_synthvoc_latency_cpu1_b8.json',
     pruning=dict(target=dict(type='latency', ratio=0.5, batch=8, device='cpu', threads=1), ranking='knapsack',
-                 importance=dict(type='taylor', normalize=None))))
+                 importance=dict(_delete_=True, type='taylor', normalize=None))))

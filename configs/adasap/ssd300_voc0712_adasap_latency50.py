@@ -11,4 +11,4 @@ _base_ = './ssd300_voc0712_adasap_flops50.py'
 default_hooks = dict(adasap=dict(
     latency_table='work_dirs/ssd300_voc0712_latency_cpu1.json',
     pruning=dict(target=dict(type='latency', ratio=0.5, batch=1, device='cpu', threads=1), ranking='knapsack',
-                 importance=dict(type='taylor', normalize=None))))
+                 importance=dict(_delete_=True, type='taylor', normalize=None))))

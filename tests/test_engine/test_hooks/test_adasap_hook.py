@@ -130,6 +130,22 @@ def test_warmup_radius_follows_importance_rho_max_for_least_important(phased_run
     assert not all(m.all() for m in seen[3]['masks'].values()), 'second snapshot has pruned channels'
 
 
+def test_knapsack_on_raw_taylor_scores_runs_the_three_phases(tiny_voc, tmp_path):
+    """The AdaSAP_L configs' pruner (HALP's raw Taylor, a knapsack): gradients reach the scores before the first
+    step, the radius ranks them (L2 stands in before any gradient), the target is met and the run exports."""
+    cfg = _cfg(tiny_voc, str(tmp_path))
+    cfg.default_hooks.adasap.pruning.update(ranking='knapsack', importance=dict(type='taylor', normalize=None))
+    probe = Probe()
+    runner = _train(cfg, probe)
+    hook = next(h for h in runner.hooks if type(h).__name__ == 'AdaSAPHook')
+    assert hook.physical_state is not None and 0.45 < hook.physical_state['cost_ratio'] <= 0.5
+    pruning = [s for s in probe.seen if s['phase'] == 'pruning']
+    assert pruning and all(s['radii'] for s in pruning)
+    raw = pruning[-1]['scores']  # raw Taylor: not normalised to mean 1 per group
+    assert any(abs(float(v[pruning[-1]['masks'][k]].mean()) - 1.0) > 1e-3 for k, v in raw.items())
+    assert osp.isfile(osp.join(str(tmp_path), 'pruned.pth'))
+
+
 def test_exported_checkpoint_evaluates_through_tools_test(phased_run, tiny_voc, tmp_path, monkeypatch):
     runner, _, work_dir = phased_run
     monkeypatch.setenv('OMP_NUM_THREADS', '1')
