@@ -296,14 +296,15 @@ def bench_hook_path(args):
     with tempfile.TemporaryDirectory() as tmp:
         # SGD before and after the AdaSAP run (A-B-A): a load change during the benchmark moves both SGD runs,
         # and the AdaSAP phases are compared with their mean; the drift between them is printed
-        sgd_runs = []
-        for i in range(2):
-            sgd_cfg = _hook_run_cfg(SGD_DEMO, args, f'{tmp}/sgd{i}', phase_iters=args.phase_iters)
-            sgd_runs.append(_median(_timed_run(sgd_cfg, clock)[1], 'warmup'))
-            if i == 0:
-                cfg = _hook_run_cfg(ADASAP_DEMO, args, f'{tmp}/adasap', phase_iters=args.phase_iters)
-                runner, rows, _ = _timed_run(cfg, clock)
-                standalone = _standalone_step(runner, cfg, clock, args.phase_iters[2])
+        def sgd_iteration(name):
+            cfg = _hook_run_cfg(SGD_DEMO, args, f'{tmp}/{name}', phase_iters=args.phase_iters)
+            return _median(_timed_run(cfg, clock)[1], 'warmup')
+
+        sgd_runs = [sgd_iteration('sgd_before')]
+        cfg = _hook_run_cfg(ADASAP_DEMO, args, f'{tmp}/adasap', phase_iters=args.phase_iters)
+        runner, rows, _ = _timed_run(cfg, clock)
+        standalone = _standalone_step(runner, cfg, clock, args.phase_iters[2])
+        sgd_runs.append(sgd_iteration('sgd_after'))
         sgd = statistics.mean(sgd_runs)
         print(f'\nhook path, demo AdaSAP config, batch {cfg.train_dataloader.batch_size}, phases {args.phase_iters} '
               f'iterations, radius refreshed every iteration ({args.clock} clock, medians; SGD timed before and '
