@@ -91,7 +91,7 @@ def clean_map(cfg, model):
     return runner.test().get('pascal_voc/mAP', float('nan'))
 
 
-def run_batch(args, cfg, model, batch):
+def run_batch(args, cfg, model, batch, importance):
     shape = (1, 3, args.input_size, args.input_size)
     timed = (batch, 3, args.input_size, args.input_size)
     if args.table and batch == args.batches[0]:
@@ -104,7 +104,6 @@ def run_batch(args, cfg, model, batch):
               f'(calibration errors {", ".join(f"{e:+.1%}" for e in table["fit"]["rel_errors"])})')
         save_table(table, f'/tmp/latency_table_b{batch}.json')
     rows, models, pruners = [], [model], []
-    importance = args.importance_obj
     dense_scores = copy.deepcopy(importance)(build_channel_groups(model, shape))
     for kind, ratio in [('latency', r) for r in args.latency_targets] + [('flops', 0.5)]:
         for ranking in ('knapsack', 'global'):
@@ -172,6 +171,8 @@ def main(argv=None):
     p.add_argument('--finetune-iters', type=int, default=0,
                    help='also compare the mAPs after this many SGD iterations (demo config only)')
     args = p.parse_args(argv)
+    if args.finetune_iters and args.config != DEMO:
+        p.error(f'--finetune-iters fine-tunes through {PRUNED_DEMO} (the demo detector only), not {args.config}')
     normalize = None if args.normalize == 'none' else args.normalize
     torch.set_num_threads(args.threads)
     cfg = load_config(args.config)
@@ -181,10 +182,10 @@ def main(argv=None):
     if not args.checkpoint:
         print('no --checkpoint: random-init weights (latency only; the mAP comparison needs a trained model)')
     shape = (1, 3, args.input_size, args.input_size)
-    args.importance_obj = (taylor_importance(cfg, model, shape, args.taylor_batches, normalize)
-                           if args.importance == 'taylor' else build_importance(dict(type='l2', normalize=normalize)))
+    importance = (taylor_importance(cfg, model, shape, args.taylor_batches, normalize)
+                  if args.importance == 'taylor' else build_importance(dict(type='l2', normalize=normalize)))
     for batch in args.batches:
-        run_batch(args, cfg, model, batch)
+        run_batch(args, cfg, model, batch, importance)
 
 
 if __name__ == '__main__':
