@@ -16,7 +16,9 @@ many*), moving counts in :func:`group_step` units (``round_to`` combined with th
 giving back an already-masked channel:
 
 * ``'global'``: remove blocks lowest (normalised) importance first until the cost fits, then give back the
-  most important removed blocks that still fit. Blind to what a block costs.
+  most important removed blocks that still fit. Blind to what a block costs, except at the landing: a block
+  that would take the cost further below the target than it is above it (half of a small high-resolution
+  group, when the earlier steps' channels can no longer be given back) is set aside while others remain.
 * ``'per_group'``: the same kept fraction in every group (bisection on the fraction).
 * ``'knapsack'`` (HALP): maximise the kept importance subject to cost <= target, a multiple-choice knapsack
   solved by dynamic programming over the groups. A layer's cost depends on two groups (its input channels
@@ -287,7 +289,7 @@ def _problem(groups, importance, cost, target, round_to, masks) -> Problem:
 
 # ------------------------------------------------------------------------------------------ global ranking
 def _global(p: Problem) -> Dict[str, int]:
-    keep, heap = dict(p.start), []
+    keep, heap, aside = dict(p.start), [], []
 
     def block_score(name, lo_k, hi_k):  # mean score of the channels between counts lo_k and hi_k
         size = p.groups.by_name[name].size
@@ -300,12 +302,21 @@ def _global(p: Problem) -> Dict[str, int]:
 
     for g in p.groups:
         push(g.name)
-    while heap and p.cost(keep) > p.target:
-        _, name, new_size = heapq.heappop(heap)
-        keep[name] = new_size
+    now = p.cost(keep)
+    while now > p.target and heap:
+        # a block that would land further below the target than the cost is above it (a costly block of a
+        # small high-resolution group) is set aside, freezing its group, while other blocks remain
+        score, name, new_size = heapq.heappop(heap)
+        after = p.cost.group_costs(keep, name, [new_size])[0]
+        if p.target - after > now - p.target:
+            aside.append((name, new_size))
+            continue
+        keep[name], now = new_size, after
         push(name)
-    # fill the slack: the last block removed can cost far more than needed (round_to channels of a small,
-    # high-resolution group), so give back the most important removed blocks that still fit under the target
+    if now > p.target:  # every remaining block lands below the target: take the one that lands closest
+        name, new_size = max(aside, key=lambda a: p.cost.group_costs(keep, a[0], [a[1]])[0])
+        keep[name] = new_size
+    # fill the slack: give back the most important removed blocks that still fit under the target
     return _fill(p, keep, lambda name, k, up, extra: block_score(name, k, up))
 
 

@@ -109,3 +109,47 @@ def test_blocked_group_loses_whole_blocks_lowest_block_mean_first():
     assert masks['plain'].all()
     masks = solve(gs, scores, cost, target=10, round_to=1)
     assert masks['gn'].tolist() == [True] * 4 + [False] * 8 and masks['plain'].all()
+
+
+def _weighted_groups(sizes, weights):
+    """Groups of ``sizes`` channels whose every channel costs ``weights[name]`` (an opaque cost model)."""
+    from types import SimpleNamespace
+    groups_list = [SimpleNamespace(name=n, size=s, block=1) for n, s in sizes.items()]
+
+    class Groups(list):
+        by_name = {g.name: g for g in groups_list}
+
+    class Weighted(CostModel):
+        def __call__(self, keep):
+            return float(sum(weights[g.name] * keep.get(g.name, g.size) for g in self.groups))
+
+    gs = Groups(groups_list)
+    return gs, Weighted(gs)
+
+
+def test_global_ranking_sets_aside_a_landing_block_that_overshoots_while_cheaper_blocks_remain():
+    """The demo's last pruning step removed half of the 16-channel stem group (0.594 -> 0.402 of dense FLOPs for a
+    0.5 target): the earlier steps' channels were already masked, so the fill could give nothing back. A landing
+    block that would undershoot the target by more than the cost exceeds it is set aside while cheaper ones remain."""
+    gs, cost = _weighted_groups({'stem': 16, 'deep': 64}, {'stem': 12, 'deep': 1})  # dense 256
+    scores = {'stem': torch.cat([torch.full((8,), 1.5), torch.full((8,), 5.0)]),
+              'deep': torch.linspace(0.1, 3.0, 64)}
+    masks = {'stem': torch.ones(16, dtype=torch.bool), 'deep': torch.arange(64) >= 24}  # an earlier step's cut
+    now = cost({'deep': 40})  # 232
+    target = 215.0  # 17 above; the stem block (score 1.5, the lowest live) would take 96, landing at 136
+    out = solve(gs, scores, cost, target, round_to=8, masks=masks)
+    kept = {n: int(m.sum()) for n, m in out.items()}
+    assert kept['stem'] == 16
+    assert target - 8 < cost(kept) <= target < now  # landed within one deep block of the target
+    assert not (out['deep'] & ~masks['deep']).any()
+    live = scores['deep'][masks['deep']]
+    assert scores['deep'][out['deep']].min() >= live.sort().values[live.numel() - kept['deep']]  # lowest out first
+
+
+def test_global_ranking_takes_a_set_aside_block_when_nothing_else_can_go():
+    gs, cost = _weighted_groups({'stem': 16, 'deep': 64}, {'stem': 12, 'deep': 1})
+    scores = {'stem': torch.cat([torch.full((8,), 1.5), torch.full((8,), 5.0)]),
+              'deep': torch.linspace(0.1, 3.0, 64)}
+    masks = {'stem': torch.ones(16, dtype=torch.bool), 'deep': torch.arange(64) >= 56}  # deep at its floor (8)
+    out = solve(gs, scores, cost, 170.0, round_to=8, masks=masks)  # 30 over; the stem block lands 66 under
+    assert int(out['stem'].sum()) == 8 and out['stem'][8:].all() and int(out['deep'].sum()) == 8
