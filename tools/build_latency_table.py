@@ -64,8 +64,9 @@ def main(argv=None):
     errors = ', '.join(f'{e:+.1%}' for e in fit['rel_errors'])
     print(f'\nlatency table for {table["fingerprint"]} -> {out}\n'
           f'built in {table["build_s"]:.1f} s; dense {table["dense_ms"]:.2f} ms; prediction = '
-          f'{fit["const_ms"]:.3f} ms + {fit["conv_scale"]:.3f} x layer timings + {fit["act_ms"]:.3f} ms / M '
-          f'activations; calibration errors (dense first): {errors}')
+          f'{fit["const_ms"]:.3f} ms + {fit["scale"]:.3f} x the {len(table["layers"])} layers\' and '
+          f'{len(table.get("modules", {}))} other modules\' in-graph predictions; calibration errors (dense first): '
+          f'{errors}')
 
 
 if __name__ == '__main__':

@@ -6,17 +6,19 @@ latency target needs measurements. A table holds:
 * every prunable conv/linear layer timed alone on a ``points`` x ``points`` grid of (in, out) channels at its
   traced input size and the table's batch (bilinear interpolation in between: a conv's time is close to
   bilinear in (in, out), its MACs exactly so);
-* a *calibration* of the sum against whole exported models: the isolated timings alone mispredict the whole
-  model (on the demo CPU the old table put 5.6 of 14.0 ms in a constant "rest" and predicted 0.83 of dense for
-  a model that ran at 0.72). Two things were missing: what runs *between* the layers (BN, ReLU, residual adds,
-  pooling) scales with the activations, i.e. with kept channels x positions, not a constant; and a layer timed
-  in isolation runs at a different speed than inside the graph (caches, allocator). So the table measures
-  the dense model and a few pruned exports (uniform and global-ranking prunes at several FLOPs levels) and fits
-  ``latency = const + conv_scale * sum(layer timings) + act_ms * activation volume`` (least squares on
-  relative error, non-negative), the model :class:`~.targets.LatencyCost` then evaluates; a second round adds
-  the latency knapsack's own picks under the first fit (an optimiser seeks out where a cost model is wrong, so
-  the fit must be right where the targets land). All whole-model timings are round-robin with the dense model,
-  so a change of machine load scales every one alike and the fitted *ratios* stay right;
+* a *calibration* against whole exported models: the isolated timings alone mispredict the whole model (on
+  the demo CPU the first table put 5.6 of 14.0 ms in a constant "rest" and predicted 0.83 of dense for a
+  model that ran at 0.72). A layer runs at another speed inside the graph than alone, and much of the time is
+  in what runs between the layers (norms, activations, the stem's pool), which scales with the channels that
+  flow through it. So the table times the dense model and a few pruned exports (uniform and global-ranking
+  prunes at several FLOPs levels) whole *and* module by module inside the graph, fits every module's in-graph
+  time on those configurations (:mod:`.ingraph`: a prunable layer affine in its isolated timing, any other
+  module a curve in its input channels; what runs between modules is charged to the one it precedes), then
+  fits ``latency = const + scale * sum(module predictions)`` (non-negative least squares on relative error),
+  the model :class:`~.targets.LatencyCost` evaluates. A second round adds the latency knapsack's own picks under the
+  first fit (an optimiser seeks out where a cost model is wrong, so the fit must be right where targets
+  land). All whole-model timings are round-robin with the dense model, so a change of machine load scales
+  every one alike and the fitted *ratios* stay right;
 * a fingerprint (model signature, input size, batch, device, threads): a table from another model or input is
   refused naming both, and batch / device / threads are checked against what the target asks for.
 
@@ -35,17 +37,51 @@ import torch.nn as nn
 from mmengine.utils import ProgressBar
 
 from .channel_groups import ChannelGroups, LayerShape
+from .ingraph import channel_probe, curve_at, fit_affine, fit_curve, leaf_modules, module_channels, time_modules
 
-#: FLOPs fractions of the calibration exports: (ranking, ratio)
-CALIBRATION = (('per_group', 0.2), ('per_group', 0.45), ('per_group', 0.7), ('global', 0.3), ('global', 0.6))
+#: FLOPs fractions of the calibration exports: (ranking, ratio); None: the smallest model the constraints allow
+#: (every group at its smallest size), so that the module curves cover the whole range and the table's floor,
+#: which a too-low target is refused against, is measured rather than extrapolated
+CALIBRATION = (('per_group', None), ('per_group', 0.2), ('per_group', 0.45), ('per_group', 0.7), ('global', 0.3),
+               ('global', 0.6))
 #: latency fractions of the second calibration round: the knapsack's own picks under the first fit
-REFINE = (0.45, 0.6, 0.75)
+REFINE = (0.4, 0.5, 0.6, 0.75)
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
+_steady = None
+
+
+def steady_allocator() -> bool:
+    """Fix glibc malloc's mmap and trim thresholds for the rest of this process (``mallopt``), so that a model's
+    timing does not depend on what ran before it; True when set (glibc), False elsewhere.
+
+    Why: glibc raises its mmap threshold each time a large block is freed, so whether a forward's activations
+    (megabytes at batch 8) come from fresh, page-faulting mmaps or from the reused heap depends on the
+    allocation history. Measured on the demo (CPU, 1 thread, batch 8): the same knapsack pick for a 0.6 latency
+    target timed at 0.465 and 0.508 of dense in two round-robin runs, and at 0.592 and 0.598 with the thresholds
+    fixed (``MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=4294967296`` in the environment does the
+    same), where the latency table predicts 0.60. The price: freed memory is kept by the process, not returned.
+    """
+    global _steady
+    if _steady is None:
+        import ctypes
+        import ctypes.util
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
+            _steady = bool(libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)) and bool(
+                libc.mallopt(_M_TRIM_THRESHOLD, 2 ** 31 - 1))
+        except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to fix
+            _steady = False
+    return _steady
 
 
 def time_round_robin(fns: Sequence[Callable[[], object]], repeats: int = 10, warmup: int = 1,
                      sync: bool = False) -> List[float]:
     """Median wall time (ms) of each ``fn()``, timed in turns (one call of each per round) so that changes in
-    machine load hit all of them alike: their *ratios* stay meaningful on a busy machine."""
+    machine load hit all of them alike: their *ratios* stay meaningful on a busy machine. Fixes the allocator's
+    thresholds first (:func:`steady_allocator`), so that no timing depends on the allocation history."""
+    steady_allocator()
     sync_fn = torch.cuda.synchronize if sync else (lambda: None)
     times = [[] for _ in fns]
     with torch.inference_mode():
@@ -158,50 +194,55 @@ def interpolate(entry: dict, cin: int, cout: int) -> float:
     return top * (1 - a) + bottom * a
 
 
-def _activation(layer: LayerShape, cout: int) -> float:
-    """Output activation volume (millions of elements per image) of a layer: what BN/ReLU/adds then touch."""
-    return cout * layer.positions / 1e6
-
-
-def _features(table: dict, groups: ChannelGroups, keep: Dict[str, int]):
+def layer_ms(entry: dict, layer: LayerShape, keep: Dict[str, int]) -> float:
+    """A prunable layer's in-graph ms under ``keep``: its isolated grid timing, corrected by its in-graph fit
+    (``[a, b]``; an uncalibrated table has none: the isolated timing as it is)."""
     from .targets import layer_channels
-    conv = act = 0.0
-    for name, entry in table['layers'].items():
-        layer = groups.layers[name]
-        cin, cout, _ = layer_channels(layer, keep)
-        conv += interpolate(entry, cin, cout)
-        if layer.out_group:
-            act += _activation(layer, cout)
-    return conv, act
+    cin, cout, _ = layer_channels(layer, keep)
+    a, b = entry.get('ingraph', (1.0, 0.0))
+    return a * interpolate(entry, cin, cout) + b
+
+
+def module_ms(entry: dict, keep: Dict[str, int], sizes: Dict[str, int]) -> float:
+    """Any other module's in-graph ms under ``keep``: its curve in its input channels (:mod:`.ingraph`)."""
+    return curve_at(entry['curve'], module_channels((entry['channels'], entry['follows']), keep, sizes))
+
+
+def predict_modules(table: dict, groups: ChannelGroups, keep: Dict[str, int]) -> float:
+    """The modules' summed in-graph prediction of a configuration: what the whole-model fit scales."""
+    sizes = {g.name: g.size for g in groups}
+    return (sum(layer_ms(e, groups.layers[n], keep) for n, e in table['layers'].items())
+            + sum(module_ms(e, keep, sizes) for e in table.get('modules', {}).values()))
 
 
 def table_terms(table: dict, groups: ChannelGroups):
     """(constant, [(term fn, groups it depends on)]) of the table's prediction, for :class:`~.targets.LatencyCost`."""
-    from .targets import layer_channels
     fit = table['fit']
-    scale, act_ms = fit['conv_scale'], fit['act_ms']
-    terms = []
+    scale, const, terms = fit['scale'], fit['const_ms'], []
+    sizes = {g.name: g.size for g in groups}
     for name, entry in table['layers'].items():
         layer = groups.layers[name]
-
-        def fn(keep, e=entry, l=layer):
-            cin, cout, _ = layer_channels(l, keep)
-            return scale * interpolate(e, cin, cout) + (act_ms * _activation(l, cout) if l.out_group else 0.0)
-        terms.append((fn, tuple(g for g in (layer.in_group, layer.out_group) if g)))
-    return fit['const_ms'], terms
+        terms.append((lambda keep, e=entry, l=layer: scale * layer_ms(e, l, keep),
+                      tuple(g for g in (layer.in_group, layer.out_group) if g)))
+    for entry in table.get('modules', {}).values():
+        if entry['follows']:
+            terms.append((lambda keep, e=entry: scale * module_ms(e, keep, sizes), tuple(entry['follows'])))
+        else:
+            const += scale * module_ms(entry, {}, sizes)
+    return const, terms
 
 
 def fit_calibration(points: List[tuple]) -> dict:
-    """Non-negative least squares of measured = const + conv_scale * conv + act_ms * act over the calibration
-    points [(conv sum, activation volume, measured ms)], with the relative errors it leaves."""
+    """Non-negative least squares of measured = const + scale * modules over the calibration points [(modules'
+    summed prediction, measured ms)] on relative error, with the relative errors it leaves. ``const`` is what
+    runs before the first and after the last module; ``scale`` maps hooked onto unhooked runs."""
     from scipy.optimize import nnls
-    a = np.array([[1.0, c, v] for c, v, _ in points])
-    y = np.array([m for _, _, m in points])
+    a = np.array([[1.0, c] for c, _ in points])
+    y = np.array([m for _, m in points])
     w = 1.0 / y  # relative error: small models count as much as the dense one
     coef, _ = nnls(a * w[:, None], y * w)
     pred = a @ coef
-    return dict(const_ms=float(coef[0]), conv_scale=float(coef[1]), act_ms=float(coef[2]),
-                rel_errors=[float(e) for e in (pred - y) / y])
+    return dict(const_ms=float(coef[0]), scale=float(coef[1]), rel_errors=[float(e) for e in (pred - y) / y])
 
 
 # ------------------------------------------------------------------------------------------ measurement
@@ -245,11 +286,13 @@ def _calibration_configs(groups: ChannelGroups, round_to: int, table: Optional[d
     """Pass 1 (``table=None``): uniform and global FLOPs prunes (``CALIBRATION``). Pass 2: the latency
     knapsack's own picks with the pass-1 table (``REFINE``), so that the fit is right where targets land."""
     from .importance import build_importance
-    from .targets import FlopsCost, LatencyCost, solve
+    from .targets import FlopsCost, LatencyCost, allowed_sizes, group_step, solve
     scores = build_importance('l2')(groups)
     if table is None:
         flops = FlopsCost(groups)
-        return [solve(groups, scores, flops, r * flops.dense, round_to, ranking) for ranking, r in CALIBRATION]
+        floor = flops({g.name: allowed_sizes(g.size, group_step(g, round_to))[0] for g in groups})
+        return [solve(groups, scores, flops, floor if r is None else r * flops.dense, round_to, ranking)
+                for ranking, r in CALIBRATION]
     latency, out = LatencyCost(groups, table), []
     for r in REFINE:
         try:
@@ -259,17 +302,64 @@ def _calibration_configs(groups: ChannelGroups, round_to: int, table: Optional[d
     return out
 
 
-def _time_exports(groups, configs, shape, repeats, bar) -> tuple:
-    """Kept counts and round-robin medians of the dense model (first) and each configuration's export."""
+def _time_exports(groups, configs, shape, repeats, bar, names=None) -> tuple:
+    """Kept counts, round-robin medians of the dense model (first) and each configuration's export, and (with
+    ``names``) each one's in-graph module timings (a second, hooked round-robin pass)."""
     from .export import export_pruned
-    keeps, calls = [{}], [model_call(groups.model, shape, groups.forward_fn)]
+    keeps, models = [{}], [groups.model]
     for masks in configs:
         keeps.append({k: int(m.sum()) for k, m in masks.items()})
         # only the shapes are timed (the unmasked model's values are exported as they are): no self-check
-        calls.append(model_call(export_pruned(groups, masks, check=False), shape, groups.forward_fn))
+        models.append(export_pruned(groups, masks, check=False))
         bar and bar.update()
     sync = next(groups.model.parameters()).device.type == 'cuda'
-    return keeps, time_round_robin(calls, repeats, warmup=1, sync=sync)
+    calls = [model_call(m, shape, groups.forward_fn) for m in models]
+    totals = time_round_robin(calls, repeats, warmup=1, sync=sync)
+    modules = time_modules(calls, models, names, repeats, sync) if names else None
+    return keeps, totals, modules
+
+
+def _fit_modules(table: dict, groups: ChannelGroups, keeps, samples, probe) -> None:
+    """Per-module in-graph fits over the timed configurations (:mod:`.ingraph`), written into ``table``."""
+    from .targets import layer_channels
+    sizes = {g.name: g.size for g in groups}
+    for name, entry in table['layers'].items():
+        layer = groups.layers[name]
+        iso = [interpolate(entry, *layer_channels(layer, k)[:2]) for k in keeps]
+        entry['ingraph'] = fit_affine(iso, [s.get(name, 0.0) for s in samples])
+    table['modules'] = {}
+    for name, (channels, follows) in probe.items():
+        if name in table['layers'] or not all(name in s for s in samples):
+            continue
+        ch = [module_channels((channels, follows), k, sizes) for k in keeps]
+        table['modules'][name] = dict(channels=channels, follows=follows,
+                                      curve=fit_curve(ch, [s[name] for s in samples]))
+
+
+def _fit(table, groups, keeps, totals, samples, probe) -> list:
+    """The per-module fits, then the whole-model fit on top; returns the calibration points."""
+    _fit_modules(table, groups, keeps, samples, probe)
+    points = [(predict_modules(table, groups, k), ms) for k, ms in zip(keeps, totals)]
+    table['fit'] = fit_calibration(points)
+    return points
+
+
+def _calibrate(table, groups, round_to, shape, repeats, bar) -> list:
+    """Pass 1 on the FLOPs calibration prunes, pass 2 adding the knapsack's picks under the pass-1 fit; every
+    model timed whole and module by module. Returns the calibration points."""
+    probe = channel_probe(groups, list(leaf_modules(groups.model)))
+    bar and bar.update()
+    names = list(probe)
+    keeps, totals, samples = _time_exports(groups, _calibration_configs(groups, round_to), shape, repeats, bar,
+                                           names)
+    _fit(table, groups, keeps, totals, samples, probe)
+    more_keeps, more, more_samples = _time_exports(groups, _calibration_configs(groups, round_to, table), shape,
+                                                   repeats, bar, names)
+    scale = totals[0] / more[0]  # put the second round on the first round's scale (load drifts)
+    keeps += more_keeps[1:]
+    totals += [ms * scale for ms in more[1:]]
+    samples += [{n: ms * scale for n, ms in s.items()} for s in more_samples[1:]]
+    return _fit(table, groups, keeps, totals, samples, probe)
 
 
 def measure_latency_table(groups: ChannelGroups, batch: Optional[int] = None, threads: Optional[int] = None,
@@ -285,28 +375,23 @@ def measure_latency_table(groups: ChannelGroups, batch: Optional[int] = None, th
     t0 = time.perf_counter()
     try:
         layers = {n: l for n, l in groups.layers.items() if l.in_group or l.out_group}
-        configs = _calibration_configs(groups, round_to) if calibrate else []
-        bar = ProgressBar(len(layers) + len(configs) + len(REFINE) * calibrate) if show_progress else None
+        steps = len(layers) + (1 + len(CALIBRATION) + len(REFINE) if calibrate else 0)
+        bar = ProgressBar(steps) if show_progress else None
         table = {'fingerprint': fingerprint(groups, batch, device_name(device), threads), 'layers': {}}
         for name, layer in layers.items():
             table['layers'][name] = _measure_layer(layer, groups.model.get_submodule(name), batch, device,
                                                    points, round_to, repeats)
             bar and bar.update()
         shape = (batch,) + tuple(groups.input_shape[1:])
-        keeps, measured = _time_exports(groups, configs, shape, model_repeats, bar)
-        dense_ms = measured[0]
-        points_ = [(*_features(table, groups, keep), ms) for keep, ms in zip(keeps, measured)]
-        table['fit'] = dict(const_ms=max(dense_ms - points_[0][0], 0.0), conv_scale=1.0, act_ms=0.0,
-                            rel_errors=[])  # uncalibrated: isolated timings as they are, the rest constant
         if calibrate:
-            table['fit'] = fit_calibration(points_)
-            refine = _calibration_configs(groups, round_to, table)
-            keeps, again = _time_exports(groups, refine, shape, model_repeats, bar)
-            scale = dense_ms / again[0]  # put the second round on the first round's scale (load drifts)
-            points_ += [(*_features(table, groups, k), ms * scale) for k, ms in zip(keeps[1:], again[1:])]
-            table['fit'] = fit_calibration(points_)
-        table['calibration'] = [dict(conv_ms=c, act=v, measured_ms=m) for c, v, m in points_]
-        table['dense_ms'] = dense_ms
+            points_ = _calibrate(table, groups, round_to, shape, model_repeats, bar)
+        else:  # isolated timings as they are, the rest constant
+            _, (dense_ms,), _ = _time_exports(groups, [], shape, model_repeats, bar)
+            conv = predict_modules(table, groups, {})
+            table['fit'] = dict(const_ms=max(dense_ms - conv, 0.0), scale=1.0, rel_errors=[])
+            points_ = [(conv, dense_ms)]
+        table['calibration'] = [dict(modules_ms=c, measured_ms=m) for c, m in points_]
+        table['dense_ms'] = points_[0][1]
     finally:
         torch.set_num_threads(before)
     table['build_s'] = time.perf_counter() - t0
