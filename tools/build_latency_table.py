@@ -3,9 +3,9 @@
     python tools/build_latency_table.py CONFIG [--checkpoint X.pth] [--input-size 256] [--batch 1] \\
         [--device cpu|cuda] [--threads 1] [--out work_dirs/<config>_latency.json]
 
-Times every prunable layer on a grid of channel counts, then the dense model and a few pruned exports to
-calibrate the prediction (see ``mmdet_adasap/pruning/latency.py``); prints the build time and how well the
-table predicts the calibration models. The table records model, input, batch, device and threads; a pruner
+Times every prunable layer on a grid of channel counts, then the dense model and a few pruned exports, whole
+and module by module inside the graph, to calibrate the prediction (see ``mmdet_adasap/pruning/latency.py`` and
+``ingraph.py``); prints the build time and how well the table predicts the calibration models. The table records model, input, batch, device and threads; a pruner
 given a table from another model or input, or a target asking for another batch/device/threads, refuses it.
 """
 import argparse

@@ -233,23 +233,26 @@ def table_terms(table: dict, groups: ChannelGroups):
 
 
 def fit_calibration(points: List[tuple]) -> dict:
-    """Non-negative least squares of measured = const + scale * modules over the calibration points [(modules'
-    summed prediction, measured ms)] on relative error, with the relative errors it leaves. ``const`` is what
-    runs before the first and after the last module; ``scale`` maps hooked onto unhooked runs."""
-    from scipy.optimize import nnls
+    """Least squares of measured = const + scale * modules over the calibration points [(modules' summed
+    prediction, measured ms)] on relative error, ``scale >= 0``, with the relative errors it leaves. ``const`` is
+    what runs before the first and after the last module, less the hooks' own overhead (which the in-graph
+    timings include and a deployed model does not run), so it may come out negative."""
+    from scipy.optimize import lsq_linear
     a = np.array([[1.0, c] for c, _ in points])
     y = np.array([m for _, m in points])
     w = 1.0 / y  # relative error: small models count as much as the dense one
-    coef, _ = nnls(a * w[:, None], y * w)
+    coef = lsq_linear(a * w[:, None], y * w, bounds=([-np.inf, 0.0], [np.inf, np.inf])).x
     pred = a @ coef
     return dict(const_ms=float(coef[0]), scale=float(coef[1]), rel_errors=[float(e) for e in (pred - y) / y])
 
 
 # ------------------------------------------------------------------------------------------ measurement
 def _grid(channels: int, points: int, round_to: int) -> list:
-    values = {channels}
-    for k in range(1, points):
-        c = max(round_to, int(round(channels * k / points / round_to)) * round_to)
+    """``points`` channel counts from the smallest a prune keeps (``round_to``) to the dense count, evenly spaced
+    (multiples of ``round_to``): the grid spans every count a prune can reach, so nothing is extrapolated."""
+    values = {channels, min(round_to, channels)}
+    for k in range(1, points - 1):
+        c = max(round_to, int(round(channels * k / (points - 1) / round_to)) * round_to)
         values.add(min(c, channels))
     return sorted(values)
 

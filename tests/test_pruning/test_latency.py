@@ -38,6 +38,8 @@ def test_calibration_fit_recovers_a_known_linear_model():
     fit = fit_calibration([(c, 2.0 + 0.9 * c) for c in (10, 6, 3, 8, 1)])
     assert (fit['const_ms'], fit['scale']) == pytest.approx((2.0, 0.9), rel=1e-6)
     assert max(abs(e) for e in fit['rel_errors']) < 1e-9
+    fit = fit_calibration([(c, 1.3 * c - 0.5) for c in (10, 6, 3, 8, 1)])  # hooks' overhead: a negative constant
+    assert (fit['const_ms'], fit['scale']) == pytest.approx((-0.5, 1.3), rel=1e-6)
 
 
 def _macs(layer, cin, cout):
