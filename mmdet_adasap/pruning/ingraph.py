@@ -158,15 +158,17 @@ def module_channels(probe: Tuple[int, Dict[str, float]], keep: Dict[str, int], s
     return dense - sum(w * (sizes[g] - keep.get(g, sizes[g])) for g, w in follows.items())
 
 
-def fit_affine(x: Sequence[float], y: Sequence[float]) -> List[float]:
-    """Non-negative ``[slope, intercept]`` of ``y ~ slope * x + intercept``, least squares on relative error
-    (small configurations count as much as the dense one); ``[0, median y]`` when ``x`` does not vary."""
-    from scipy.optimize import nnls
+def fit_affine(x: Sequence[float], y: Sequence[float], negative_intercept: bool = False) -> List[float]:
+    """``[slope, intercept]`` of ``y ~ slope * x + intercept``, least squares on relative error (small
+    configurations count as much as the dense one), ``slope >= 0`` and ``intercept >= 0`` unless
+    ``negative_intercept``; ``[0, median y]`` when ``x`` does not vary."""
+    from scipy.optimize import lsq_linear
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if len(x) < 2 or np.ptp(x) <= 1e-12 * max(1.0, abs(x).max()):
         return [0.0, float(np.median(y))]
     w = 1.0 / np.maximum(y, 1e-9)
-    coef, _ = nnls(np.stack([x, np.ones_like(x)], 1) * w[:, None], y * w)
+    low = [0.0, -np.inf if negative_intercept else 0.0]
+    coef = lsq_linear(np.stack([x, np.ones_like(x)], 1) * w[:, None], y * w, bounds=(low, [np.inf, np.inf])).x
     return [float(coef[0]), float(coef[1])]
 
 

@@ -237,13 +237,9 @@ def fit_calibration(points: List[tuple]) -> dict:
     prediction, measured ms)] on relative error, ``scale >= 0``, with the relative errors it leaves. ``const`` is
     what runs before the first and after the last module, less the hooks' own overhead (which the in-graph
     timings include and a deployed model does not run), so it may come out negative."""
-    from scipy.optimize import lsq_linear
-    a = np.array([[1.0, c] for c, _ in points])
-    y = np.array([m for _, m in points])
-    w = 1.0 / y  # relative error: small models count as much as the dense one
-    coef = lsq_linear(a * w[:, None], y * w, bounds=([-np.inf, 0.0], [np.inf, np.inf])).x
-    pred = a @ coef
-    return dict(const_ms=float(coef[0]), scale=float(coef[1]), rel_errors=[float(e) for e in (pred - y) / y])
+    x, y = np.array([c for c, _ in points]), np.array([m for _, m in points])
+    scale, const = fit_affine(x, y, negative_intercept=True)
+    return dict(const_ms=const, scale=scale, rel_errors=[float(e) for e in (const + scale * x - y) / y])
 
 
 # ------------------------------------------------------------------------------------------ measurement
