@@ -1,6 +1,6 @@
 # AdaSAP_L on the demo detector: the AdaSAP schedule of ssd-r18mini_synthvoc_adasap_flops50.py with HALP's
 # latency-saliency knapsack, to 50% of the dense latency measured on the deployment machine (CPU, 1 thread,
-# batch 8, where the smallest reachable model measures 0.41-0.48 of dense and a 0.5 target lands at 0.52 (README
+# batch 8, where the smallest reachable model measures 0.41-0.48 of dense and a 0.5 target lands at 0.45-0.52 (README
 # "Latency tables: how accurate"); at batch 1 the demo's fixed cost (unprunable head, per-op overhead) puts that
 # floor at 0.49-0.57, and a target below it is refused, naming the minimum).
 # Build the table first, on that machine (prints its build time and calibration errors):
