@@ -93,20 +93,37 @@ def check_methods(matrix: Matrix) -> None:
             raise ValueError(f'method {m.name!r}: its config {m.config} has no {matrix.ratio_key}, so a target '
                              'ratio cannot be set; is it a pruning (AdaSAPHook) config?')
         target = dict(node['target'], ratio=lowest)
-        if target.get('type', 'flops') == 'latency':
-            continue  # needs its measured table; the hook itself refuses an unreachable latency target
         kwargs = {k: node[k] for k in ('round_to', 'ranking', 'normalize', 'ignored_layers', 'prunable') if k in node}
+        if target.get('type', 'flops') == 'latency':
+            kwargs['latency_table'] = _latency_table(m, cfg.to_dict(), matrix.ratio_key)
         key = json.dumps([cfg.model.to_dict(), target, kwargs], sort_keys=True, default=str)
         if key in checked:  # the same model and pruner settings: reachable as checked before
             continue
         checked.add(key)
         model = R.build_model(cfg)
-        try:
-            ChannelPruner(model, find_resize_shape(cfg) or (1, 3, 300, 300), target=target, importance='l2',
-                          **kwargs).prune_to(lowest)
+        try:  # only the floor's cost decides reachability: any importance will do
+            ChannelPruner(model, find_resize_shape(cfg) or (1, 3, 300, 300), target=target,
+                          importance=dict(type='l2', normalize=None), **kwargs).prune_to(lowest)
         except ValueError as e:
             raise ValueError(f'method {m.name!r} cannot reach ratio {lowest:g} (run {m.name}/ratio{lowest:g}): '
                              f'{e}') from e
+
+
+def _latency_table(method, cfg: dict, ratio_key: str) -> dict:
+    """The table a latency-target method's hook will load (``latency_table`` beside its pruning options), loaded
+    now so that a missing or foreign table stops the matrix before its first run, not hours into it."""
+    from mmdet_adasap.pruning.latency import load_table
+    hook = cfg
+    for key in ratio_key.split('.')[:-3]:
+        hook = hook.get(key) if isinstance(hook, dict) else None
+    path = hook.get('latency_table') if isinstance(hook, dict) else None
+    if not path:
+        raise ValueError(f'method {method.name!r}: its latency target needs latency_table=... beside its pruning '
+                         f'options ({method.config})')
+    try:
+        return load_table(path)
+    except FileNotFoundError as e:
+        raise ValueError(f'method {method.name!r}: {e}') from e
 
 
 def _transform_for(transform, run):

@@ -174,6 +174,11 @@ def test_bad_matrices_are_refused(matrix_run, tmp_path):
     with pytest.raises(ValueError, match=r"method 'l2prune_sgd' cannot reach ratio 0.01 "
                                          r'\(run l2prune_sgd/ratio0.01\).*unreachable'):
         check_methods(load_matrix(src, {'ratios': [0.5, 0.01]}))
+    latency = osp.join(REPO, 'configs/adasap/ssd-r18mini_synthvoc_adasap_latency50.py')
+    missing = str(tmp_path / 'no_table.json')
+    with pytest.raises(ValueError, match=r"method 'adasap': latency table .*no_table.json.*build_latency_table"):
+        check_methods(load_matrix(src, {'methods.adasap.config': latency, 'methods.adasap.cfg_options': {
+            'default_hooks.adasap.latency_table': missing}}))
 
 
 def test_tool_rebuilds_the_table_and_reports_bad_input(matrix_run):
