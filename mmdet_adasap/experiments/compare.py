@@ -86,16 +86,16 @@ def check_methods(matrix: Matrix) -> None:
     for m in matrix.methods.values():
         lowest = min(m.ratios or matrix.ratios)
         cfg = load_config(m.config, m.cfg_options)
-        node = cfg.to_dict()
-        for key in matrix.ratio_key.split('.')[:-2]:
-            node = node.get(key) if isinstance(node, dict) else None
+        hook_keys = matrix.ratio_key.split('.')[:-3]  # <hook>.<pruning options>.target.ratio
+        hook = _at(cfg.to_dict(), hook_keys)
+        node = _at(hook, matrix.ratio_key.split('.')[len(hook_keys):-2])
         if not isinstance(node, dict) or not isinstance(node.get('target'), dict):
             raise ValueError(f'method {m.name!r}: its config {m.config} has no {matrix.ratio_key}, so a target '
                              'ratio cannot be set; is it a pruning (AdaSAPHook) config?')
         target = dict(node['target'], ratio=lowest)
         kwargs = {k: node[k] for k in ('round_to', 'ranking', 'normalize', 'ignored_layers', 'prunable') if k in node}
         if target.get('type', 'flops') == 'latency':
-            kwargs['latency_table'] = _latency_table(m, cfg.to_dict(), matrix.ratio_key)
+            kwargs['latency_table'] = _latency_table(m, hook)
         key = json.dumps([cfg.model.to_dict(), target, kwargs], sort_keys=True, default=str)
         if key in checked:  # the same model and pruner settings: reachable as checked before
             continue
@@ -109,13 +109,17 @@ def check_methods(matrix: Matrix) -> None:
                              f'{e}') from e
 
 
-def _latency_table(method, cfg: dict, ratio_key: str) -> dict:
+def _at(node, keys):
+    """``node[k0][k1]...`` for the config-dict path ``keys``; None where the path breaks off."""
+    for key in keys:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
+
+
+def _latency_table(method, hook) -> dict:
     """The table a latency-target method's hook will load (``latency_table`` beside its pruning options), loaded
     now so that a missing or foreign table stops the matrix before its first run, not hours into it."""
     from mmdet_adasap.pruning.latency import load_table
-    hook = cfg
-    for key in ratio_key.split('.')[:-3]:
-        hook = hook.get(key) if isinstance(hook, dict) else None
     path = hook.get('latency_table') if isinstance(hook, dict) else None
     if not path:
         raise ValueError(f'method {method.name!r}: its latency target needs latency_table=... beside its pruning '

@@ -14,8 +14,8 @@ latency target needs measurements. A table holds:
   prunes at several FLOPs levels) whole *and* module by module inside the graph, fits every module's in-graph
   time on those configurations (:mod:`.ingraph`: a prunable layer affine in its isolated timing, any other
   module a curve in its input channels; what runs between modules is charged to the one it precedes), then
-  fits ``latency = const + scale * sum(module predictions)`` (non-negative least squares on relative error),
-  the model :class:`~.targets.LatencyCost` evaluates. A second round adds the latency knapsack's own picks under the
+  fits ``latency = const + scale * sum(module predictions)`` (least squares on relative error, ``scale >= 0``;
+  the constant may be negative: the hooks' own overhead), the model :class:`~.targets.LatencyCost` evaluates. A second round adds the latency knapsack's own picks under the
   first fit (an optimiser seeks out where a cost model is wrong, so the fit must be right where targets
   land). All whole-model timings are round-robin with the dense model, so a change of machine load scales
   every one alike and the fitted *ratios* stay right;
