@@ -90,19 +90,21 @@ class ChannelPruner:
         """Prune if the schedule has a step at ``iteration`` (HALP's ``prune_step``): channels kept per group,
         or None when no step is due. The schedule's ratios were checked when it was built."""
         ratio = self.schedule.ratio_at(iteration)
-        return None if ratio is None else self._prune(ratio)
+        return None if ratio is None else self._prune(ratio, self.ratio)
 
-    def prune_to(self, ratio: float) -> Dict[str, int]:
-        """Mask channels until the cost is at most ``ratio`` x dense (outside any schedule)."""
-        return self._prune(check_ratio(ratio, 'ratio'))
+    def prune_to(self, ratio: float, floor: Optional[float] = None) -> Dict[str, int]:
+        """Mask channels until the cost is at most ``ratio`` x dense (outside any schedule); ``floor``: the
+        final ratio of the steps this one is part of (default ``ratio``; see :func:`.targets.solve`)."""
+        ratio = check_ratio(ratio, 'ratio')
+        return self._prune(ratio, ratio if floor is None else check_ratio(floor, 'floor'))
 
     def prune_one_shot(self) -> Dict[str, int]:
-        return self._prune(self.ratio)
+        return self._prune(self.ratio, self.ratio)
 
-    def _prune(self, ratio: float) -> Dict[str, int]:
+    def _prune(self, ratio: float, floor: float) -> Dict[str, int]:
         scores = self.compute_importance()
         masks = solve(self.groups, scores, self.cost, ratio * self.cost.dense, self.round_to, self.ranking,
-                      self.masks.masks)
+                      self.masks.masks, floor * self.cost.dense)
         self.masks.set(masks)
         self.masks.apply()
         self.steps_done += 1

@@ -17,8 +17,10 @@ giving back an already-masked channel:
 
 * ``'global'``: remove blocks lowest (normalised) importance first until the cost fits, then give back the
   most important removed blocks that still fit. Blind to what a block costs, except at the landing: a block
-  that would take the cost further below the target than it is above it (half of a small high-resolution
-  group, when the earlier steps' channels can no longer be given back) is set aside while others remain.
+  that would take the cost further below the *floor* than it is above the target is set aside while others
+  remain (half of a small high-resolution group, when the earlier steps' channels can no longer be given
+  back). The floor is the schedule's final target: an intermediate step may land below its own target (the
+  next steps then remove less), the final step may not undershoot by more than it overshoots.
 * ``'per_group'``: the same kept fraction in every group (bisection on the fraction).
 * ``'knapsack'`` (HALP): maximise the kept importance subject to cost <= target, a multiple-choice knapsack
   solved by dynamic programming over the groups. A layer's cost depends on two groups (its input channels
@@ -218,6 +220,7 @@ class Problem:
     ranked: Dict[str, torch.Tensor]  # scores in removal order (ascending, -inf first)
     sizes: Dict[str, List[int]]  # allowed sizes <= start
     start: Dict[str, int]
+    floor: float  # the global ranking's landing may not go further below it than the cost is above target
 
     def value(self, name: str, k: int) -> float:
         """Importance kept by the group's top ``k`` channels (masked channels count 0)."""
@@ -237,9 +240,12 @@ class Problem:
 
 
 def solve(groups: ChannelGroups, importance: Dict[str, torch.Tensor], cost: CostModel, target: float,
-          round_to: int = 1, ranking: str = 'global', masks: Optional[Dict[str, torch.Tensor]] = None
-          ) -> Dict[str, torch.Tensor]:
+          round_to: int = 1, ranking: str = 'global', masks: Optional[Dict[str, torch.Tensor]] = None,
+          floor: Optional[float] = None) -> Dict[str, torch.Tensor]:
     """Keep-masks whose cost is <= ``target`` (absolute, same unit as ``cost``).
+
+    ``floor`` (absolute, <= ``target``; default ``target``): the final target of a pruning schedule, which
+    the global ranking's landing block is measured against (module docstring).
 
     ``importance``: per-group scores, comparable across groups for 'global' / 'knapsack' (the importance's
     ``normalize`` option). ``masks``: current masks; channels already masked stay masked. Raises
@@ -248,7 +254,8 @@ def solve(groups: ChannelGroups, importance: Dict[str, torch.Tensor], cost: Cost
     check_ranking(ranking)
     if isinstance(round_to, bool) or not isinstance(round_to, int) or round_to < 1:
         raise ValueError(f'round_to must be a positive int, got {round_to!r}')
-    problem = _problem(groups, importance, cost, target, round_to, masks)
+    problem = _problem(groups, importance, cost, target, round_to, masks,
+                       target if floor is None else min(floor, target))
     keep = dict(problem.start)
     if cost(keep) > target:
         keep = dict(global_=_global, per_group=_per_group, knapsack=_knapsack)[
@@ -263,7 +270,7 @@ def solve(groups: ChannelGroups, importance: Dict[str, torch.Tensor], cost: Cost
     return out
 
 
-def _problem(groups, importance, cost, target, round_to, masks) -> Problem:
+def _problem(groups, importance, cost, target, round_to, masks, floor) -> Problem:
     order, ranked, sizes, start = {}, {}, {}, {}
     for g in groups:
         score = block_pooled(importance[g.name].double().cpu(), g.block).clone()
@@ -276,15 +283,14 @@ def _problem(groups, importance, cost, target, round_to, masks) -> Problem:
         allowed = allowed_sizes(g.size, group_step(g, round_to))
         start[g.name] = next(s for s in allowed if s >= live)
         sizes[g.name] = [s for s in allowed if s <= start[g.name]]
-    floor = {name: s[0] for name, s in sizes.items()}
-    smallest = cost(floor)
+    smallest = cost({name: s[0] for name, s in sizes.items()})
     if smallest > target:
         raise ValueError(f'{cost.name} target {target:.6g} ({target / cost.dense:.4g} of dense) is unreachable: '
                          f'the smallest model the constraints allow (round_to={round_to}, block sizes, '
                          f'channels already kept) costs {smallest:.6g} ({smallest / cost.dense:.4g} of dense '
                          f'{cost.dense:.6g}); raise the ratio to at least {smallest / cost.dense:.4g}, lower '
                          'round_to or prune more layers')
-    return Problem(groups, cost, target, order, ranked, sizes, start)
+    return Problem(groups, cost, target, order, ranked, sizes, start, floor)
 
 
 # ------------------------------------------------------------------------------------------ global ranking
@@ -304,11 +310,11 @@ def _global(p: Problem) -> Dict[str, int]:
         push(g.name)
     now = p.cost(keep)
     while now > p.target and heap:
-        # a block that would land further below the target than the cost is above it (a costly block of a
-        # small high-resolution group) is set aside, freezing its group, while other blocks remain
+        # a block that would land further below the floor than the cost is above the target (a costly block
+        # of a small high-resolution group) is set aside, freezing its group, while other blocks remain
         score, name, new_size = heapq.heappop(heap)
         after = p.cost.group_costs(keep, name, [new_size])[0]
-        if p.target - after > now - p.target:
+        if p.floor - after > now - p.target:
             aside.append((name, new_size))
             continue
         keep[name], now = new_size, after

@@ -153,3 +153,40 @@ def test_global_ranking_takes_a_set_aside_block_when_nothing_else_can_go():
     masks = {'stem': torch.ones(16, dtype=torch.bool), 'deep': torch.arange(64) >= 56}  # deep at its floor (8)
     out = solve(gs, scores, cost, 170.0, round_to=8, masks=masks)  # 30 over; the stem block lands 66 under
     assert int(out['stem'].sum()) == 8 and out['stem'][8:].all() and int(out['deep'].sum()) == 8
+
+
+def test_global_ranking_lets_an_intermediate_step_land_below_its_target_but_not_below_the_floor():
+    """A schedule's intermediate step may take the costly landing block (the next steps remove less); with the
+    schedule's final target as the floor, the same block is set aside once it would undershoot the floor."""
+    gs, cost = _weighted_groups({'stem': 16, 'deep': 64}, {'stem': 12, 'deep': 1})  # dense 256
+    scores = {'stem': torch.cat([torch.full((8,), 1.5), torch.full((8,), 5.0)]),
+              'deep': torch.linspace(0.1, 3.0, 64)}
+    masks = {'stem': torch.ones(16, dtype=torch.bool), 'deep': torch.arange(64) >= 24}  # cost 232
+    target = 215.0  # the stem block lands at 136: 79 under the step target, 17 above the floor of 120
+    out = solve(gs, scores, cost, target, round_to=8, masks=masks, floor=120.0)
+    assert int(out['stem'].sum()) == 8 and out['stem'][8:].all()
+    assert cost({n: int(m.sum()) for n, m in out.items()}) <= target
+    out = solve(gs, scores, cost, target, round_to=8, masks=masks, floor=150.0)  # 14 below the floor: aside
+    assert int(out['stem'].sum()) == 16
+
+
+def test_pruner_steps_use_the_schedule_final_ratio_as_the_floor(monkeypatch, fresh_pruner):
+    import mmdet_adasap.pruning.pruner as pruner_mod
+    from mmdet_adasap.pruning.schedule import build_schedule
+    seen = []
+    real = pruner_mod.solve
+
+    def spy(*args, **kwargs):
+        seen.append((args[3], args[7] if len(args) > 7 else kwargs.get('floor')))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pruner_mod, 'solve', spy)
+    pruner = fresh_pruner('demo')
+    pruner.schedule = build_schedule(dict(type='exponential', steps=2, start=0, interval=1), pruner.ratio)
+    pruner.step(0)
+    pruner.step(1)
+    dense = pruner.cost.dense
+    assert [round(t / dense, 4) for t, _ in seen] == [round(0.5 ** 0.5, 4), 0.5]
+    assert [round(f / dense, 4) for _, f in seen] == [0.5, 0.5]
+    pruner.prune_to(0.45)
+    assert round(seen[-1][1] / dense, 4) == 0.45
