@@ -24,4 +24,9 @@ methods = dict(
                       cfg_options={_hook + 'warmup.sharpness.radius.rho_max': 1.0}),
     adasap_ft2=dict(config=_ada, label='AdaSAP, fine-tune rho 2.0 (the paper\'s)',
                     cfg_options={_hook + 'finetune.sharpness.rho': 2.0}),
+    # round 2: the learning rate was the one knob that moved L2 + SGD in both seeds (lr 0.02), so each other
+    # family gets it on top of its round-1 choice (by val mPC, ties within 0.3 broken by clean mAP), seed 1
+    sam_asam_rho02_lr02=dict(config=_sam, label='SAM/ASAM, warm-up rho 0.2, lr 0.02',
+                             cfg_options={_hook + 'warmup.sharpness.rho': 0.2, 'optim_wrapper.optimizer.lr': 0.02}),
+    adasap_lr02=dict(config=_ada, label='AdaSAP, rho_max 2.0, lr 0.02', cfg_options={'optim_wrapper.optimizer.lr': 0.02}),
 )
