@@ -3,6 +3,7 @@
 import json
 import os.path as osp
 
+import pytest
 import torch
 
 from conftest import REPO
@@ -41,3 +42,28 @@ def test_probe_rows_and_removal_equal_a_direct_recomputation(tiny_voc, tmp_path)
             for p, old in saved:
                 p.copy_(old)
             assert abs(row['removal'] - (masked - base)) < 1e-6 * max(1.0, abs(base))
+
+
+def test_fixed_batches_carry_boxes_at_the_network_input_scale(tiny_voc):
+    """mmdet's test pipeline loads the boxes after Resize (original image coordinates, for the evaluator); the
+    probe's loss needs them resized with the image: the packed boxes equal the raw ones times the scale factor."""
+    from mmdet_adasap.analysis.probe import boxes_follow_the_image
+    opts = {'val_dataloader.dataset.data_root': tiny_voc + '/', 'val_dataloader.batch_size': 2}
+    cfg = load_config(CONFIG, opts)
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    sample = fixed_batches(cfg, model, 1)[0]['data_samples'][0]
+    raw = load_config(CONFIG, opts).val_dataloader.dataset
+    from mmdet.registry import DATASETS
+    from mmdet.utils import register_all_modules
+    register_all_modules()
+    ds = DATASETS.build(dict(raw, pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', with_bbox=True)]))
+    info = next(d for d in (ds[i] for i in range(len(ds))) if d['img_id'] == sample.metainfo['img_id'])
+    sx, sy = sample.metainfo['scale_factor']
+    expected = torch.as_tensor(info['gt_bboxes'].tensor) * torch.tensor([sx, sy, sx, sy])
+    assert sample.gt_instances.bboxes.shape == expected.shape and (sx, sy) != (1.0, 1.0)
+    assert torch.allclose(sample.gt_instances.bboxes, expected, atol=1e-3)
+    pipe = boxes_follow_the_image(cfg.val_dataloader.dataset.pipeline)
+    assert [t['type'] for t in pipe][:3] == ['LoadImageFromFile', 'LoadAnnotations', 'Resize']
+    with pytest.raises(ValueError, match='LoadAnnotations'):
+        boxes_follow_the_image([dict(type='LoadImageFromFile'), dict(type='Resize')])
