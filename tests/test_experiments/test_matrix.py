@@ -10,6 +10,7 @@ from mmdet_adasap.experiments import load_matrix
 
 MATRIX = osp.join(REPO, 'configs/compare/ssd-r18mini_synthvoc_matrix.py')
 SEARCH = osp.join(REPO, 'configs/compare/ssd-r18mini_synthvoc_search.py')
+FINAL = osp.join(REPO, 'configs/compare/ssd-r18mini_synthvoc_final.py')
 
 
 def _ids(root, year, split):
@@ -38,13 +39,30 @@ def test_val_split_trains_without_the_images_it_is_judged_on(tiny_voc):
 
 
 def test_search_gives_every_method_the_same_budget():
+    """Round 1: 3 settings of each family's own knobs; round 2: L2 + SGD's winning lr (0.02) for the two others."""
     m = load_matrix(SEARCH)
-    assert m.ratios == [0.5] and len(m.methods) == 9
+    assert m.ratios == [0.5] and len(m.methods) == 11
     families = {}
     for name, method in m.methods.items():
         families.setdefault(method.config, []).append(name)
-    assert sorted(len(v) for v in families.values()) == [3, 3, 3]
-    assert m.runs('val')[0].split == 'val' and len(m.runs('val')) == 9 * len(m.seeds['val'])
+    assert sorted(len(v) for v in families.values()) == [3, 4, 4]
+    for names in families.values():
+        lrs = [m.methods[n].cfg_options.get('optim_wrapper.optimizer.lr') for n in names]
+        assert lrs.count(0.02) == 1, names
+    assert m.runs('val')[0].split == 'val' and len(m.runs('val')) == 11 * len(m.seeds['val'])
+
+
+def test_final_table_trains_on_the_search_images_and_reports_test_with_new_seeds():
+    m = load_matrix(FINAL)
+    search = load_matrix(SEARCH)
+    assert sorted(m.methods) == ['adasap', 'l2prune_sgd', 'sam_asam'] and m.ratios == [0.5]
+    assert len(m.runs('test')) == 9 and not set(m.seeds['test']) & set(search.seeds['val'])
+    assert m.dense_checkpoint == 'work_dirs/compare_val/dense/epoch_40.pth'  # the search's own dense start
+    cfg = load_config(osp.join(REPO, m.methods['adasap'].config), m.splits['test'])
+    val = load_config(osp.join(REPO, m.methods['adasap'].config), search.splits['val'])
+    assert cfg.train_dataloader.dataset.datasets == val.train_dataloader.dataset.datasets
+    assert cfg.test_dataloader.dataset.ann_file.endswith('VOC2007/ImageSets/Main/test.txt')
+    assert cfg.optim_wrapper.optimizer.lr == 0.02  # the search's choice, in the shipped config
 
 
 @pytest.mark.parametrize('overrides, message', [
