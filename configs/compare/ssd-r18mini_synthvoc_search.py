@@ -1,7 +1,9 @@
 # The honest recipe search on the demo detector: run with --split val (train on train, judge on VOC2007 val; test
-# never seen). Every method gets the same budget: 3 settings of its own knobs (the shipped one first) x the val
-# seeds, at 0.5 FLOPs; round 2 (below) gives the one knob that moved L2 + SGD, lr 0.02, to the other families. The chosen settings go into the method configs; the final table (the base matrix with
-# --split test) uses seeds never used here. The harness appends each finished run to OUT/search_log.jsonl.
+# never seen). Round 1 gives every family the same budget: 3 settings of its own knobs (the shipped one first) x
+# the val seeds, at 0.5 FLOPs. Round 2 (below) gives the one knob that moved L2 + SGD, lr 0.02, to the other
+# two families. The chosen settings went into the method configs; the final table
+# (ssd-r18mini_synthvoc_final.py) uses seeds never used here. The harness appends each finished run to
+# OUT/search_log.jsonl.
 _base_ = './ssd-r18mini_synthvoc_matrix.py'
 ratios = [0.5]
 _hook = 'default_hooks.adasap.'
