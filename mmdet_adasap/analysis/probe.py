@@ -116,6 +116,32 @@ def summarize_probe(rows, values, bottom: float = 0.5) -> Dict[str, dict]:
     return out
 
 
+def compare_probes(results: Sequence[dict], bottom: float = 0.5, confidence: float = 0.95) -> str:
+    """A markdown table of several probes (a dense model and each method's warm-up end): per measure, the mean
+    over the neurons in the ``bottom`` fraction of the importance order (pruned first) and over the rest, each
+    with a Student's t interval over the probed neurons, and the Spearman correlation with the rank."""
+    from .stats import t_interval
+
+    def cell(values, what):
+        if not values:
+            return '-'
+        s, low, high = t_interval(values, confidence, what)
+        return f'{s.mean:.4g}' + ('' if low is None else f' [{low:.4g}, {high:.4g}]') + f' (n={s.n})'
+
+    lines = [f'| checkpoint | measure | bottom {bottom:g} of the order: mean [{confidence:.0%} t] | the rest | '
+             'Spearman vs rank |', '|---|---|---|---|---|']
+    for r in results:
+        if r.get('schema') != PROBE_SCHEMA:
+            raise ValueError(f'{r.get("label")!r} is not a {PROBE_SCHEMA} result (schema {r.get("schema")!r})')
+        for m in (m for m in MEASURES if m in r['rows'][0]):
+            low = [row[m] for row in r['rows'] if row['rank_fraction'] < bottom]
+            high = [row[m] for row in r['rows'] if row['rank_fraction'] >= bottom]
+            rho = r['summary'][m]['spearman_vs_rank']
+            lines.append(f"| {r['label']} | {m} | {cell(low, m)} | {cell(high, m)} | "
+                         f"{'-' if rho is None else f'{rho:+.2f}'} |")
+    return '\n'.join(lines) + '\n'
+
+
 def plot_probe(result: dict, path: str) -> None:
     import io
 

@@ -8,7 +8,7 @@ dense start, the data order and the augmentation, so the difference of a pair re
 """
 import math
 from dataclasses import asdict, dataclass
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 INTERVAL = "Student's t"
 
@@ -67,22 +67,29 @@ def summarize_seeds(values: Sequence[float], what: str = 'values') -> SeedSummar
     return SeedSummary(mean, std, n)
 
 
+def t_interval(values: Sequence[float], confidence: float = 0.95, what: str = 'values'
+               ) -> Tuple[SeedSummary, Optional[float], Optional[float]]:
+    """Mean, std and the two-sided Student's t interval of the mean (mean +- t_{(1+confidence)/2, n-1} * std /
+    sqrt(n)); the interval is (None, None) for a single value."""
+    from scipy.stats import t
+    if not 0 < confidence < 1:
+        raise ValueError(f'confidence must lie in (0, 1), got {confidence!r}')
+    s = summarize_seeds(values, what)
+    if s.n < 2:
+        return s, None, None
+    half = float(t.ppf((1 + confidence) / 2, s.n - 1)) * s.std / math.sqrt(s.n)
+    return s, s.mean - half, s.mean + half
+
+
 def paired_difference(a: Dict[int, float], b: Dict[int, float], confidence: float = 0.95,
                       what: str = 'difference') -> PairedDifference:
     """``a[seed] - b[seed]`` over the common seeds with a two-sided Student's t interval
     (mean +- t_{(1+confidence)/2, n-1} * std / sqrt(n)). A seed only one side has is an error: an unpaired run
     would silently turn the comparison into an unpaired one."""
-    from scipy.stats import t
-    if not 0 < confidence < 1:
-        raise ValueError(f'confidence must lie in (0, 1), got {confidence!r}')
     only = sorted(set(a) ^ set(b))
     if only:
         raise ValueError(f'{what}: seed(s) {only} are on one side only (a: {sorted(a)}, b: {sorted(b)}); a paired '
                          'difference needs every seed on both sides: finish or drop those runs')
     seeds = tuple(sorted(a))
-    diffs = _finite([a[s] - b[s] for s in seeds], what)
-    s = summarize_seeds(diffs, what)
-    if s.n < 2:
-        return PairedDifference(s.mean, None, s.n, None, None, confidence, seeds)
-    half = float(t.ppf((1 + confidence) / 2, s.n - 1)) * s.std / math.sqrt(s.n)
-    return PairedDifference(s.mean, s.std, s.n, s.mean - half, s.mean + half, confidence, seeds)
+    s, low, high = t_interval(_finite([a[s] - b[s] for s in seeds], what), confidence, what)
+    return PairedDifference(s.mean, s.std, s.n, low, high, confidence, seeds)

@@ -67,3 +67,30 @@ def test_fixed_batches_carry_boxes_at_the_network_input_scale(tiny_voc):
     assert [t['type'] for t in pipe][:3] == ['LoadImageFromFile', 'LoadAnnotations', 'Resize']
     with pytest.raises(ValueError, match='LoadAnnotations'):
         boxes_follow_the_image([dict(type='LoadImageFromFile'), dict(type='Resize')])
+
+
+def test_compare_probes_means_and_intervals_against_scipy():
+    import numpy as np
+    from scipy import stats
+    from mmdet_adasap.analysis.probe import PROBE_SCHEMA, compare_probes, summarize_probe
+    rng = np.random.default_rng(3)
+    rows = [dict(rank=i, rank_fraction=i / 9, removal=float(v)) for i, v in enumerate(rng.normal(size=10))]
+    res = dict(schema=PROBE_SCHEMA, label='ck', rows=rows, summary=summarize_probe(rows, {'removal': None}))
+    table = compare_probes([res], bottom=0.5)
+    low = [r['removal'] for r in rows if r['rank_fraction'] < 0.5]
+    lo, hi = stats.t.interval(0.95, len(low) - 1, loc=np.mean(low), scale=stats.sem(low))
+    row = next(line for line in table.splitlines() if line.startswith('| ck | removal'))
+    assert f'{np.mean(low):.4g} [{lo:.4g}, {hi:.4g}] (n=5)' in row
+    rho = stats.spearmanr([r['rank'] for r in rows], [r['removal'] for r in rows]).statistic
+    assert row.endswith(f'| {rho:+.2f} |')
+    with pytest.raises(ValueError, match='is not a mmdet_adasap.neuron_probe'):
+        compare_probes([dict(res, schema='other')])
+
+
+def test_compare_probes_tool_names_a_missing_probe(tmp_path):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('compare_probes', osp.join(REPO, 'tools/compare_probes.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    with pytest.raises(SystemExit, match=r'nope/neuron_probe.json does not exist; run tools/neuron_sensitivity.py'):
+        tool.main([str(tmp_path / 'nope')])
