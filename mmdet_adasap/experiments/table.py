@@ -18,6 +18,7 @@ from .matrix import Matrix
 
 RESULTS_SCHEMA = 'mmdet_adasap.compare/1'
 METRICS = (('params_ratio', 'params', 3), ('flops_ratio', 'FLOPs', 3), ('latency_ms', 'latency [ms]', 2),
+           ('latency_ratio', 'latency / dense', 2),  # the ratio of one interleaved measurement: robust to load
            ('clean_map', 'clean mAP', 1), ('mpc', 'mPC', 1), ('rpc', 'rPC [%]', 1), ('mpc_unseen', 'mPC unseen', 1))
 PAIRED = ('clean_map', 'mpc', 'rpc')
 LABELS = {key: label for key, label, _ in METRICS}
