@@ -10,6 +10,8 @@
 # Fill in: load_from (tools/train.py configs/faster_rcnn/faster-rcnn_r50_fpn_voc0712_dense.py),
 # data_root. Made for 8 GPUs x 2 images; the hook sits in default_hooks (a dict) so that variants override
 # single fields.
+# Not carried over from the demo's val search (docs/results/demo/search_val/: lr 0.02 for every family, SAM
+# warm-up rho 0.2): those were chosen for the demo's 6-epoch schedule, and nothing was measured on real VOC.
 _base_ = '../faster_rcnn/faster-rcnn_r50_fpn_voc0712_dense.py'
 load_from = 'work_dirs/faster-rcnn_r50_fpn_voc0712_dense/epoch_4.pth'
 

@@ -7,6 +7,8 @@
 #   python tools/test.py configs/pruned/ssd512_voc0712_pruned.py WORK_DIR/pruned.pth
 # Fill in: load_from (tools/train.py configs/ssd/ssd512_voc0712_dense.py), data_root as in the dense config.
 # Made for 8 GPUs x 8 images; the hook sits in default_hooks (a dict) so that variants override single fields.
+# Not carried over from the demo's val search (docs/results/demo/search_val/: lr 0.02 for every family, SAM
+# warm-up rho 0.2): those were chosen for the demo's 6-epoch schedule, and nothing was measured on real VOC.
 _base_ = '../ssd/ssd512_voc0712_dense.py'
 load_from = 'work_dirs/ssd512_voc0712_dense/epoch_24.pth'
 
