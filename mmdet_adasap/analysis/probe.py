@@ -101,14 +101,19 @@ def probe(config: str, checkpoint: Optional[str], out_dir: str, num_batches: int
     return result
 
 
+def _halves(rows, measure: str, bottom: float):
+    """The measure's values over the ``bottom`` fraction of the importance order, and over the rest."""
+    return ([r[measure] for r in rows if r['rank_fraction'] < bottom],
+            [r[measure] for r in rows if r['rank_fraction'] >= bottom])
+
+
 def summarize_probe(rows, values, bottom: float = 0.5) -> Dict[str, dict]:
     """Per measure: the mean over the ``bottom`` fraction of the importance order (pruned first at that ratio)
     and over the rest, and the Spearman correlation with the rank."""
     from scipy.stats import spearmanr
     out = {}
     for m in values:
-        low = [r[m] for r in rows if r['rank_fraction'] < bottom]
-        high = [r[m] for r in rows if r['rank_fraction'] >= bottom]
+        low, high = _halves(rows, m, bottom)
         rho = spearmanr([r['rank'] for r in rows], [r[m] for r in rows]).statistic if len(rows) > 2 else None
         out[m] = dict(mean_low_rank=sum(low) / len(low) if low else None,
                       mean_high_rank=sum(high) / len(high) if high else None,
@@ -134,8 +139,7 @@ def compare_probes(results: Sequence[dict], bottom: float = 0.5, confidence: flo
         if r.get('schema') != PROBE_SCHEMA:
             raise ValueError(f'{r.get("label")!r} is not a {PROBE_SCHEMA} result (schema {r.get("schema")!r})')
         for m in (m for m in MEASURES if m in r['rows'][0]):
-            low = [row[m] for row in r['rows'] if row['rank_fraction'] < bottom]
-            high = [row[m] for row in r['rows'] if row['rank_fraction'] >= bottom]
+            low, high = _halves(r['rows'], m, bottom)
             rho = r['summary'][m]['spearman_vs_rank']
             lines.append(f"| {r['label']} | {m} | {cell(low, m)} | {cell(high, m)} | "
                          f"{'-' if rho is None else f'{rho:+.2f}'} |")
