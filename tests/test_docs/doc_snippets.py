@@ -137,15 +137,33 @@ def type_dicts(node, trail=''):
 def bind_check(where, trail, d):
     """Bind a ``dict(type=...)``'s keywords against the registered class's ``__init__`` (a renamed or unknown
     keyword fails, naming the snippet's file and line)."""
+    if trail.endswith('.target') or trail.endswith('.schedule'):
+        return _pruning_spec_check(where, trail, d)
     cls = registered_class(d['type'])
     if cls is None:
         raise AssertionError(f'{where}: {trail}: type {d["type"]!r} is not registered in mmdet or mmengine')
-    kwargs = {k: v for k, v in d.items() if k != 'type'}
+    kwargs = {k: v for k, v in d.items() if k != 'type' and not (k.startswith('_') and k.endswith('_'))}
     try:
         inspect.signature(cls).bind_partial(**kwargs)
     except TypeError as e:
         raise AssertionError(f'{where}: {trail}: {cls.__name__}{inspect.signature(cls)} does not take '
                              f'{sorted(kwargs)}: {e}') from None
+
+
+def _pruning_spec_check(where, trail, d):
+    """A pruning target or schedule is a plain dict (not a registry type): check it the way the pruner reads it."""
+    from mmdet_adasap.pruning import build_schedule
+    from mmdet_adasap.pruning.targets import COST_TYPES, LATENCY_KEYS
+    spec = {k: v for k, v in d.items() if not (k.startswith('_') and k.endswith('_'))}
+    try:
+        if trail.endswith('.schedule'):
+            build_schedule(dict(spec), ratio=0.5)
+            return
+        unknown = set(spec) - {'type', 'ratio', *LATENCY_KEYS}
+        if spec['type'] not in COST_TYPES or unknown:
+            raise ValueError(f'type must be one of {COST_TYPES} and keys among type, ratio, {LATENCY_KEYS}')
+    except (TypeError, ValueError) as e:
+        raise AssertionError(f'{where}: {trail}: {d}: {e}') from None
 
 
 # ---------------------------------------------------------------- bash command lines
