@@ -268,3 +268,66 @@ def config_paths(tokens):
 def make_targets() -> set:
     with open(osp.join(REPO, 'Makefile')) as f:
         return set(re.findall(r'^([\w-]+):', f.read(), flags=re.M))
+
+
+# ---------------------------------------------------------------- calls in inline code
+
+INLINE = re.compile(r'(?<!`)`([^`\n]+)`(?!`)')
+API_MODULES = ('mmdet_adasap.apis', 'mmdet_adasap.pruning', 'mmdet_adasap.engine', 'mmdet_adasap.robustness',
+               'mmdet_adasap.deploy', 'mmdet_adasap.experiments', 'mmdet_adasap.analysis',
+               'mmdet_adasap.structures', 'mmdet_adasap.datasets')
+
+
+def inline_calls(path: str):
+    """(line, code) of every inline code span in prose that is a call: ``Name(...)``, ``mod.func(...)`` or
+    ``dict(type=...)`` (``...`` stands for any value)."""
+    with open(osp.join(REPO, path), encoding='utf-8') as f:
+        text = f.read()
+    text = re.sub(r'```.*?```', lambda m: '\n' * m.group(0).count('\n'), text, flags=re.S)
+    out = []
+    for n, line in enumerate(text.split('\n'), 1):
+        for code in INLINE.findall(line):
+            try:
+                node = ast.parse(code.replace('...', 'None'), mode='eval').body
+            except SyntaxError:
+                continue
+            if isinstance(node, ast.Call):
+                out.append((n, code, node))
+    return out
+
+
+def api_object(dotted: str):
+    """The package object a call names (``ChannelPruner``, ``pruner.prune_to`` is not resolvable: None)."""
+    import importlib
+    head, _, attr = dotted.rpartition('.')
+    if head.startswith('mmdet_adasap'):
+        return getattr(importlib.import_module(head), attr, None)
+    for mod in API_MODULES:
+        obj = getattr(importlib.import_module(mod), dotted, None)
+        if obj is not None:
+            return obj
+    return registered_class(dotted) if '.' not in dotted else None
+
+
+def check_inline_call(where: str, code: str, node: ast.Call):
+    """Bind an inline call's keywords against what it names; ``dict(type=...)`` against the registered type."""
+    def literal(v):
+        try:
+            return ast.literal_eval(v)
+        except ValueError:
+            return None
+    kwargs = {k.arg: literal(k.value) for k in node.keywords if k.arg}
+    name = ast.unparse(node.func)
+    if name == 'dict':
+        if isinstance(kwargs.get('type'), str) and registered_class(kwargs['type']) is not None:
+            bind_check(where, code, kwargs)
+        return
+    obj = api_object(name)
+    if obj is None or not callable(obj):
+        return
+    try:
+        inspect.signature(obj).bind_partial(*[None] * len(node.args), **kwargs)
+    except TypeError as e:
+        raise AssertionError(f'{where}: `{code}`: {name}{inspect.signature(obj)}: {e}') from None
+    if inspect.isclass(obj) and 'scope' in kwargs and hasattr(obj, 'SCOPES'):
+        assert kwargs['scope'] in obj.SCOPES, f'{where}: `{code}`: scope must be one of {obj.SCOPES}'

@@ -5,7 +5,7 @@ import traceback
 
 import pytest
 
-from doc_snippets import (REPO, Block, all_blocks, assignments, bind_check, command_lines, compiled,
+from doc_snippets import (REPO, Block, all_blocks, check_inline_call, doc_files, inline_calls, assignments, bind_check, command_lines, compiled,
                           config_from_fragment, config_paths, registered_class, make_targets, option_tokens, parser_options,
                           tool_calls, tool_parser, type_dicts)
 
@@ -128,3 +128,22 @@ def test_command_lines_join_continuations_and_substitute_variables():
     assert lines == [(5, 'M=configs/a.py'), (6, 'python tools/t.py $M    --out d')]
     assert tool_calls(lines[1][1], assignments(block)) == [('python', 'tools/t.py', ['configs/a.py', '--out', 'd'])]
     assert option_tokens(['[--batch', 'N|dynamic]', '--opset=17']) == ['--batch', '--opset']
+
+
+@pytest.mark.parametrize('page', doc_files())
+def test_inline_calls_match_the_code(page):
+    """Calls written in prose (`AdaptiveRadius(rho_min, rho_max, scope)`, `dict(type='X', ...)`) name
+    keywords the code takes."""
+    for line, code, node in inline_calls(page):
+        check_inline_call(f'{page}:{line}', code, node)
+
+
+def test_an_inline_call_with_a_removed_keyword_fails():
+    import ast as _ast
+    code = "AdaptiveRadius(rho_min, rho_max, scope, score_norm='max')"
+    node = _ast.parse(code, mode='eval').body
+    with pytest.raises(AssertionError, match=r"docs/method\.md:9: .*score_norm"):
+        check_inline_call('docs/method.md:9', code, node)
+    code = "AdaptiveRadius(scope='group')"
+    with pytest.raises(AssertionError, match="scope must be one of"):
+        check_inline_call('README.md:1', code, _ast.parse(code, mode='eval').body)
