@@ -3,11 +3,13 @@
     python tools/compare_methods.py configs/compare/ssd-r18mini_synthvoc_matrix.py --out work_dirs/compare_test
     python tools/compare_methods.py MATRIX --out work_dirs/compare_val --split val     # the search split
     python tools/compare_methods.py MATRIX --out DIR --methods adasap l2prune_sgd      # a subset
+    python tools/compare_methods.py MATRIX --out DIR --ratios 0.25 1.0     # the runs at 0.25 and the controls
     python tools/compare_methods.py MATRIX --out DIR --table-only                      # rebuild the tables
     python tools/compare_methods.py MATRIX --out DIR --estimate 6     # time 6 iterations per method, no runs
 
 Rerunning the same command continues: finished runs (OUT/runs/*/*/*/record.json) are skipped, an interrupted
-run resumes from its last checkpoint and its evaluation from its finished sets. Writes OUT/results.json,
+run resumes from its last checkpoint and its evaluation from its finished sets. Two processes started with the
+same command share the work: each passes over the runs the other holds. Writes OUT/results.json,
 OUT/results.md, OUT/results_vs_flops.png, OUT/results_categories.png (and OUT/search_log.jsonl on a search
 split).
 """
@@ -27,6 +29,7 @@ def main(argv=None):
     p.add_argument('--out', required=True, help='results folder (one split per folder)')
     p.add_argument('--split', default='test', help='a split of the matrix: test (report) or val (search)')
     p.add_argument('--methods', nargs='+', help='run only these methods of the table')
+    p.add_argument('--ratios', nargs='+', type=float, help='run only the runs at these ratios (1.0: the controls)')
     p.add_argument('--table-only', action='store_true', help='rebuild the tables and plots from finished runs')
     p.add_argument('--estimate', type=int, metavar='ITERS',
                    help='only estimate the matrix\'s wall time from ITERS training iterations per method')
@@ -38,7 +41,10 @@ def main(argv=None):
             from mmdet_adasap.experiments.estimate import estimate
             estimate(matrix, args.split, args.out, args.estimate)
             return
-        paths = (table_only if args.table_only else run_matrix)(matrix, args.out, args.split, methods=args.methods)
+        if args.table_only:
+            paths = table_only(matrix, args.out, args.split)
+        else:
+            paths = run_matrix(matrix, args.out, args.split, methods=args.methods, ratios=args.ratios)
     except (ValueError, FileNotFoundError) as e:
         sys.exit(f'error: {e}')
     with open(paths['markdown']) as f:

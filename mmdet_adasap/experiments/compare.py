@@ -4,7 +4,8 @@
 holds), makes sure of the dense start (given, or trained once per split), then works through the runs in
 order: a run with a record is skipped, a run with checkpoints resumes, a new run trains through the Runner.
 After every run ``OUT/results.{json,md}`` and the plots are rewritten, so that a matrix stopped at any
-point leaves a consistent table of what has finished.
+point leaves a consistent table of what has finished. Several processes may work on one ``OUT`` at once: each
+claims a run before it starts it (``run.claim``) and passes over the runs another live process holds.
 """
 import hashlib
 import json
@@ -19,7 +20,7 @@ from mmengine.hooks import Hook
 from mmdet_adasap.apis import find_resize_shape, interleaved_latency, load_config, params_and_flops
 from mmdet_adasap.robustness.voc_c import atomic_write_json
 from . import run as R
-from .matrix import Matrix, RunSpec, file_sha256
+from .matrix import Matrix, RunSpec, _at, file_sha256
 from .table import write_results
 
 SEARCH_LOG = 'search_log.jsonl'
@@ -84,7 +85,9 @@ def check_methods(matrix: Matrix) -> None:
         raise ValueError(f'ratio_key {matrix.ratio_key!r} must name a pruner target ratio (<...>.target.ratio)')
     checked = set()
     for m in matrix.methods.values():
-        lowest = min(m.ratios or matrix.ratios)
+        if m.kind == 'control':  # nothing to reach: load_matrix made sure it names no target
+            continue
+        lowest = min(matrix.method_ratios(m))
         cfg = load_config(m.config, m.cfg_options)
         hook_keys = matrix.ratio_key.split('.')[:-3]  # <hook>.<pruning options>.target.ratio
         hook = _at(cfg.to_dict(), hook_keys)
@@ -107,13 +110,6 @@ def check_methods(matrix: Matrix) -> None:
         except ValueError as e:
             raise ValueError(f'method {m.name!r} cannot reach ratio {lowest:g} (run {m.name}/ratio{lowest:g}): '
                              f'{e}') from e
-
-
-def _at(node, keys):
-    """``node[k0][k1]...`` for the config-dict path ``keys``; None where the path breaks off."""
-    for key in keys:
-        node = node.get(key) if isinstance(node, dict) else None
-    return node
 
 
 def _latency_table(method, hook) -> dict:
@@ -158,15 +154,17 @@ def ensure_dense(matrix: Matrix, out_dir: str, split: str, transform=None, log=p
     return final
 
 
-def _cost(matrix: Matrix, dense_ckpt: str, ckpt: Optional[str], split: str) -> dict:
-    """Params, FLOPs and latency of the pruned ``ckpt`` next to the dense model (``ckpt=None``: the dense alone)."""
+def _cost(matrix: Matrix, dense_ckpt: str, ckpt: Optional[str], split: str, pruned: bool = True) -> dict:
+    """Params, FLOPs and latency of ``ckpt`` (pruned, or a dense-shaped control) next to the dense model
+    (``ckpt=None``: the dense alone)."""
     opts, lat = matrix.eval_options(split), matrix.evaluation['latency']
     dense, shape = R.build_detector(matrix.dense_config, dense_ckpt, opts, pruned=False)
     d = params_and_flops(dense, shape)
     if ckpt is None:
         (ms,) = interleaved_latency([dense], shape, lat['repeats'], lat['threads'])
         return dict(d, latency_ms=ms, dense_latency_ms=ms, input=list(shape))
-    model, _ = R.build_detector(matrix.pruned_config, ckpt, opts, pruned=True)
+    config = matrix.pruned_config if pruned else matrix.dense_config
+    model, _ = R.build_detector(config, ckpt, opts, pruned=pruned)
     d_ms, p_ms = interleaved_latency([dense, model], shape, lat['repeats'], lat['threads'])
     p = params_and_flops(model, shape)
     return dict(p, params_ratio=p['params'] / d['params'], flops_ratio=p['flops'] / d['flops'], latency_ms=p_ms,
@@ -202,8 +200,9 @@ def config_sha256(config: str, options: dict) -> str:
 
 
 def run_one(matrix: Matrix, run: RunSpec, out_dir: str, dense_ckpt: str, protocol: dict, progress: Progress,
-            transform=None) -> dict:
-    """Train (or resume), evaluate and record one run; a finished run is returned as recorded."""
+            transform=None) -> Optional[dict]:
+    """Train (or resume), evaluate and record one run; a finished run is returned as recorded (its end-of-pruning
+    evaluation added if the matrix now asks for one); None: another live process holds the run."""
     work_dir = run.work_dir(out_dir)
     method = matrix.methods[run.method]
     options = matrix.train_options(run, dense_ckpt)
@@ -215,9 +214,28 @@ def run_one(matrix: Matrix, run: RunSpec, out_dir: str, dense_ckpt: str, protoco
     if found is not None:
         R.check_same(rec_path, {k: found.get(k) for k in spec}, spec, 'run')
         R.check_same(rec_path, found['protocol'], protocol, 'run')
-        progress.start(progress.index, run.name, 'finished before, skipped')
-        progress.finish(found['wall_s']['total'], skipped=True)
-        return found
+        if not _wants_end_of_pruning(matrix, run, found):
+            progress.start(progress.index, run.name, 'finished before, skipped')
+            progress.finish(found['wall_s']['total'], skipped=True)
+            return found
+    if not R.claim(work_dir):
+        progress.start(progress.index, run.name, 'held by another process, passed over')
+        progress.finish(None, skipped=True)
+        return None
+    try:
+        if found is None and R.read_json(rec_path) is not None:  # finished by another process meanwhile
+            return run_one(matrix, run, out_dir, dense_ckpt, protocol, progress, transform)
+        if found is not None:
+            return _add_end_of_pruning(matrix, run, out_dir, dense_ckpt, found, options, progress, transform)
+        return _train_and_evaluate(matrix, run, out_dir, dense_ckpt, protocol, progress, transform, spec, options)
+    finally:
+        R.release(work_dir)
+
+
+def _train_and_evaluate(matrix, run, out_dir, dense_ckpt, protocol, progress, transform, spec, options) -> dict:
+    work_dir = run.work_dir(out_dir)
+    method = matrix.methods[run.method]
+    rec_path, spec_path = osp.join(work_dir, R.RECORD_FILE), osp.join(work_dir, R.SPEC_FILE)
     old = R.read_json(spec_path)
     if old is not None:
         R.check_same(spec_path, old, spec, 'run')
@@ -225,32 +243,89 @@ def run_one(matrix: Matrix, run: RunSpec, out_dir: str, dense_ckpt: str, protoco
         atomic_write_json(spec_path, spec)
     start = time.perf_counter()
     export = osp.join(work_dir, R.EXPORT_FILE)
+    control = method.kind == 'control'
     wall = {}
     resumed = osp.isfile(osp.join(work_dir, 'last_checkpoint'))
-    if not osp.isfile(export):
+    if control or not osp.isfile(export):  # a finished control's training resumes at its end: a no-op
         progress.start(progress.index, run.name, 'train (resuming)' if resumed else 'train')
         wall['train'] = R.train(method.config, options, work_dir,
                                 _transform_for(transform, run), hooks=[ProgressHook(progress)])
-        if not osp.isfile(export):
+        if control:
+            export = R.last_checkpoint(work_dir)
+        elif not osp.isfile(export):
             raise RuntimeError(f'run {run.name}: training finished without exporting {export}; does the config '
                                'export the pruned model (AdaSAPHook export=...)?')
     progress.start(progress.index, run.name, 'evaluate (clean + corruptions, resumable)')
     t = time.perf_counter()
-    result = R.evaluate(matrix.pruned_config, export, work_dir, matrix.corruptions(), matrix.evaluation['severities'],
-                        matrix.eval_options(run.split), matrix.evaluation['cache_root'],
-                        f'{method.label}, {run.ratio:g} FLOPs, seed {run.seed}')
+    what = 'no pruning' if control else f'{run.ratio:g} {method.kind}'
+    result = R.evaluate(matrix.dense_config if control else matrix.pruned_config, export, work_dir,
+                        matrix.corruptions(), matrix.evaluation['severities'], matrix.eval_options(run.split),
+                        matrix.evaluation['cache_root'], f'{method.label}, {what}, seed {run.seed}')
     wall['evaluate'] = time.perf_counter() - t
     t = time.perf_counter()
-    cost = _cost(matrix, dense_ckpt, export, run.split)
+    cost = _cost(matrix, dense_ckpt, export, run.split, pruned=not control)
     wall['cost'] = time.perf_counter() - t
     wall['total'] = time.perf_counter() - start
-    rec = dict(spec, label=method.label, protocol=protocol, resumed=resumed, **cost, **R.scores(result),
-               robustness='robustness/robustness.json', wall_s=wall)
+    rec = dict(spec, label=method.label, kind=method.kind, protocol=protocol, resumed=resumed, **cost,
+               **R.scores(result), robustness='robustness/robustness.json', wall_s=wall)
+    if control:
+        rec['checkpoint'] = osp.relpath(export, work_dir)
+    if _wants_end_of_pruning(matrix, run, rec):
+        rec['end_of_pruning'] = _end_of_pruning(matrix, run, out_dir, dense_ckpt, options, progress, transform)
     R.write_record(rec_path, rec)
     progress.finish(wall['total'])
     if run.split != 'test':
         _log_search(out_dir, rec)
     return rec
+
+
+def _wants_end_of_pruning(matrix: Matrix, run: RunSpec, rec: dict) -> bool:
+    return run.ratio in matrix.methods[run.method].end_of_pruning and 'end_of_pruning' not in rec
+
+
+def _add_end_of_pruning(matrix, run, out_dir, dense_ckpt, rec, options, progress, transform) -> dict:
+    """A finished run's record with the end-of-pruning evaluation the matrix now asks for."""
+    rec = dict(rec, end_of_pruning=_end_of_pruning(matrix, run, out_dir, dense_ckpt, options, progress, transform))
+    return R.write_record(osp.join(run.work_dir(out_dir), R.RECORD_FILE), rec)
+
+
+def end_of_pruning_checkpoint(matrix: Matrix, run: RunSpec, out_dir: str, options: dict, transform=None) -> str:
+    """The checkpoint the run saved when its pruning phase ended (after that phase's last iteration), checked
+    against the phase end its config gives."""
+    cfg = R.run_config(matrix.methods[run.method].config, options, run.work_dir(out_dir),
+                       _transform_for(transform, run))
+    hook = _at(cfg.to_dict(), matrix.ratio_key.split('.')[:-3])
+    end, by_epoch = hook['pruning']['end'], hook.get('by_epoch', True)
+    unit = 'epoch' if by_epoch else 'iter'
+    path = osp.join(run.work_dir(out_dir), f'{unit}_{end}.pth')
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'run {run.name}: the end-of-pruning evaluation needs the checkpoint of the pruning phase\'s last '
+            f'iteration, {path}, which the run did not keep; keep every checkpoint (method cfg_options '
+            f'{{"default_hooks.checkpoint.max_keep_ckpts": -1}}, saved every {unit}) and run it again')
+    import torch
+    meta = torch.load(path, map_location='cpu', weights_only=False).get('meta', {})
+    if meta.get(unit) != end:
+        raise ValueError(f'run {run.name}: {path} was saved at {unit} {meta.get(unit)!r}, not at the end of the '
+                         f'pruning phase ({unit} {end})')
+    return path
+
+
+def _end_of_pruning(matrix, run, out_dir, dense_ckpt, options, progress, transform) -> dict:
+    """Clean + corrupted scores and cost of the model as its pruning phase left it, before any fine-tune."""
+    work_dir = run.work_dir(out_dir)
+    path = end_of_pruning_checkpoint(matrix, run, out_dir, options, transform)
+    progress.start(progress.index, run.name, f'evaluate the end of pruning ({osp.basename(path)})')
+    t = time.perf_counter()
+    result = R.evaluate(matrix.pruned_config, path, work_dir, matrix.corruptions(),
+                        matrix.evaluation['severities'], matrix.eval_options(run.split),
+                        matrix.evaluation['cache_root'], f'{matrix.methods[run.method].label}, end of pruning, '
+                        f'seed {run.seed}', folder=R.END_OF_PRUNING_DIR)
+    seconds = time.perf_counter() - t
+    cost = {k: v for k, v in _cost(matrix, dense_ckpt, path, run.split).items()
+            if k in ('params_ratio', 'flops_ratio', 'latency_ratio')}
+    return dict(checkpoint=osp.relpath(path, work_dir), **cost, **R.scores(result),
+                robustness=f'{R.END_OF_PRUNING_DIR}/robustness.json', wall_s=dict(evaluate=seconds))
 
 
 def _log_search(out_dir: str, rec: dict) -> None:
@@ -263,33 +338,39 @@ def _log_search(out_dir: str, rec: dict) -> None:
 
 
 def run_matrix(matrix: Matrix, out_dir: str, split: str = 'test', transform: Optional[Callable] = None,
-               methods: Optional[List[str]] = None, log: Callable[[str], None] = print) -> dict:
+               methods: Optional[List[str]] = None, log: Callable[[str], None] = print,
+               ratios: Optional[List[float]] = None) -> dict:
     """Run (or continue) the matrix on ``split`` into ``out_dir``; returns the paths of the tables and plots.
 
     ``transform(cfg, run=RunSpec | None)``: a last edit of each training config (tests shrink the schedule).
-    ``methods``: a subset of the method table (the others' finished runs still appear in the table).
+    ``methods`` / ``ratios``: a subset of the method table / of the runs' ratios (1.0: the controls); the other
+    finished runs still appear in the table.
     """
     if split not in matrix.splits:
         raise ValueError(f'split {split!r} is not one of the matrix splits {sorted(matrix.splits)}')
     unknown = sorted(set(methods or ()) - set(matrix.methods))
     if unknown:
         raise ValueError(f'method(s) {unknown} are not in the method table {list(matrix.methods)}')
+    all_ratios = {r.ratio for r in matrix.runs(split)}
+    if ratios is not None and not set(ratios) <= all_ratios:
+        raise ValueError(f'ratio(s) {sorted(set(ratios) - all_ratios)} are not among the runs\' ratios '
+                         f'{sorted(all_ratios)} (1.0: the controls)')
     check_methods(matrix)
     os.makedirs(out_dir, exist_ok=True)
     dense_ckpt = ensure_dense(matrix, out_dir, split, transform, log)
     protocol = matrix.protocol(split, file_sha256(dense_ckpt))
     dense = dense_record(matrix, out_dir, split, dense_ckpt, protocol, log)
-    runs = [r for r in matrix.runs(split) if not methods or r.method in methods]
+    runs = [r for r in matrix.runs(split) if (not methods or r.method in methods)
+            and (ratios is None or r.ratio in ratios)]
     progress = Progress(len(runs), log)
-    records = []
     for i, run in enumerate(runs):
         progress.index = i
-        records.append(run_one(matrix, run, out_dir, dense_ckpt, protocol, progress, transform))
-        paths = write_results(matrix, out_dir, split, dense)
-    return paths if runs else write_results(matrix, out_dir, split, dense)
+        run_one(matrix, run, out_dir, dense_ckpt, protocol, progress, transform)
+        write_results(matrix, out_dir, split, dense)
+    return write_results(matrix, out_dir, split, dense)
 
 
-def table_only(matrix: Matrix, out_dir: str, split: str = 'test', methods=None) -> dict:
+def table_only(matrix: Matrix, out_dir: str, split: str = 'test') -> dict:
     """Rebuild the tables and plots of ``out_dir`` from its finished runs (no training, no evaluation)."""
     dense = R.read_json(osp.join(out_dir, 'dense', R.RECORD_FILE))
     if dense is None:

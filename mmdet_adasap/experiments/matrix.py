@@ -4,6 +4,15 @@ A matrix config (``configs/compare/*_matrix.py``) names one dense config and che
 (``name -> dict(config=..., label=..., cfg_options=...)``), the ``ratio_key`` through which a ratio reaches a
 method's config, the ratios, the seeds per split, the split overrides and the evaluation protocol. Everything
 is checked before the first run starts, so that a typo costs seconds, not an hour of training.
+
+A method is of one of three kinds, and each kind is tabled apart, paired with its own reference:
+- ``flops``: its config prunes to a FLOPs target; it runs at the matrix ``ratios`` (or its own subset);
+- ``latency``: its config prunes to a latency target; it runs at its own ``ratios`` (fractions of the dense
+  latency), and pairs only with runs whose measured latency matches (``evaluation.latency_match``);
+- ``control`` (``control=True``): no pruning at all, the dense start trained on with the method's config; its
+  runs have ratio 1.0 and it may name no pruning target.
+``end_of_pruning=[ratios]`` also evaluates a pruning method's model as it stands when its pruning phase ends
+(the checkpoint of that phase's last iteration), before the fine-tune.
 """
 import copy
 import hashlib
@@ -13,12 +22,15 @@ from typing import Dict, List, Optional
 
 from mmengine.config import Config
 
+from mmdet_adasap.apis import load_config
 from mmdet_adasap.robustness.corruptions import check_severities, resolve_corruptions
 
 MATRIX_KEYS = ('dense', 'pruned_config', 'methods', 'reference', 'ratio_key', 'ratios', 'seeds', 'splits',
                'evaluation')
 EVAL_DEFAULTS = dict(corruptions='benchmark', unseen='holdout', severities=[1, 3, 5], cache_root=None,
-                     latency=dict(repeats=30, threads=1), cfg_options={}, category_ratio=None)
+                     latency=dict(repeats=30, threads=1), cfg_options={}, category_ratio=None, latency_match=0.1)
+METHOD_KEYS = ('config', 'label', 'cfg_options', 'ratios', 'control', 'end_of_pruning')
+KINDS = ('flops', 'latency', 'control')
 
 
 @dataclass(frozen=True)
@@ -43,7 +55,9 @@ class Method:
     config: str
     label: str
     cfg_options: dict = field(default_factory=dict)
-    ratios: Optional[List[float]] = None  # a subset of the matrix's ratios (None: all of them)
+    ratios: Optional[List[float]] = None  # a subset of the matrix's ratios (None: all of them); latency: its own
+    kind: str = 'flops'  # 'flops' | 'latency' (the target type of its config) | 'control' (no pruning)
+    end_of_pruning: List[float] = field(default_factory=list)  # ratios whose runs are also evaluated there
 
 
 @dataclass
@@ -59,11 +73,23 @@ class Matrix:
     seeds: Dict[str, List[int]]
     splits: Dict[str, dict]
     evaluation: dict
+    references: Dict[str, str] = field(default_factory=dict)  # kind -> the method the others are paired with
+
+    def method_ratios(self, method: Method) -> List[float]:
+        if method.kind == 'control':
+            return [1.0]
+        return method.ratios if method.ratios is not None else self.ratios
 
     def runs(self, split: str) -> List[RunSpec]:
-        """Ratio-major order: a matrix stopped half-way has every method at the first ratios."""
-        return [RunSpec(m, r, s, split) for r in self.ratios for s in self.seeds[split]
-                for m, method in self.methods.items() if method.ratios is None or r in method.ratios]
+        """FLOPs runs ratio-major (a matrix stopped half-way has every method at the first ratios), then the
+        controls, then the latency-target runs."""
+        out = []
+        for kind in KINDS:
+            ratios = self.ratios if kind == 'flops' else sorted({r for m in self.methods.values() if m.kind == kind
+                                                                 for r in self.method_ratios(m)}, reverse=True)
+            out += [RunSpec(m, r, s, split) for r in ratios for s in self.seeds[split]
+                    for m, method in self.methods.items() if method.kind == kind and r in self.method_ratios(method)]
+        return out
 
     def corruptions(self) -> List[str]:
         bench = resolve_corruptions(self.evaluation['corruptions'])
@@ -81,7 +107,8 @@ class Matrix:
 
     def train_options(self, run: RunSpec, dense_checkpoint: str) -> dict:
         m = self.methods[run.method]
-        return {**self.splits[run.split], **m.cfg_options, self.ratio_key: run.ratio,
+        target = {} if m.kind == 'control' else {self.ratio_key: run.ratio}
+        return {**self.splits[run.split], **m.cfg_options, **target,
                 'randomness': dict(seed=run.seed), 'load_from': dense_checkpoint}
 
     def eval_options(self, split: str) -> dict:
@@ -105,7 +132,7 @@ def _number_list(values, what: str, cast) -> list:
     return out
 
 
-def _methods(table, source: str, ratios: List[float]) -> Dict[str, Method]:
+def _methods(table, source: str, ratios: List[float], ratio_key: str) -> Dict[str, Method]:
     if not isinstance(table, dict) or not table:
         raise ValueError(f'matrix {source}: methods must be a non-empty dict name -> dict(config=...)')
     out = {}
@@ -113,22 +140,84 @@ def _methods(table, source: str, ratios: List[float]) -> Dict[str, Method]:
         if not isinstance(spec, dict) or not spec.get('config'):
             raise ValueError(f'matrix {source}: method {name!r} has no config; give '
                              f'methods.{name}=dict(config=\'configs/...py\', label=...)')
-        unknown = set(spec) - {'config', 'label', 'cfg_options', 'ratios'}
+        unknown = set(spec) - set(METHOD_KEYS)
         if unknown:
-            raise ValueError(f'matrix {source}: method {name!r} has unknown key(s) {sorted(unknown)}')
+            raise ValueError(f'matrix {source}: method {name!r} has unknown key(s) {sorted(unknown)}; '
+                             f'known: {METHOD_KEYS}')
         config = _resolve(spec['config'], source)
         if not osp.isfile(config):
             raise ValueError(f'matrix {source}: the config {spec["config"]!r} of method {name!r} does not exist')
         if '/' in name or not name:
             raise ValueError(f'matrix {source}: method name {name!r} must be non-empty and have no "/"')
+        options = dict(spec.get('cfg_options') or {})
+        kind = _kind(name, spec, config, options, ratio_key, source)
         own = spec.get('ratios')
         if own is not None:
             own = _number_list(own, f'methods.{name}.ratios', float)
-            if not set(own) <= set(ratios):
+            if kind == 'flops' and not set(own) <= set(ratios):
                 raise ValueError(f'matrix {source}: method {name!r} asks for ratio(s) {sorted(set(own) - set(ratios))} '
                                  f'that are not in the matrix ratios {ratios}')
-        out[name] = Method(name, config, spec.get('label', name), dict(spec.get('cfg_options') or {}), own)
+            _check_fractions(own, f'method {name!r}: ratio', source)
+        elif kind == 'latency':
+            raise ValueError(f'matrix {source}: method {name!r} prunes to a latency target; give its own '
+                             f'ratios=[...] (fractions of the dense latency), e.g. the measured latency of the '
+                             'FLOPs runs it is to be compared at')
+        end = _number_list(spec['end_of_pruning'], f'methods.{name}.end_of_pruning', float) \
+            if spec.get('end_of_pruning') else []
+        if end and kind == 'control':
+            raise ValueError(f'matrix {source}: method {name!r} is a control (no pruning phase), so it has no end '
+                             f'of pruning to evaluate; remove its end_of_pruning={spec["end_of_pruning"]!r}')
+        missing = sorted(set(end) - set(own if own is not None else ratios))
+        if missing:
+            raise ValueError(f'matrix {source}: method {name!r} asks for an end-of-pruning evaluation at ratio(s) '
+                             f'{missing} it does not run at')
+        out[name] = Method(name, config, spec.get('label', name), options, own, kind, end)
     return out
+
+
+def _kind(name: str, spec: dict, config: str, options: dict, ratio_key: str, source: str) -> str:
+    """'control' (declared; its config must name no pruning target), else the target type of its config."""
+    hook = load_config(config, options).to_dict()
+    node = _at(hook, ratio_key.split('.')[:-2])  # <hook>.<pruning options>
+    target = node.get('target') if isinstance(node, dict) else None
+    if spec.get('control'):
+        if 'ratios' in spec:
+            raise ValueError(f'matrix {source}: method {name!r} is a control: it runs at ratio 1.0 only; remove '
+                             f'its ratios={spec["ratios"]!r}')
+        if target is not None:
+            raise ValueError(f'matrix {source}: method {name!r} is a control (no pruning), but its config {config} '
+                             f'names a pruning target at {".".join(ratio_key.split(".")[:-1])} = {target!r}; give '
+                             'a control a training config without a pruning hook')
+        return 'control'
+    return target.get('type', 'flops') if isinstance(target, dict) else 'flops'
+
+
+def _at(node, keys):
+    """``node[k0][k1]...`` for the config-dict path ``keys``; None where the path breaks off."""
+    for key in keys:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
+
+
+def _check_fractions(values: List[float], what: str, source: str) -> None:
+    for r in values:
+        if not 0 < r < 1:
+            raise ValueError(f'matrix {source}: {what} {r} is not a fraction of the dense cost in (0, 1)')
+
+
+def _references(ref, methods: Dict[str, Method], source: str) -> Dict[str, str]:
+    """``reference``: a method name (the FLOPs methods' reference) or dict(kind=name); each kind that has more
+    than one method and no reference of its own is paired with nothing."""
+    refs = {'flops': ref} if isinstance(ref, str) else dict(ref or {})
+    for kind, name in refs.items():
+        if kind not in KINDS:
+            raise ValueError(f'matrix {source}: reference kind {kind!r} is not one of {KINDS}')
+        if name not in methods:
+            raise ValueError(f'matrix {source}: reference {name!r} is not one of the methods {list(methods)}')
+        if methods[name].kind != kind:
+            raise ValueError(f'matrix {source}: reference {name!r} for the {kind} methods is a {methods[name].kind} '
+                             'method')
+    return refs
 
 
 def load_matrix(path: str, overrides: Optional[dict] = None) -> Matrix:
@@ -144,12 +233,9 @@ def load_matrix(path: str, overrides: Optional[dict] = None) -> Matrix:
         raise ValueError(f'matrix {path}: unknown key(s) {sorted(unknown)}, missing key(s) {missing}; '
                          f'a matrix config has {MATRIX_KEYS}')
     ratios = _number_list(d['ratios'], 'ratios', float)
-    for r in ratios:
-        if not 0 < r < 1:
-            raise ValueError(f'matrix {path}: ratio {r} is not a fraction of the dense FLOPs in (0, 1)')
-    methods = _methods(d['methods'], path, ratios)
-    if d['reference'] not in methods:
-        raise ValueError(f'matrix {path}: reference {d["reference"]!r} is not one of the methods {list(methods)}')
+    _check_fractions(ratios, 'ratio', path)
+    methods = _methods(d['methods'], path, ratios, d['ratio_key'])
+    references = _references(d['reference'], methods, path)
     splits = d['splits']
     if not isinstance(splits, dict) or not isinstance(d['seeds'], dict) or set(d['seeds']) != set(splits):
         raise ValueError(f'matrix {path}: seeds must be a dict split -> list of seeds with the splits of '
@@ -162,14 +248,17 @@ def load_matrix(path: str, overrides: Optional[dict] = None) -> Matrix:
     resolve_corruptions(ev['corruptions']), check_severities(ev['severities'])  # fail now, naming the value
     if ev['unseen']:
         resolve_corruptions(ev['unseen'])
+    tol = ev['latency_match']
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 < tol < 1:
+        raise ValueError(f'matrix {path}: evaluation.latency_match must be a relative tolerance in (0, 1), got {tol!r}')
     ev['category_ratio'] = float(ev['category_ratio'] if ev['category_ratio'] is not None else ratios[0])
     dense = d['dense']
     pruned = _resolve(d['pruned_config'], path)
     for what, p in (('dense.config', _resolve(dense.get('config', ''), path)), ('pruned_config', pruned)):
         if not osp.isfile(p):
             raise ValueError(f'matrix {path}: {what} {p!r} does not exist')
-    return Matrix(path, _resolve(dense['config'], path), dense.get('checkpoint'), pruned, methods, d['reference'],
-                  d['ratio_key'], ratios, seeds, splits, ev)
+    return Matrix(path, _resolve(dense['config'], path), dense.get('checkpoint'), pruned, methods,
+                  references.get('flops'), d['ratio_key'], ratios, seeds, splits, ev, references)
 
 
 def file_sha256(path: str) -> str:

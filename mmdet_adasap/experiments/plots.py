@@ -1,5 +1,6 @@
-"""The matrix's two figures: mPC and clean mAP against the FLOPs ratio (mean +- std over seeds, one line per
-method, dense as a point at 1.0), and per-corruption-category mPC at one ratio."""
+"""The matrix's figures: mPC and clean mAP against the FLOPs ratio (mean +- std over seeds, one line per
+method, dense and the no-pruning controls as points at 1.0), per-corruption-category mPC at one ratio, and the
+end of pruning against the final model, per method."""
 import io
 
 from mmdet_adasap.robustness.voc_c import atomic_write_bytes
@@ -24,11 +25,13 @@ def plot_vs_flops(results: dict, matrix, path: str) -> None:
     dense = results['dense']
     for ax, key, title in zip(axes, ('mpc', 'clean_map'), ('mPC (corrupted test)', 'clean mAP')):
         for method, m in matrix.methods.items():
-            rows = sorted((r for r in results['summary'] if r['method'] == method and r[key]), key=lambda r: r['ratio'])
+            rows = sorted((r for r in results['summary'] if r['method'] == method and r[key] and
+                           r['kind'] in ('flops', 'control')), key=lambda r: r['ratio'])
             if rows:
                 ax.errorbar([r['flops_ratio']['mean'] for r in rows], [r[key]['mean'] for r in rows],
-                            yerr=[r[key]['std'] or 0 for r in rows], marker='o', capsize=3, label=m.label)
-        ax.plot([1.0], [dense[key]], marker='*', markersize=12, color='k', linestyle='none', label='dense')
+                            yerr=[r[key]['std'] or 0 for r in rows], capsize=3, label=m.label,
+                            marker='s' if m.kind == 'control' else 'o', linestyle='none' if m.kind == 'control' else '-')
+        ax.plot([1.0], [dense[key]], marker='*', markersize=12, color='k', linestyle='none', label='dense start')
         ax.set_xlabel('FLOPs / dense FLOPs')
         ax.set_ylabel(f'{title}, AP50 x 100')
         ax.grid(alpha=0.3)
@@ -41,7 +44,7 @@ def plot_categories(results: dict, matrix, path: str) -> None:
     import numpy as np
     plt = _pyplot()
     ratio = matrix.evaluation['category_ratio']
-    rows = [r for r in results['summary'] if r['ratio'] == ratio]
+    rows = [r for r in results['summary'] if r['ratio'] == ratio and r['kind'] == 'flops']
     groups = list(results['dense']['per_category'])
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(groups) + 2), 3.8))
     width = 0.8 / (len(rows) + 1)
@@ -58,5 +61,25 @@ def plot_categories(results: dict, matrix, path: str) -> None:
     ax.set_title(f'per corruption category at {ratio:g} of the dense FLOPs')
     ax.grid(axis='y', alpha=0.3)
     ax.legend(fontsize=8)
+    _save(fig, path)
+    plt.close(fig)
+
+
+def plot_end_of_pruning(results: dict, matrix, path: str) -> None:
+    """mPC and clean mAP at the end of pruning and after the fine-tune, one line per (method, target)."""
+    plt = _pyplot()
+    rows = [r for r in results['summary'] if r.get('end_of_pruning')]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, key, title in zip(axes, ('mpc', 'clean_map'), ('mPC (corrupted test)', 'clean mAP')):
+        for r in rows:
+            pts = [r['end_of_pruning'][key], r['final_of_those'][key]]
+            ax.errorbar([0, 1], [p['mean'] for p in pts], yerr=[p['std'] or 0 for p in pts], marker='o', capsize=3,
+                        label=f'{r["label"]} ({r["ratio"]:g} {r["kind"]})')
+        ax.set_xticks([0, 1])
+        ax.set_xticklabels(['end of pruning', 'after fine-tune'])
+        ax.set_xlim(-0.3, 1.3)
+        ax.set_ylabel(f'{title}, AP50 x 100')
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
     _save(fig, path)
     plt.close(fig)

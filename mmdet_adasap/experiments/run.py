@@ -3,10 +3,13 @@
 A run's folder holds ``run.json`` (what it is: written before training, so that a restarted matrix never
 continues a run made with other settings), the Runner's checkpoints, ``pruned.pth``, ``robustness/`` (the
 robustness loop's own per-set records, which resume) and, last, ``record.json`` (the numbers of the table,
-written atomically): a run with a ``record.json`` is finished and never redone.
+written atomically): a run with a ``record.json`` is finished and never redone. ``.claimed`` names the live
+process working on the run, so that several processes can share one matrix.
 """
 import json
+import os
 import os.path as osp
+import socket
 import time
 from typing import Callable, Optional
 
@@ -18,7 +21,8 @@ from mmdet_adasap.robustness.api import evaluate_robustness
 from mmdet_adasap.robustness.voc_c import atomic_write_json
 
 RECORD_SCHEMA = 'mmdet_adasap.compare.run/1'
-RECORD_FILE, SPEC_FILE, EXPORT_FILE = 'record.json', 'run.json', 'pruned.pth'
+RECORD_FILE, SPEC_FILE, EXPORT_FILE, CLAIM_FILE = 'record.json', 'run.json', 'pruned.pth', '.claimed'
+END_OF_PRUNING_DIR = 'robustness_end_of_pruning'
 
 
 def read_json(path: str) -> Optional[dict]:
@@ -37,13 +41,75 @@ def check_same(path: str, found: dict, expected: dict, what: str) -> None:
                              'output folder or delete that run to redo it')
 
 
+def _process_id(pid: int) -> Optional[str]:
+    """Host, pid and start time of a live process (the start time tells a reused pid apart); None if gone."""
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            start = f.read().rsplit(')', 1)[1].split()[19]
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return None
+        start = '?'
+    return f'{socket.gethostname()}:{pid}:{start}'
+
+
+def claim(work_dir: str) -> bool:
+    """Take the run for this process; False if another live process holds it (a dead holder's claim is taken
+    over: its run resumes from its checkpoints)."""
+    os.makedirs(work_dir, exist_ok=True)
+    path, me = osp.join(work_dir, CLAIM_FILE), _process_id(os.getpid())
+    try:
+        with open(path) as f:
+            holder = f.read().strip()
+    except FileNotFoundError:
+        holder = None
+    if holder and holder != me:
+        host, pid = holder.split(':')[:2]
+        if host == socket.gethostname() and _process_id(int(pid)) == holder:
+            return False
+    tmp = f'{path}.{os.getpid()}'
+    with open(tmp, 'w') as f:
+        f.write(me)
+    os.replace(tmp, path)
+    time.sleep(0.2)  # two takers at once: the last writer holds it
+    with open(path) as f:
+        return f.read().strip() == me
+
+
+def release(work_dir: str) -> None:
+    path = osp.join(work_dir, CLAIM_FILE)
+    try:
+        with open(path) as f:
+            mine = f.read().strip() == _process_id(os.getpid())
+        if mine:
+            os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+def run_config(config: str, options: dict, work_dir: str, transform: Optional[Callable] = None):
+    """The training config of a run, as :func:`train` builds its Runner from it."""
+    cfg = load_config(config, options, work_dir)
+    cfg.launcher = 'none'
+    return cfg if transform is None else transform(cfg)
+
+
+def last_checkpoint(work_dir: str) -> str:
+    """The checkpoint the Runner saved last in ``work_dir`` (its ``last_checkpoint`` file)."""
+    path = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'{work_dir} holds no checkpoint (no last_checkpoint file): did its training run?')
+    with open(path) as f:
+        ckpt = f.read().strip()
+    return ckpt if osp.isabs(ckpt) or osp.isfile(ckpt) else osp.join(work_dir, osp.basename(ckpt))
+
+
 def train(config: str, options: dict, work_dir: str, transform: Optional[Callable] = None, hooks=()) -> float:
     """Train as ``tools/train.py CONFIG --work-dir W --cfg-options ...`` does, resuming from the work dir's last
     checkpoint when there is one; returns the wall time."""
-    cfg = load_config(config, options, work_dir)
-    cfg.launcher = 'none'
-    if transform is not None:
-        cfg = transform(cfg)
+    cfg = run_config(config, options, work_dir, transform)
     if osp.isfile(osp.join(work_dir, 'last_checkpoint')):
         cfg.resume, cfg.load_from = True, None
     start = time.perf_counter()
@@ -80,9 +146,9 @@ def build_detector(config: str, checkpoint: str, options: dict, pruned: bool):
 
 
 def evaluate(config: str, checkpoint: str, work_dir: str, corruptions, severities, eval_options: dict,
-             cache_root, label: str) -> dict:
-    """The robustness result of ``checkpoint`` (resumes finished sets in ``work_dir/robustness``)."""
-    return evaluate_robustness(config, checkpoint, osp.join(work_dir, 'robustness'), corruptions=corruptions,
+             cache_root, label: str, folder: str = 'robustness') -> dict:
+    """The robustness result of ``checkpoint`` (resumes finished sets in ``work_dir/<folder>``)."""
+    return evaluate_robustness(config, checkpoint, osp.join(work_dir, folder), corruptions=corruptions,
                                severities=severities, cache_root=cache_root, label=label, plots=False,
                                cfg_options=dict(eval_options, log_level='WARNING'))
 

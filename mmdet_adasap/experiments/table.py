@@ -3,11 +3,13 @@ rebuilt, and checked, from what the runs wrote): ``results.json``, ``results.md`
 ``results_categories.png``.
 
 Every run's robustness result is re-read and checked against the dense one (same images, classes, AP protocol,
-corruptions and severities) before any number is put beside another.
+corruptions and severities) before any number is put beside another. Each kind of method (FLOPs target, latency
+target, no-pruning control) has its own sections and its own reference; a latency-target pair counts only when
+the two runs' measured latencies match; the end of pruning has a table of its own beside the final numbers.
 """
 import glob
 import os.path as osp
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from mmdet_adasap.analysis.stats import INTERVAL, paired_difference, summarize_seeds
 from mmdet_adasap.robustness.corruptions import CORRUPTION_GROUPS
@@ -21,6 +23,9 @@ METRICS = (('params_ratio', 'params', 3), ('flops_ratio', 'FLOPs', 3), ('latency
            ('latency_ratio', 'latency / dense', 2),  # the ratio of one interleaved measurement: robust to load
            ('clean_map', 'clean mAP', 1), ('mpc', 'mPC', 1), ('rpc', 'rPC [%]', 1), ('mpc_unseen', 'mPC unseen', 1))
 PAIRED = ('clean_map', 'mpc', 'rpc')
+END_METRICS = (('clean_map', 'clean mAP'), ('mpc', 'mPC'))
+KIND_TITLES = dict(flops='Target {r:g} of the dense FLOPs', latency='Target {r:g} of the dense latency',
+                   control='Control: no pruning, the dense start trained on')
 LABELS = {key: label for key, label, _ in METRICS}
 CONFIDENCE = 0.95
 
@@ -34,46 +39,95 @@ def collect(matrix: Matrix, out_dir: str, split: str, dense: dict) -> List[dict]
         R.check_same(path, rec['protocol'], dense['protocol'], 'run')
         results.append(load_result(osp.join(osp.dirname(path), rec['robustness'])))
         names.append(path)
+        if rec.get('end_of_pruning'):
+            results.append(load_result(osp.join(osp.dirname(path), rec['end_of_pruning']['robustness'])))
+            names.append(f'{path} (end of pruning)')
         records.append(rec)
     check_comparable(results, names, same_grid=True)
     name = lambda r: f'{r["method"]}/ratio{r["ratio"]:g}/seed{r["seed"]}'  # noqa: E731
     return sorted(records, key=lambda r: order.get(name(r), len(order)))
 
 
+def _kind(rec: dict, matrix: Matrix) -> str:
+    method = matrix.methods.get(rec['method'])
+    return rec.get('kind') or (method.kind if method else 'flops')
+
+
+def sections(matrix: Matrix):
+    """(kind, ratio) of every table section in matrix order."""
+    seen = []
+    for run in matrix.runs(next(iter(matrix.seeds))):
+        key = (matrix.methods[run.method].kind, run.ratio)
+        if key not in seen:
+            seen.append(key)
+    return seen
+
+
+def _stats(cell: List[dict], what: str, get) -> Optional[dict]:
+    vals = [v for v in (get(r) for r in cell) if v is not None]
+    return summarize_seeds(vals, what).__dict__ if vals else None
+
+
 def summarize(records: List[dict], matrix: Matrix) -> List[dict]:
-    """Mean +- std over seeds of every metric, per (ratio, method)."""
+    """Mean +- std over seeds of every metric, per (kind, ratio, method)."""
     rows = []
-    for ratio in matrix.ratios:
+    for kind, ratio in sections(matrix):
         for method in matrix.methods:
-            cell = [r for r in records if r['ratio'] == ratio and r['method'] == method]
+            cell = [r for r in records if r['ratio'] == ratio and r['method'] == method and _kind(r, matrix) == kind]
             if not cell:
                 continue
-            row = dict(ratio=ratio, method=method, label=matrix.methods[method].label,
+            row = dict(kind=kind, ratio=ratio, method=method, label=matrix.methods[method].label,
                        seeds=[r['seed'] for r in cell])
             for key, _, _ in METRICS:
-                vals = [r[key] for r in cell if r.get(key) is not None]
-                row[key] = summarize_seeds(vals, f'{method} {ratio} {key}').__dict__ if vals else None
+                row[key] = _stats(cell, f'{method} {ratio} {key}', lambda r: r.get(key))
             cats = {g for r in cell for g in r['per_category']}
             row['per_category'] = {g: summarize_seeds([r['per_category'][g] for r in cell]).__dict__
                                    for g in CORRUPTION_GROUPS if g in cats}
+            ends = [r for r in cell if r.get('end_of_pruning')]
+            if ends:
+                row['end_of_pruning'] = dict(seeds=[r['seed'] for r in ends], **{
+                    key: _stats(ends, f'{method} {ratio} end-of-pruning {key}', lambda r: r['end_of_pruning'][key])
+                    for key in ('clean_map', 'mpc', 'rpc', 'flops_ratio')})
+                row['final_of_those'] = {key: _stats(ends, f'{method} {ratio} {key}', lambda r: r[key])
+                                         for key in ('clean_map', 'mpc')}
             rows.append(row)
     return rows
 
 
+def _latency_matched(ref: dict, base: dict, tolerance: float) -> bool:
+    """Both runs' measured latency / dense agree within ``tolerance`` (relative)."""
+    a, b = ref.get('latency_ratio'), base.get('latency_ratio')
+    return a is not None and b is not None and abs(a - b) <= tolerance * max(a, b)
+
+
 def paired(records: List[dict], matrix: Matrix) -> List[dict]:
-    """reference - baseline, seed by seed, over the seeds both have finished."""
+    """reference - baseline, seed by seed, over the seeds both have finished, per section with the reference of
+    its kind; latency sections pair only runs whose measured latency matches; the end of pruning is paired too."""
     out = []
-    ref = matrix.reference
-    for ratio in matrix.ratios:
-        by = {m: {r['seed']: r for r in records if r['ratio'] == ratio and r['method'] == m} for m in matrix.methods}
+    tol = matrix.evaluation['latency_match']
+    for kind, ratio in sections(matrix):
+        ref = matrix.references.get(kind)
+        if ref is None:
+            continue
+        by = {m: {r['seed']: r for r in records if r['ratio'] == ratio and r['method'] == m and
+                  _kind(r, matrix) == kind} for m in matrix.methods}
         for other in matrix.methods:
             seeds = sorted(set(by[ref]) & set(by[other]))
             if other == ref or not seeds:
                 continue
-            for key in PAIRED:
-                d = paired_difference({s: by[ref][s][key] for s in seeds}, {s: by[other][s][key] for s in seeds},
-                                      CONFIDENCE, f'{ref} - {other} {key} at {ratio}')
-                out.append(dict(ratio=ratio, reference=ref, baseline=other, metric=key, **d.to_dict()))
+            unmatched = [s for s in seeds if kind == 'latency' and not _latency_matched(by[ref][s], by[other][s], tol)]
+            seeds = [s for s in seeds if s not in unmatched]
+            where = [('final', lambda r: r, PAIRED)]
+            if any(by[ref][s].get('end_of_pruning') and by[other][s].get('end_of_pruning') for s in seeds):
+                where.append(('end_of_pruning', lambda r: r.get('end_of_pruning'), ('clean_map', 'mpc')))
+            for stage, get, keys in where:
+                pairs = [s for s in seeds if get(by[ref][s]) and get(by[other][s])]
+                for key in keys if pairs else ():
+                    d = paired_difference({s: get(by[ref][s])[key] for s in pairs},
+                                          {s: get(by[other][s])[key] for s in pairs},
+                                          CONFIDENCE, f'{ref} - {other} {key} at {kind} {ratio} ({stage})')
+                    out.append(dict(kind=kind, ratio=ratio, stage=stage, reference=ref, baseline=other, metric=key,
+                                    unmatched_seeds=unmatched, **d.to_dict()))
     return out
 
 
@@ -95,28 +149,65 @@ def markdown(results: dict, matrix: Matrix) -> str:
              f'{dense["mpc"]:.1f}, rPC {dense["rpc"]:.1f} %, {dense["params"] / 1e6:.3f} M params, '
              f'{dense["flops"] / 1e9:.3f} G FLOPs, {dense["latency_ms"]:.2f} ms.', '',
              'Wall time of the finished runs: ' + _walls(results['runs']) + '.', '']
-    for ratio in matrix.ratios:
-        rows = [r for r in results['summary'] if r['ratio'] == ratio]
-        if not rows:
-            continue
-        lines += [f'## Target {ratio:g} of the dense FLOPs', '',
-                  '| method | seeds | ' + ' | '.join(t for _, t, _ in METRICS) + ' |',
-                  '|---|---|' + '---|' * len(METRICS)]
-        lines += [f'| {r["label"]} | {len(r["seeds"])} | ' + ' | '.join(_cell(r[k], d) for k, _, d in METRICS) + ' |'
-                  for r in rows]
-        diffs = [d for d in results['paired'] if d['ratio'] == ratio]
-        if diffs:
-            ref = matrix.methods[matrix.reference].label
-            lines += ['', f'Paired difference {ref} - baseline (same seed), mean [{CONFIDENCE:.0%} {INTERVAL} '
-                      'interval]; * = the interval excludes 0:', '',
-                      '| baseline | seeds | ' + ' | '.join(LABELS[k] for k in PAIRED) + ' |',
-                      '|---|---|' + '---|' * len(PAIRED)]
-            for base in dict.fromkeys(d['baseline'] for d in diffs):
-                cells = {d['metric']: d for d in diffs if d['baseline'] == base}
-                lines.append(f'| {matrix.methods[base].label} | {cells["mpc"]["n"]} | ' + ' | '.join(
-                    _diff(cells[k]) for k in PAIRED) + ' |')
-        lines.append('')
+    for kind, ratio in sections(matrix):
+        lines += _section(results, matrix, kind, ratio)
+    lines += _end_of_pruning_section(results, matrix)
     return '\n'.join(lines)
+
+
+def _section(results: dict, matrix: Matrix, kind: str, ratio: float) -> List[str]:
+    rows = [r for r in results['summary'] if r['ratio'] == ratio and r['kind'] == kind]
+    if not rows:
+        return []
+    lines = ['## ' + KIND_TITLES[kind].format(r=ratio), '',
+             '| method | seeds | ' + ' | '.join(t for _, t, _ in METRICS) + ' |', '|---|---|' + '---|' * len(METRICS)]
+    lines += [f'| {r["label"]} | {len(r["seeds"])} | ' + ' | '.join(_cell(r[k], d) for k, _, d in METRICS) + ' |'
+              for r in rows]
+    diffs = [d for d in results['paired'] if d['ratio'] == ratio and d['kind'] == kind and d['stage'] == 'final']
+    if diffs:
+        ref = matrix.methods[diffs[0]['reference']].label
+        lines += ['', f'Paired difference {ref} - baseline (same seed), mean [{CONFIDENCE:.0%} {INTERVAL} '
+                  'interval]; * = the interval excludes 0:', '',
+                  '| baseline | seeds | ' + ' | '.join(LABELS[k] for k in PAIRED) + ' |',
+                  '|---|---|' + '---|' * len(PAIRED)]
+        for base in dict.fromkeys(d['baseline'] for d in diffs):
+            cells = {d['metric']: d for d in diffs if d['baseline'] == base}
+            lines.append(f'| {matrix.methods[base].label} | {cells["mpc"]["n"]} | ' + ' | '.join(
+                _diff(cells[k]) for k in PAIRED) + ' |')
+        unmatched = {d['baseline']: d['unmatched_seeds'] for d in diffs if d['unmatched_seeds']}
+        for base, seeds in unmatched.items():
+            lines.append(f'\nNot paired with {matrix.methods[base].label} (measured latency / dense differs by more '
+                         f'than {matrix.evaluation["latency_match"]:.0%}): seed(s) {seeds}.')
+    lines.append('')
+    return lines
+
+
+def _end_of_pruning_section(results: dict, matrix: Matrix) -> List[str]:
+    rows = [r for r in results['summary'] if r.get('end_of_pruning')]
+    if not rows:
+        return []
+    lines = ['## The end of pruning (before the fine-tune) and the final model', '',
+             'The same runs, evaluated on the checkpoint of the pruning phase\'s last iteration and after the '
+             'fine-tune; mean +- std over the seeds that have both.', '',
+             '| target | method | seeds | FLOPs | clean mAP, end of pruning | clean mAP, final | mPC, end of pruning '
+             '| mPC, final |', '|---|---|---|---|---|---|---|---|']
+    for r in rows:
+        e, f = r['end_of_pruning'], r['final_of_those']
+        lines.append(f'| {r["ratio"]:g} {r["kind"]} | {r["label"]} | {len(e["seeds"])} | {_cell(e["flops_ratio"], 3)} '
+                     f'| {_cell(e["clean_map"], 1)} | {_cell(f["clean_map"], 1)} | {_cell(e["mpc"], 1)} '
+                     f'| {_cell(f["mpc"], 1)} |')
+    diffs = [d for d in results['paired'] if d['stage'] == 'end_of_pruning']
+    if diffs:
+        lines += ['', f'Paired difference reference - baseline at the end of pruning, mean [{CONFIDENCE:.0%} '
+                  f'{INTERVAL} interval]:', '', '| target | reference | baseline | seeds | clean mAP | mPC |',
+                  '|---|---|---|---|---|---|']
+        for key in dict.fromkeys((d['kind'], d['ratio'], d['baseline']) for d in diffs):
+            cells = {d['metric']: d for d in diffs if (d['kind'], d['ratio'], d['baseline']) == key}
+            ref = matrix.methods[cells['mpc']['reference']].label
+            lines.append(f'| {key[1]:g} {key[0]} | {ref} | {matrix.methods[key[2]].label} | {cells["mpc"]["n"]} | '
+                         f'{_diff(cells["clean_map"])} | {_diff(cells["mpc"])} |')
+    lines.append('')
+    return lines
 
 
 def _walls(runs: List[dict]) -> str:
@@ -142,7 +233,10 @@ def write_results(matrix: Matrix, out_dir: str, split: str, dense: dict) -> Dict
                  category_plot=osp.join(out_dir, 'results_categories.png'))
     atomic_write_json(paths['json'], results)
     atomic_write_bytes(paths['markdown'], markdown(results, matrix).encode())
-    from .plots import plot_categories, plot_vs_flops
+    from .plots import plot_categories, plot_end_of_pruning, plot_vs_flops
     plot_vs_flops(results, matrix, paths['flops_plot'])
     plot_categories(results, matrix, paths['category_plot'])
+    if any(r.get('end_of_pruning') for r in results['summary']):
+        paths['end_of_pruning_plot'] = osp.join(out_dir, 'results_end_of_pruning.png')
+        plot_end_of_pruning(results, matrix, paths['end_of_pruning_plot'])
     return paths

@@ -1,6 +1,7 @@
-"""The comparison harness on a tiny matrix (2 methods x 1 ratio x 2 seeds x 1 corruption, 3 iterations per run on
-the tiny synthetic set): the table equals the runs' own result files, a killed matrix resumes without redoing
-finished runs, and bad input is refused naming the run or method.
+"""The comparison harness on a tiny matrix (2 pruning methods x 1 ratio x 2 seeds, evaluated at the end of pruning
+too, and a no-pruning control; 1 corruption, 3 iterations per run on the tiny synthetic set): the table equals the
+runs' own result files, a killed matrix resumes without redoing finished runs, and bad input is refused naming the
+run or method.
 
 The dense start is a fixed random initialisation, so accuracy is not under test; the evaluation runs at IoU 0.1
 so that the numbers differ between runs (as in tests/test_robustness/test_evaluation.py).
@@ -15,14 +16,16 @@ import torch
 from mmengine.hooks import Hook
 
 from conftest import REPO
-from helpers import shrink_adasap_for_smoke_test
+from helpers import shrink_adasap_for_smoke_test, shrink_for_smoke_test
 from mmdet.registry import HOOKS
 from mmdet_adasap.analysis.stats import paired_difference
 from mmdet_adasap.experiments import load_matrix, run_matrix
 from mmdet_adasap.experiments.compare import check_methods, table_only
+from mmdet_adasap.experiments.table import paired
 
 DENSE = osp.join(REPO, 'configs/demo/ssd-r18mini_synthvoc_dense.py')
 METHODS = {'l2prune_sgd': 'L2 + SGD', 'adasap': 'AdaSAP (L2)'}
+CONTROL = osp.join(REPO, 'configs/compare/methods/ssd-r18mini_synthvoc_control_sgd.py')
 KILL = {'run': None}  # the run whose training dies after its 2nd iteration (first attempt only)
 
 
@@ -36,8 +39,9 @@ class KillAfterSecondIteration(Hook):
 
 
 def _matrix_file(tmp, tiny_voc, dense_ckpt):
-    methods = {k: dict(config=osp.join(REPO, f'configs/adasap/ssd-r18mini_synthvoc_{k}_flops50.py'), label=v)
-               for k, v in METHODS.items()}
+    methods = {k: dict(config=osp.join(REPO, f'configs/adasap/ssd-r18mini_synthvoc_{k}_flops50.py'), label=v,
+                       end_of_pruning=[0.5]) for k, v in METHODS.items()}
+    methods['control_sgd'] = dict(config=CONTROL, label='control, SGD', control=True)
     opts = {'test_dataloader.dataset.data_root': tiny_voc + '/', 'test_dataloader.num_workers': 0,
             'test_dataloader.persistent_workers': False, 'test_evaluator.iou_thrs': 0.1}
     text = (f'dense = dict(config={DENSE!r}, checkpoint={dense_ckpt!r})\n'
@@ -56,9 +60,13 @@ def _matrix_file(tmp, tiny_voc, dense_ckpt):
 def _shrink(tiny_voc):
     def transform(cfg, run):
         load_from = cfg.load_from
-        cfg = shrink_adasap_for_smoke_test(cfg, tiny_voc, cfg.work_dir, (1, 1, 1), samples=4)
+        if cfg.default_hooks.get('adasap') is None:  # a control: the same 3 iterations, without pruning
+            cfg = shrink_for_smoke_test(cfg, tiny_voc, cfg.work_dir, samples=4)
+            cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=3, val_interval=10 ** 6)
+        else:
+            cfg = shrink_adasap_for_smoke_test(cfg, tiny_voc, cfg.work_dir, (1, 1, 1), samples=4)
         cfg.load_from = load_from
-        cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1, by_epoch=False, max_keep_ckpts=1)
+        cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1, by_epoch=False, max_keep_ckpts=-1)
         if run is not None and run.name == KILL['run']:
             cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [dict(type='KillAfterSecondIteration')]
         return cfg
@@ -78,7 +86,7 @@ def matrix_run(tiny_voc, tmp_path_factory):
     torch.save({'state_dict': model.state_dict(), 'meta': {}}, ckpt)
     matrix = load_matrix(_matrix_file(tmp, tiny_voc, ckpt))
     out, logs = str(tmp / 'out'), []
-    KILL['run'] = 'adasap/ratio0.5/seed2'  # the last run of the matrix
+    KILL['run'] = 'adasap/ratio0.5/seed2'  # the last pruning run of the matrix
     with pytest.raises(KeyboardInterrupt):
         run_matrix(matrix, out, transform=_shrink(tiny_voc), log=logs.append)
     first = {r: os.stat(osp.join(out, 'runs', *r.split('/'), 'record.json')).st_mtime_ns
@@ -115,12 +123,13 @@ def test_table_numbers_equal_the_runs_result_files(matrix_run):
     out = matrix_run['out']
     with open(matrix_run['paths']['json']) as f:
         res = json.load(f)
-    assert len(res['runs']) == 4 and res['protocol']['severities'] == [3]
+    assert len(res['runs']) == 6 and res['protocol']['severities'] == [3]
     keys = {'method', 'ratio', 'seed', 'split', 'flops_ratio', 'params_ratio', 'latency_ms', 'clean_map', 'mpc', 'rpc'}
     assert keys <= set(res['runs'][0]) and res['dense']['method'] == 'dense'
     with open(matrix_run['paths']['markdown']) as f:
         md = f.read()
     per = {m: {s: _robustness(out, f'{m}/ratio0.5/seed{s}') for s in (1, 2)} for m in METHODS}
+    per['control_sgd'] = {s: _robustness(out, f'control_sgd/ratio1/seed{s}') for s in (1, 2)}
     for row in res['summary']:
         for key, skey in (('clean_map', 'P'), ('mpc', 'mPC'), ('rpc', 'rPC')):
             vals = [100 * per[row['method']][s][skey] for s in (1, 2)]
@@ -128,17 +137,89 @@ def test_table_numbers_equal_the_runs_result_files(matrix_run):
             assert row[key]['std'] == pytest.approx(np.std(vals, ddof=1))
         cell = f'{np.mean(vals):.1f} +- {np.std(vals, ddof=1):.1f}'
         assert cell in md.split(row['label'] + ' |')[1].split('\n')[0]
-    for d in res['paired']:
+    assert {d['baseline'] for d in res['paired']} == {'l2prune_sgd'}, 'a control is not paired with a pruning run'
+    for d in (d for d in res['paired'] if d['stage'] == 'final'):
         skey = {'clean_map': 'P', 'mpc': 'mPC', 'rpc': 'rPC'}[d['metric']]
         ref = {s: 100 * per['adasap'][s][skey] for s in (1, 2)}
         base = {s: 100 * per['l2prune_sgd'][s][skey] for s in (1, 2)}
         assert (d['low'], d['high']) == pytest.approx((paired_difference(ref, base).low,
                                                        paired_difference(ref, base).high))
     for rec in res['runs']:
-        assert 0 < rec['flops_ratio'] <= 0.5 + 1e-9 and rec['params_ratio'] < 1
+        if rec['method'] == 'control_sgd':
+            assert rec['flops_ratio'] == rec['params_ratio'] == 1.0 and rec['kind'] == 'control'
+        else:
+            assert 0 < rec['flops_ratio'] <= 0.5 + 1e-9 and rec['params_ratio'] < 1
     for key in ('flops_plot', 'category_plot'):
         with open(matrix_run['paths'][key], 'rb') as f:
             assert f.read(4) == b'\x89PNG'
+
+
+def test_control_runs_without_pruning_and_is_tabled_apart(matrix_run):
+    out = matrix_run['out']
+    with open(matrix_run['paths']['json']) as f:
+        res = json.load(f)
+    rows = [r for r in res['summary'] if r['method'] == 'control_sgd']
+    assert [(r['kind'], r['ratio'], r['seeds']) for r in rows] == [('control', 1.0, [1, 2])]
+    run_dir = osp.join(out, 'runs', 'control_sgd', 'ratio1', 'seed1')
+    state = torch.load(osp.join(run_dir, 'iter_3.pth'), weights_only=False)
+    assert not any('adasap' in k for k in state), 'no pruning hook took part in a control run'
+    assert not osp.isfile(osp.join(run_dir, 'pruned.pth'))
+    dense = torch.load(matrix_run['ckpt'])['state_dict']
+    assert {k: v.shape for k, v in state['state_dict'].items()} == {k: v.shape for k, v in dense.items()}
+    assert any(not torch.equal(state['state_dict'][k], dense[k]) for k in dense), 'it trained on from the start'
+    with open(matrix_run['paths']['markdown']) as f:
+        md = f.read()
+    control = md.split('## Control: no pruning')[1]
+    assert '| control, SGD | 2 |' in control and 'Paired difference' not in control.split('##')[0]
+    assert '| control, SGD |' not in md.split('## Control: no pruning')[0]
+
+
+def test_end_of_pruning_reads_the_checkpoint_of_the_pruning_phase_last_iteration(matrix_run):
+    out = matrix_run['out']
+    with open(matrix_run['paths']['json']) as f:
+        res = json.load(f)
+    for rec in (r for r in res['runs'] if r['method'] in METHODS):
+        end = rec['end_of_pruning']
+        run_dir = osp.join(out, 'runs', rec['method'], 'ratio0.5', f'seed{rec["seed"]}')
+        assert end['checkpoint'] == 'iter_2.pth'  # phases (1, 1, 1): the pruning phase ends after iteration 2
+        ckpt = torch.load(osp.join(run_dir, end['checkpoint']), weights_only=False)
+        assert ckpt['meta']['iter'] == 2
+        assert end['flops_ratio'] == pytest.approx(rec['flops_ratio']), 'already pruned to the target there'
+        with open(osp.join(run_dir, end['robustness'])) as f:
+            summary = json.load(f)['summary']
+        assert (end['clean_map'], end['mpc']) == pytest.approx((100 * summary['P'], 100 * summary['mPC']))
+    rows = {r['method']: r for r in res['summary'] if r.get('end_of_pruning')}
+    assert sorted(rows) == sorted(METHODS)
+    for method, row in rows.items():
+        vals = [r['end_of_pruning']['mpc'] for r in res['runs'] if r['method'] == method]
+        assert row['end_of_pruning']['mpc']['mean'] == pytest.approx(np.mean(vals))
+    (d,) = [d for d in res['paired'] if d['stage'] == 'end_of_pruning' and d['metric'] == 'mpc']
+    by = {(r['method'], r['seed']): r['end_of_pruning']['mpc'] for r in res['runs'] if r['method'] in METHODS}
+    assert d['mean'] == pytest.approx(np.mean([by['adasap', s] - by['l2prune_sgd', s] for s in (1, 2)]))
+    with open(matrix_run['paths']['end_of_pruning_plot'], 'rb') as f:
+        assert f.read(4) == b'\x89PNG'
+
+
+def test_latency_method_pairs_only_runs_of_matching_measured_latency(tmp_path, tiny_voc):
+    latency = {k: osp.join(REPO, f'configs/adasap/ssd-r18mini_synthvoc_{k}_latency50.py')
+               for k in ('adasap', 'l2prune_sgd')}
+    src = _matrix_file(tmp_path, tiny_voc, str(tmp_path / 'unused.pth'))
+    matrix = load_matrix(src, {'methods.adasap_l': dict(config=latency['adasap'], ratios=[0.6]),
+                               'methods.l2_l': dict(config=latency['l2prune_sgd'], ratios=[0.6]),
+                               'reference': dict(_delete_=True, flops='adasap', latency='adasap_l')})
+    assert (matrix.methods['adasap_l'].kind, matrix.methods['l2_l'].kind) == ('latency', 'latency')
+    assert [r.name for r in matrix.runs('test') if r.ratio == 0.6][:2] == ['adasap_l/ratio0.6/seed1',
+                                                                           'l2_l/ratio0.6/seed1']
+
+    def rec(method, seed, latency_ratio, mpc):
+        return dict(method=method, ratio=0.6, seed=seed, kind='latency', latency_ratio=latency_ratio,
+                    clean_map=50.0, mpc=mpc, rpc=mpc / 50.0 * 100)
+    records = [rec('adasap_l', 1, 0.60, 31.0), rec('l2_l', 1, 0.62, 30.0),  # 3 % apart: paired
+               rec('adasap_l', 2, 0.60, 35.0), rec('l2_l', 2, 0.75, 30.0),  # 20 % apart: not paired
+               rec('adasap_l', 3, 0.58, 32.5), rec('l2_l', 3, 0.57, 30.0)]
+    diffs = [d for d in paired(records, matrix) if d['metric'] == 'mpc']
+    assert len(diffs) == 1 and diffs[0]['kind'] == 'latency' and diffs[0]['unmatched_seeds'] == [2]
+    assert (diffs[0]['n'], diffs[0]['mean']) == (2, pytest.approx(1.75))
 
 
 def test_table_refuses_a_run_with_another_protocol(matrix_run, tmp_path):
@@ -176,9 +257,60 @@ def test_bad_matrices_are_refused(matrix_run, tmp_path):
         check_methods(load_matrix(src, {'ratios': [0.5, 0.01]}))
     latency = osp.join(REPO, 'configs/adasap/ssd-r18mini_synthvoc_adasap_latency50.py')
     missing = str(tmp_path / 'no_table.json')
-    with pytest.raises(ValueError, match=r"method 'adasap': latency table .*no_table.json.*build_latency_table"):
-        check_methods(load_matrix(src, {'methods.adasap.config': latency, 'methods.adasap.cfg_options': {
-            'default_hooks.adasap.latency_table': missing}}))
+    with pytest.raises(ValueError, match=r"method 'lat': latency table .*no_table.json.*build_latency_table"):
+        check_methods(load_matrix(src, {'methods.lat': dict(config=latency, ratios=[0.6], cfg_options={
+            'default_hooks.adasap.latency_table': missing})}))
+    with pytest.raises(ValueError, match=r"method 'lat' prunes to a latency target; give its own ratios"):
+        load_matrix(src, {'methods.lat': dict(config=latency)})
+    with pytest.raises(ValueError, match=r"method 'adasap' is a control \(no pruning\), but its config .*names a "
+                                         r'pruning target at default_hooks.adasap.pruning.target'):
+        load_matrix(src, {'methods.adasap.control': True, 'methods.adasap.end_of_pruning': None})
+    with pytest.raises(ValueError, match=r"method 'control_sgd' is a control \(no pruning phase\), so it has no "
+                                         r'end of pruning to evaluate'):
+        load_matrix(src, {'methods.control_sgd.end_of_pruning': [0.5]})
+    with pytest.raises(ValueError, match=r"reference 'control_sgd' for the flops methods is a control method"):
+        load_matrix(src, {'reference': 'control_sgd'})
+
+
+def test_end_of_pruning_without_its_checkpoint_names_the_run_and_the_fix(matrix_run, tmp_path):
+    import shutil
+    from mmdet_adasap.experiments.compare import end_of_pruning_checkpoint
+    out = str(tmp_path / 'copy')
+    shutil.copytree(matrix_run['out'], out)
+    matrix = matrix_run['matrix']
+    run = next(r for r in matrix.runs('test') if r.method == 'adasap')
+    os.remove(osp.join(run.work_dir(out), 'iter_2.pth'))
+    with pytest.raises(FileNotFoundError, match=r'run adasap/ratio0.5/seed1: the end-of-pruning evaluation needs '
+                                                r'the checkpoint .*iter_2.pth.*max_keep_ckpts'):
+        end_of_pruning_checkpoint(matrix, run, out, matrix.train_options(run, matrix_run['ckpt']),
+                                  _shrink(matrix_run['tiny_voc']))
+
+
+def test_two_processes_share_a_matrix_by_claiming_runs(tmp_path):
+    import subprocess
+    import sys
+    from mmdet_adasap.experiments import run as R
+    work = str(tmp_path / 'run')
+    assert R.claim(work) and R.claim(work), 'a process may claim its own run again'
+    other = subprocess.Popen([sys.executable, '-c', 'import sys, time; '
+                              'from mmdet_adasap.experiments import run as R; '
+                              f'print(R.claim({work!r}), flush=True); time.sleep(30)'],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout.readline().strip() == 'False', 'held by a live process'
+    finally:
+        other.kill()
+        other.wait()
+    R.release(work)
+    assert not osp.exists(osp.join(work, R.CLAIM_FILE))
+    with open(osp.join(work, R.CLAIM_FILE), 'w') as f:
+        f.write(R._process_id(other.pid) or f'{os.uname().nodename}:{other.pid}:0')  # a dead holder
+    assert R.claim(work), 'a dead process\'s claim is taken over (its run resumes)'
+
+
+def test_a_ratio_filter_outside_the_matrix_is_refused(matrix_run):
+    with pytest.raises(ValueError, match=r'ratio\(s\) \[0.3\] are not among the runs\' ratios \[0.5, 1.0\]'):
+        run_matrix(matrix_run['matrix'], matrix_run['out'], ratios=[0.3], log=lambda s: None)
 
 
 def test_tool_rebuilds_the_table_and_reports_bad_input(matrix_run):

@@ -99,3 +99,23 @@ def test_adasap_taylor_method_prunes_with_taylor_importance(tiny_voc, tmp_path):
     assert isinstance(runner.adasap_pruner.importance, TaylorImportance)
     assert runner.message_hub.get_scalar('train/flops_ratio').current() <= 0.5  # dense-relative, also after the switch
     assert osp.isfile(tmp_path / 'pruned.pth')
+
+
+def test_compare_matrix_pairs_each_kind_and_its_controls_differ_only_by_the_pruning_hook():
+    m = load_matrix(osp.join(REPO, 'configs/compare/ssd-r18mini_synthvoc_compare.py'))
+    search = load_matrix(SEARCH)
+    assert m.references == dict(flops='adasap', control='control_asam')
+    assert {k: v.kind for k, v in m.methods.items() if v.kind != 'flops'} == dict(control_sgd='control',
+                                                                                   control_asam='control')
+    assert all(v.end_of_pruning == [0.25] for v in m.methods.values() if v.kind == 'flops')
+    assert m.seeds['test'] == [11, 12, 13, 14, 15] and not set(m.seeds['test']) & set(search.seeds['val'])
+    assert m.evaluation['severities'] == [3] and len(m.runs('test')) == (4 * 2 + 2) * 5
+    assert m.methods['adasap_every5'].cfg_options['optim_wrapper.sam_interval'] == 5
+    pruning = load_config(osp.join(REPO, m.methods['l2prune_sgd'].config)).to_dict()
+    control = load_config(osp.join(REPO, m.methods['control_sgd'].config)).to_dict()
+    del pruning['default_hooks']['adasap']
+    assert {k: v for k, v in pruning.items() if k not in ('load_from', 'work_dir')} == \
+        {k: v for k, v in control.items() if k not in ('load_from', 'work_dir')}
+    asam = load_config(osp.join(REPO, m.methods['control_asam'].config))
+    assert (asam.optim_wrapper.type, asam.optim_wrapper.rho, asam.optim_wrapper.adaptive) == \
+        ('SAMOptimWrapper', 0.5, True)
