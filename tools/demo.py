@@ -30,9 +30,12 @@ FULL_VOC_C = {'evaluation.corruptions': 'benchmark', 'evaluation.severities': [1
 
 def build_table(path: str) -> None:
     """The batch-1, 1-thread CPU latency table the matrix's AdaSAP_L run loads (tools/build_latency_table.py)."""
-    subprocess.run([sys.executable, 'tools/build_latency_table.py', 'configs/demo/ssd-r18mini_synthvoc_dense.py',
-                    '--input-size', '256', '--batch', '1', '--threads', '1', '--out', path], cwd=REPO, check=True,
-                   env=dict(os.environ, PYTHONWARNINGS='ignore'))
+    proc = subprocess.run([sys.executable, 'tools/build_latency_table.py', 'configs/demo/ssd-r18mini_synthvoc_dense.py',
+                           '--input-size', '256', '--batch', '1', '--threads', '1', '--out', path], cwd=REPO,
+                          env=dict(os.environ, PYTHONWARNINGS='ignore'), capture_output=True, text=True)
+    if proc.returncode:
+        sys.exit(proc.stdout[-3000:] + proc.stderr[-3000:] + f'\nerror: building the latency table {path} failed')
+    print('\n'.join(proc.stdout.strip().split('\n')[-2:]))  # where it went, build time, calibration errors
 
 
 def ensure_data() -> None:
