@@ -25,6 +25,10 @@ import time  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 MATRIX = 'configs/demo/ssd-r18mini_synthvoc_demo_matrix.py'
+REMOVED = {'--work-dir': 'use --out DIR (the demo writes into one folder, default work_dirs/demo)',
+           '--baselines': 'the demo is a matrix config now: add methods to configs/demo/ssd-r18mini_synthvoc_demo_matrix.py '
+                          'or run tools/compare_methods.py with a matrix of your own',
+           '--retrain': 'delete the run\'s folder under work_dirs/demo/ (or `make clean-demo`) to redo it'}
 FULL_VOC_C = {'evaluation.corruptions': 'benchmark', 'evaluation.severities': [1, 2, 3, 4, 5]}
 
 
@@ -51,7 +55,12 @@ def main():
     p.add_argument('--out', help='results folder (default: work_dirs/demo, work_dirs/demo_full_voc_c)')
     p.add_argument('--full-voc-c', action='store_true',
                    help='all 15 benchmark corruptions x 5 severities (default: 4 corruptions at severity 3)')
-    args = p.parse_args()
+    args, rest = p.parse_known_args()
+    for arg in rest:
+        if arg.split('=')[0] in REMOVED:
+            p.error(f'{arg.split("=")[0]}: {REMOVED[arg.split("=")[0]]}')
+    if rest:
+        p.error(f'unrecognized arguments: {" ".join(rest)}')
     os.chdir(REPO)  # configs use repo-relative paths
     from mmdet_adasap.experiments import load_matrix
     from mmdet_adasap.experiments.demo import old_layout, run_demo

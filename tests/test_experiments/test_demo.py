@@ -107,3 +107,11 @@ def test_old_demo_layout_is_named(tmp_path):
     (tmp_path / 'demo_summary.json').write_text('{}')
     assert old_layout(str(tmp_path)) == [str(tmp_path / 'demo_dense'), str(tmp_path / 'demo_summary.json')]
     assert summary_table([]).count('\n') == 1
+
+
+def test_removed_demo_options_name_what_replaces_them():
+    from conftest import run_tool
+    for flag, hint in (('--work-dir', 'use --out DIR'), ('--baselines', 'tools/compare_methods.py'),
+                       ('--retrain', 'make clean-demo')):
+        proc = run_tool('tools/demo.py', flag)
+        assert proc.returncode == 2 and hint in proc.stderr, proc.stderr
