@@ -8,7 +8,7 @@ env:
 	bash tools/bootstrap.sh
 
 demo: env
-	$(PY) tools/demo.py $(DEMO_ARGS)
+	PYTHONUNBUFFERED=1 $(PY) tools/demo.py $(DEMO_ARGS)
 
 test: env
 	$(PY) -m pytest $(TEST_ARGS)
