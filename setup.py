@@ -1,8 +1,13 @@
+import re
+
 from setuptools import find_packages, setup
+
+# one version, in the package (mmdet_adasap.__version__); read without importing it (it imports torch)
+VERSION = re.search(r"^__version__ = '([^']+)'", open('mmdet_adasap/__init__.py').read(), re.M).group(1)
 
 setup(
     name='mmdet-adasap',
-    version='0.1.0',
+    version=VERSION,
     description='AdaSAP (adaptive sharpness-aware pruning) for MMDetection 3.x',
     long_description=open('README.md').read() if __import__('os').path.exists('README.md') else '',
     long_description_content_type='text/markdown',

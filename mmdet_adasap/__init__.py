@@ -9,7 +9,7 @@ upstream_fixes.apply_all()
 
 from . import datasets, engine, pruning, robustness, structures  # noqa: E402,F401  (registers modules)
 
-__version__ = '0.1.0'
+__version__ = '0.2.0'
 
 
 def amp_variant_of(optim_wrapper_type: str) -> str:

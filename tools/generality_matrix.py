@@ -1,4 +1,4 @@
-"""Which mmdet detectors prune: prune, export, reload and test each one, and print the README's table.
+"""Which mmdet detectors prune: prune, export, reload and test each one, and print the table of docs/pruning.md.
 
     python tools/generality_matrix.py                 # every detector of mmdet_adasap.apis.generality
     python tools/generality_matrix.py --only FCOS ATSS --ratio 0.3

@@ -4,7 +4,7 @@
 #   phase 2, pruning   (epochs 2-3): 4 HALP-style exponential steps down to 50% FLOPs (global L2 ranking), the
 #                                    adaptive radius continuing on the channels still alive
 #   phase 3, fine-tune (epochs 4-6): uniform ASAM (rho 0.5) on the pruned network
-# lr 0.02 (it was 0.01): the val search (docs/results/demo/search_val/) found it better for every family (val
+# lr 0.02 rather than 0.01: the val search (docs/results/demo/search_val/) found it better for every family (val
 # mPC, seed 1: AdaSAP 39.39 against 38.43, SAM/ASAM 40.05 against 39.09, L2 + SGD 39.45 against 38.75; L2 + SGD
 # seed 2: 39.82 against 39.18); rho_max 1.0 and the paper's fine-tune rho 2.0 were not better (38.60, 38.02).
 # Then work_dir/pruned.pth holds the physically smaller detector; evaluate it with

@@ -6,7 +6,7 @@
 # (for a GPU target: --device cuda --batch B, and device='cuda', batch=B below).
 # Importance: HALP's raw first-order Taylor (a loss estimate, comparable across layers). A knapsack over
 # per-group normalised L2 scores sees every layer as equally valuable and cuts the cheapest-per-ms ones (the
-# stem) hardest (tools/benchmark_latency_prune.py --importance l2|taylor measures both; README "Latency").
+# stem) hardest (tools/benchmark_latency_prune.py --importance l2|taylor measures both; docs/pruning.md, "Targets and rankings").
 _base_ = './ssd512_voc0712_adasap_flops50.py'
 default_hooks = dict(adasap=dict(
     latency_table='work_dirs/ssd512_voc0712_latency_cpu1.json',

@@ -1,5 +1,5 @@
 # Demo detector: an SSD with a slim ResNet-18 (16 base channels) at 256x256, trained from scratch on the
-# shipped synthetic VOC set. Sized to train on a 2-core CPU in under 10 minutes (see README); it is the
+# shipped synthetic VOC set. Sized to train on a 2-core CPU in under 10 minutes; it is the
 # dense starting point of the demo AdaSAP pipeline. Nothing to fill in.
 _base_ = [
     'mmdet::_base_/default_runtime.py',

@@ -4,10 +4,10 @@ Why: a conv timed alone runs at another speed than inside the network, and much 
 its convs at all. Measured on the demo detector (CPU, 1 thread, ``torch.profiler``, batch 8): the stem's
 max-pool takes 18-24 % of the forward and halves with the stem's channels, batch norm another 3-10 % (it
 falls 6x when the stem and layer1 are halved: the activations then fit in the cache); at batch 1 a small layer
-costs a fixed 0.02-0.05 ms inside the graph, 2-3x its isolated timing. The earlier calibration put all of that
-into one constant, a scale on the isolated layers and an activation-volume term; even with the allocator's
-history effect fixed (:func:`.latency.steady_allocator`) the knapsack, which seeks out where a cost model is
-wrong, landed batch-1 demo targets 11 and 23 % off (1.114, 1.229 of the target).
+costs a fixed 0.02-0.05 ms inside the graph, 2-3x its isolated timing. A calibration that puts all of
+that into one constant, a scale on the isolated layers and an activation-volume term lands batch-1 demo
+targets 11 and 23 % off (1.114, 1.229 of the target) even with the allocator fixed
+(:func:`.latency.steady_allocator`): the knapsack seeks out where a cost model is wrong.
 
 So a table times every *leaf* module inside the graph (forward hooks, a module's calls summed per forward) on
 the dense model and the calibration exports, and fits, per module, on those configurations:

@@ -1,14 +1,14 @@
 """Latency lookup tables measured on the machine that will run the model (HALP's approach), and their checks.
 
-FLOPs are not latency (see ../shared/notes/STACK.md: halving channels gave no batch-1 GPU speed-up), so a
-latency target needs measurements. A table holds:
+FLOPs are not latency (halving a layer's channels can leave its batch-1 GPU time unchanged), so a latency
+target needs measurements. A table holds:
 
 * every prunable conv/linear layer timed alone on a ``points`` x ``points`` grid of (in, out) channels at its
   traced input size and the table's batch (bilinear interpolation in between: a conv's time is close to
   bilinear in (in, out), its MACs exactly so);
 * a *calibration* against whole exported models: the isolated timings alone mispredict the whole model (on
-  the demo CPU the first table put 5.6 of 14.0 ms in a constant "rest" and predicted 0.83 of dense for a
-  model that ran at 0.72). A layer runs at another speed inside the graph than alone, and much of the time is
+  the demo CPU, a fit of isolated timings plus a constant put 5.6 of 14.0 ms in the constant and predicted
+  0.83 of dense for a model that ran at 0.72). A layer runs at another speed inside the graph than alone, and much of the time is
   in what runs between the layers (norms, activations, the stem's pool), which scales with the channels that
   flow through it. So the table times the dense model and a few pruned exports (uniform and global-ranking
   prunes at several FLOPs levels) whole *and* module by module inside the graph, fits every module's in-graph
