@@ -98,11 +98,6 @@ def time_round_robin(fns: Sequence[Callable[[], object]], repeats: int = 10, war
     return [statistics.median(t) for t in times]
 
 
-def time_call(fn: Callable[[], object], repeats: int = 10, warmup: int = 2, sync: bool = False) -> float:
-    """Median wall time of ``fn()`` in milliseconds (``sync``: CUDA synchronised around each call)."""
-    return time_round_robin([fn], repeats, warmup, sync)[0]
-
-
 def model_call(model: nn.Module, input_shape: Sequence[int], forward_fn: Optional[Callable] = None):
     """A no-argument call of ``forward_fn(model, x)`` (default: the traced part) on a random input, in eval mode."""
     from .channel_groups import default_forward
@@ -110,17 +105,6 @@ def model_call(model: nn.Module, input_shape: Sequence[int], forward_fn: Optiona
     model.eval()
     x = torch.randn(*input_shape, device=next(model.parameters()).device)
     return lambda: forward_fn(model, x)
-
-
-def measure_model_latency(model: nn.Module, input_shape: Sequence[int], forward_fn: Optional[Callable] = None,
-                          repeats: int = 10, warmup: int = 2) -> float:
-    """Median latency (ms) of ``forward_fn(model, x)`` (default: the traced part) in eval mode."""
-    was_training = model.training
-    try:
-        call = model_call(model, input_shape, forward_fn)
-        return time_call(call, repeats, warmup, sync=next(model.parameters()).device.type == 'cuda')
-    finally:
-        model.train(was_training)
 
 
 # ------------------------------------------------------------------------------------------ fingerprint

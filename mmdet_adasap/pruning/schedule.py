@@ -45,10 +45,6 @@ class PruningSchedule:
                 return r
         return None
 
-    @property
-    def last_iteration(self) -> int:
-        return self.plan()[-1][0]
-
 
 def build_schedule(cfg: Union[dict, PruningSchedule], ratio: Optional[float] = None) -> PruningSchedule:
     if isinstance(cfg, PruningSchedule):
