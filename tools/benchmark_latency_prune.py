@@ -23,9 +23,11 @@ import torch
 import mmdet_adasap  # noqa: E402,F401
 from mmdet_adasap.apis import build_detector, load_config  # noqa: E402
 from mmdet_adasap.pruning import ChannelPruner, FlopsCost, build_channel_groups, build_importance  # noqa: E402
-from mmdet_adasap.pruning.latency import (load_table, measure_latency_table, model_call, save_table,  # noqa: E402
-                                          time_round_robin)
+from mmdet_adasap.pruning.channel_groups import model_call  # noqa: E402
+from mmdet_adasap.pruning.latency_measure import measure_latency_table  # noqa: E402
+from mmdet_adasap.pruning.latency_table import load_table, save_table  # noqa: E402
 from mmdet_adasap.pruning.targets import LatencyCost  # noqa: E402
+from mmdet_adasap.utils.timing import time_round_robin  # noqa: E402
 
 DEMO = 'configs/demo/ssd-r18mini_synthvoc_dense.py'
 PRUNED_DEMO = 'configs/pruned/ssd-r18mini_synthvoc_pruned.py'  # fine-tunes an exported demo model

@@ -4,8 +4,8 @@
         [--device cpu|cuda] [--threads 1] [--out work_dirs/<config>_latency.json]
 
 Times every prunable layer on a grid of channel counts, then the dense model and a few pruned exports, whole
-and module by module inside the graph, to calibrate the prediction (see ``mmdet_adasap/pruning/latency.py`` and
-``ingraph.py``); prints the build time and how well the table predicts the calibration models. The table records model, input, batch, device and threads; a pruner
+and module by module inside the graph, to calibrate the prediction (see ``mmdet_adasap/pruning/latency_measure.py``
+and ``ingraph.py``); prints the build time and how well the table predicts the calibration models. The table records model, input, batch, device and threads; a pruner
 given a table from another model or input, or a target asking for another batch/device/threads, refuses it.
 """
 import argparse
@@ -17,7 +17,8 @@ import torch
 import mmdet_adasap  # noqa: E402,F401  (registers modules, applies upstream fixes)
 from mmdet_adasap.apis import build_detector, find_resize_shape, load_config  # noqa: E402
 from mmdet_adasap.pruning import build_channel_groups  # noqa: E402
-from mmdet_adasap.pruning.latency import measure_latency_table, save_table  # noqa: E402
+from mmdet_adasap.pruning.latency_measure import measure_latency_table  # noqa: E402
+from mmdet_adasap.pruning.latency_table import save_table  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -29,7 +29,7 @@ import torch
 
 import mmdet_adasap  # noqa: F401  (registers modules, applies upstream fixes)
 from mmdet_adasap.apis import build_detector, input_size_of, interleaved_latency, load_config, params_and_flops
-from mmdet_adasap.deploy.latency import latency_table, measure_deploy_latency
+from mmdet_adasap.deploy.latency import measure_deploy_latency, speedup_markdown
 from mmdet_adasap.pruning import ChannelPruner
 
 
@@ -166,7 +166,7 @@ def main(argv=None):
         reduction = summary['dense']['flops'] / summary['pruned']['flops']
         lines += ['', f'Latency in PyTorch and ONNX Runtime (CPU), median ms per batch; network = the pruned part, '
                   f'deployed = preprocessing + network + decoding + NMS; FLOPs reduction {reduction:.2f}x:', '']
-        lines += latency_table(summary['deploy_latency'], reduction)
+        lines += speedup_markdown(summary['deploy_latency'], reduction)
     lines += ['', '| layer | dense out channels | pruned | kept |', '|---|---|---|---|']
     for layer, d, p in rows:
         if d != p:

@@ -7,8 +7,8 @@ from typing import List, Sequence
 import torch
 import torch_pruning as tp
 
-from mmdet_adasap.pruning.channel_groups import TracedPart
-from mmdet_adasap.pruning.latency import model_call, time_round_robin
+from mmdet_adasap.pruning.channel_groups import TracedPart, model_call
+from mmdet_adasap.utils.timing import time_round_robin
 
 
 def params_and_flops(model: torch.nn.Module, shape: Sequence[int]) -> dict:

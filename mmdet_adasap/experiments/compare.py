@@ -17,7 +17,9 @@ from typing import Callable, List, Optional
 from mmengine.hooks import Hook
 
 from mmdet_adasap.apis import find_resize_shape, interleaved_latency, load_config, params_and_flops
-from mmdet_adasap.robustness.voc_c import atomic_write_json
+from mmdet_adasap.pruning import ChannelPruner
+from mmdet_adasap.pruning.latency_table import load_table
+from mmdet_adasap.utils.io import atomic_write_json
 from . import run as R
 from .matrix import Matrix, RunSpec, file_sha256
 from .table import write_results
@@ -79,7 +81,6 @@ class ProgressHook(Hook):
 
 def check_methods(matrix: Matrix) -> None:
     """Every method's config takes a ratio at ``ratio_key`` and its pruner can reach the smallest ratio."""
-    from mmdet_adasap.pruning import ChannelPruner
     if not matrix.ratio_key.endswith('.target.ratio'):
         raise ValueError(f'ratio_key {matrix.ratio_key!r} must name a pruner target ratio (<...>.target.ratio)')
     checked = set()
@@ -119,7 +120,6 @@ def _at(node, keys):
 def _latency_table(method, hook) -> dict:
     """The table a latency-target method's hook will load (``latency_table`` beside its pruning options), loaded
     now so that a missing or foreign table stops the matrix before its first run, not hours into it."""
-    from mmdet_adasap.pruning.latency import load_table
     path = hook.get('latency_table') if isinstance(hook, dict) else None
     if not path:
         raise ValueError(f'method {method.name!r}: its latency target needs latency_table=... beside its pruning '

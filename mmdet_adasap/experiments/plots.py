@@ -2,13 +2,15 @@
 method, dense as a point at 1.0), and per-corruption-category mPC at one ratio."""
 import io
 
-from mmdet_adasap.robustness.voc_c import atomic_write_bytes
+import numpy as np
+
+from mmdet_adasap.utils.io import atomic_write_bytes
 
 
 def _pyplot():
-    import matplotlib
+    import matplotlib  # optional plotting dependency, loaded only to draw
     matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # optional plotting dependency
     return plt
 
 
@@ -38,7 +40,6 @@ def plot_vs_flops(results: dict, matrix, path: str) -> None:
 
 
 def plot_categories(results: dict, matrix, path: str) -> None:
-    import numpy as np
     plt = _pyplot()
     ratio = matrix.evaluation['category_ratio']
     rows = [r for r in results['summary'] if r['ratio'] == ratio]

@@ -43,7 +43,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from .channel_groups import ChannelGroups, LayerShape
+from .channel_groups import ChannelGroups, LayerShape, layer_channels
+from .latency_table import check_table, table_terms
 
 COST_TYPES = ('params', 'flops', 'latency')
 RANKINGS = ('global', 'per_group', 'knapsack')
@@ -61,17 +62,6 @@ def check_ranking(ranking) -> str:
     if ranking not in RANKINGS:
         raise ValueError(f'ranking must be one of {RANKINGS}, got {ranking!r}')
     return ranking
-
-
-def layer_channels(layer: LayerShape, keep: Dict[str, int]) -> Tuple[int, int, int]:
-    """(in channels, out channels, conv groups) of ``layer`` under ``keep``; a depthwise layer follows its
-    one group on both sides (it is counted once, as one layer)."""
-    cin = keep.get(layer.in_group, layer.in_channels) if layer.in_group else layer.in_channels
-    cout = keep.get(layer.out_group, layer.out_channels) if layer.out_group else layer.out_channels
-    groups = cout if layer.depthwise else layer.groups
-    if layer.depthwise:
-        cin = cout
-    return cin, cout, groups
 
 
 @dataclass
@@ -163,13 +153,11 @@ class LatencyCost(CostModel):
     name = 'latency'
 
     def __init__(self, groups: ChannelGroups, table: dict, expect: Optional[dict] = None):
-        from .latency import check_table
         check_table(table, groups, expect)
         self.table = table
         super().__init__(groups)
 
     def terms(self) -> List[Term]:
-        from .latency import table_terms
         self.const, terms = table_terms(self.table, self.groups)
         return [Term(fn, gs) for fn, gs in terms]
 
