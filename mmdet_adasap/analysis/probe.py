@@ -11,13 +11,13 @@ from typing import Dict, Optional, Sequence
 
 from mmengine.runner import Runner, load_checkpoint
 
-from mmdet_adasap.apis import find_resize_shape, load_config
+from mmdet_adasap.apis import load_config, trace_shape
 from mmdet_adasap.experiments.run import build_model
 from mmdet_adasap.pruning import build_channel_groups, build_importance
 from mmdet_adasap.utils.io import atomic_write_bytes, atomic_write_json
-from .stats import t_interval
 from .sensitivity import (hessian_trace, importance_ranks, removal_sensitivity, spread_channels,
                           worst_case_sharpness)
+from .stats import t_interval
 
 PROBE_SCHEMA = 'mmdet_adasap.neuron_probe/1'
 MEASURES = ('removal', 'sharpness', 'trace')
@@ -81,7 +81,7 @@ def probe(config: str, checkpoint: Optional[str], out_dir: str, num_batches: int
             raise FileNotFoundError(f'checkpoint {checkpoint!r} does not exist')
         load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
     model.eval()
-    groups = build_channel_groups(model, find_resize_shape(cfg) or (1, 3, 300, 300))
+    groups = build_channel_groups(model, trace_shape(cfg))
     neurons = groups.neuron_groups()
     scores = build_importance(importance)(groups)
     ranks = importance_ranks(neurons, scores)

@@ -19,6 +19,7 @@ from mmengine.hooks import Hook
 from mmdet_adasap.apis import find_resize_shape, interleaved_latency, load_config, params_and_flops
 from mmdet_adasap.pruning import ChannelPruner
 from mmdet_adasap.pruning.latency_table import load_table
+from mmdet_adasap.pruning.pruner import REACH_KEYS
 from mmdet_adasap.utils.io import atomic_write_json
 from . import run as R
 from .matrix import Matrix, RunSpec, file_sha256
@@ -94,7 +95,7 @@ def check_methods(matrix: Matrix) -> None:
             raise ValueError(f'method {m.name!r}: its config {m.config} has no {matrix.ratio_key}, so a target '
                              'ratio cannot be set; is it a pruning (AdaSAPHook) config?')
         target = dict(node['target'], ratio=lowest)
-        kwargs = {k: node[k] for k in ('round_to', 'ranking', 'normalize', 'ignored_layers', 'prunable') if k in node}
+        kwargs = {k: node[k] for k in REACH_KEYS if k in node}
         if target.get('type', 'flops') == 'latency':
             kwargs['latency_table'] = _latency_table(m, hook)
         key = json.dumps([cfg.model.to_dict(), target, kwargs], sort_keys=True, default=str)

@@ -13,6 +13,7 @@ from typing import Dict, List, Optional
 
 from mmengine.config import Config
 
+from mmdet_adasap.pruning.targets import check_ratio
 from mmdet_adasap.robustness.corruptions import check_severities, resolve_corruptions
 
 MATRIX_KEYS = ('dense', 'pruned_config', 'methods', 'reference', 'ratio_key', 'ratios', 'seeds', 'splits',
@@ -145,8 +146,7 @@ def load_matrix(path: str, overrides: Optional[dict] = None) -> Matrix:
                          f'a matrix config has {MATRIX_KEYS}')
     ratios = _number_list(d['ratios'], 'ratios', float)
     for r in ratios:
-        if not 0 < r < 1:
-            raise ValueError(f'matrix {path}: ratio {r} is not a fraction of the dense FLOPs in (0, 1)')
+        check_ratio(r, f'matrix {path}: ratio')
     methods = _methods(d['methods'], path, ratios)
     if d['reference'] not in methods:
         raise ValueError(f'matrix {path}: reference {d["reference"]!r} is not one of the methods {list(methods)}')

@@ -25,6 +25,8 @@ from mmdet_adasap.structures.neuron_groups import NeuronGroup, ParamSlice
 #: module types whose channels this package knows how to mask, count and reshape
 SUPPORTED_TYPES = (_ConvNd, nn.Linear, _BatchNorm, nn.GroupNorm, L2Norm)
 _LAYER_TYPES = (_ConvNd, nn.Linear)  # layers that produce (root) and consume channels
+#: the trace input (N, C, H, W) when neither the caller nor the config's test pipeline gives one (SSD300's)
+DEFAULT_INPUT_SHAPE = (1, 3, 300, 300)
 
 
 def default_forward(model: nn.Module) -> Callable:
@@ -279,7 +281,7 @@ def _matches(name: str, patterns: Sequence[str]) -> bool:
     return any(fnmatch.fnmatchcase(name, p) or name.startswith(p.rstrip('.') + '.') for p in patterns)
 
 
-def build_channel_groups(model: nn.Module, input_shape: Sequence[int] = (1, 3, 300, 300),
+def build_channel_groups(model: nn.Module, input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE,
                          forward_fn: Optional[Callable] = None, ignored_layers: Sequence[str] = (),
                          prunable: Optional[Sequence[str]] = None) -> ChannelGroups:
     """Trace ``model`` and return its prunable channel groups.
