@@ -12,7 +12,6 @@ from . import datasets, engine, pruning, robustness, structures  # noqa: E402,F4
 __version__ = '0.2.0'
 
 
-def amp_variant_of(optim_wrapper_type: str) -> str:
-    """The mixed-precision counterpart of an optim wrapper type (used by ``tools/train.py --amp``)."""
-    return {'OptimWrapper': 'AmpOptimWrapper',
-            'SAMOptimWrapper': 'AmpSAMOptimWrapper'}.get(optim_wrapper_type, optim_wrapper_type)
+from .utils.renamed import refuse_renamed  # noqa: E402
+
+__getattr__ = refuse_renamed(__name__, {'amp_variant_of': 'mmdet_adasap.engine.optim_wrappers.amp_variant_of'})

@@ -21,7 +21,7 @@ def allow_mmengine_checkpoint_globals() -> None:
     from an allowed class to any object (``getattr.__self__`` is the builtins module, a function's
     ``__globals__`` a module's namespace, which the unpickler may then write into).
     """
-    from mmengine.logging.history_buffer import HistoryBuffer
+    from mmengine.logging.history_buffer import HistoryBuffer  # the patched upstream class, imported when the fix runs
     safe = [
         HistoryBuffer, (history_buffer_getattr, 'builtins.getattr'), np.ndarray, np.dtype,
         np._core.multiarray._reconstruct, np._core.multiarray.scalar,
@@ -34,7 +34,7 @@ def allow_mmengine_checkpoint_globals() -> None:
 def history_buffer_getattr(obj, name):
     """``getattr`` as the weights-only unpickler sees it: only the public methods defined on
     ``HistoryBuffer`` itself (its statistics ``min``/``max``/``mean``/``current``...); anything else is refused."""
-    from mmengine.logging.history_buffer import HistoryBuffer
+    from mmengine.logging.history_buffer import HistoryBuffer  # the patched upstream class, imported when the fix runs
     if (obj is HistoryBuffer and isinstance(name, str) and not name.startswith('_')
             and isinstance(vars(HistoryBuffer).get(name), types.FunctionType)):
         return getattr(obj, name)
@@ -49,7 +49,7 @@ def name_the_checkpoint_in_load_errors() -> None:
     """mmengine's local checkpoint loader passes torch's errors through, and torch's do not name the file: a
     truncated download reads "PytorchStreamReader failed reading zip archive: failed finding central directory".
     Re-raise the same error type with the path in front (and a hint for the truncated case)."""
-    from mmengine.runner.checkpoint import CheckpointLoader
+    from mmengine.runner.checkpoint import CheckpointLoader  # the patched upstream class, imported when the fix runs
     current = CheckpointLoader._schemes.get('')
     if getattr(current, '_adasap_fixed', False):
         return
@@ -83,7 +83,7 @@ def give_ssd_head_a_loss_cls() -> None:
     (softmax CE with hard negative mining), so ``None`` is the faithful value: predict then takes the
     softmax branch chosen by ``use_sigmoid_cls=False``, exactly as SSD intends.
     """
-    from mmdet.models.dense_heads import SSDHead
+    from mmdet.models.dense_heads import SSDHead  # the patched upstream class, imported when the fix runs
     if getattr(SSDHead.__init__, '_adasap_fixed', False):
         return
     original_init = SSDHead.__init__
@@ -104,7 +104,7 @@ def let_mmengine_ddp_run_on_cpu() -> None:
     GPUs (e.g. multi-process CPU training, or CI). Without CUDA we initialise the process group with gloo and
     wrap CPU modules with ``device_ids=None``; with CUDA nothing changes.
     """
-    import torch.distributed as torch_dist
+    import torch.distributed as torch_dist  # the patched upstream modules, imported when the fix runs
     from mmengine.dist import utils as dist_utils
     from mmengine.model import MMDistributedDataParallel
     if getattr(dist_utils._init_dist_pytorch, '_adasap_fixed', False):

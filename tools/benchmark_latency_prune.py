@@ -16,79 +16,22 @@ Speed targets live here, not in timed tests; rerun on a quiet machine for the re
 """
 import argparse
 import copy
+import tempfile
 import time
 
 import torch
 
 import mmdet_adasap  # noqa: E402,F401
-from mmdet_adasap.apis import build_detector, load_config  # noqa: E402
-from mmdet_adasap.pruning import ChannelPruner, FlopsCost, build_channel_groups, build_importance  # noqa: E402
-from mmdet_adasap.pruning.latency import (load_table, measure_latency_table, model_call, save_table,  # noqa: E402
-                                          time_round_robin)
+from mmdet_adasap.apis import build_detector, interleaved_latency, load_config  # noqa: E402
+from mmdet_adasap.benchmarks.latency_prune import (clean_map, finetune_map, kept_importance,  # noqa: E402
+                                                   prune_one_shot, taylor_importance)
+from mmdet_adasap.pruning import FlopsCost, build_channel_groups, build_importance  # noqa: E402
+from mmdet_adasap.pruning.latency_measure import measure_latency_table  # noqa: E402
+from mmdet_adasap.pruning.latency_table import load_table, save_table  # noqa: E402
 from mmdet_adasap.pruning.targets import LatencyCost  # noqa: E402
 
 DEMO = 'configs/demo/ssd-r18mini_synthvoc_dense.py'
 PRUNED_DEMO = 'configs/pruned/ssd-r18mini_synthvoc_pruned.py'  # fine-tunes an exported demo model
-
-
-def paired_latency(models, shape, runs):
-    """Median ms of each model, timed round-robin so that machine load hits all of them alike."""
-    return time_round_robin([model_call(m, shape) for m in models], runs, warmup=1)
-
-
-def prune(model, shape, table, target, ranking, round_to, importance='l2'):
-    pruner = ChannelPruner(copy.deepcopy(model), shape, target=target, ranking=ranking, latency_table=table,
-                           round_to=round_to, importance=copy.deepcopy(importance))
-    pruner.prune_one_shot()
-    return pruner, pruner.export().eval()
-
-
-def kept_importance(pruner, dense_scores):
-    """Fraction of the dense model's (normalised) importance the prune keeps: the knapsack's objective, a
-    data-free proxy for accuracy right after pruning."""
-    kept = sum(float(s[pruner.masks.masks[n]].sum()) for n, s in dense_scores.items())
-    return kept / sum(float(s.sum()) for s in dense_scores.values())
-
-
-def taylor_importance(cfg, model, shape, batches: int, normalize):
-    """Taylor scores of the dense model over ``batches`` training batches (on a copy: BN statistics untouched)."""
-    from mmengine.runner import Runner
-    net = copy.deepcopy(model).train()
-    groups = build_channel_groups(net, shape)
-    imp = build_importance(dict(type='taylor', normalize=normalize))
-    loader = iter(Runner.build_dataloader(cfg.train_dataloader, seed=0))  # the same batches every run
-    for _ in range(batches):
-        data = net.data_preprocessor(next(loader), True)
-        loss, _ = net.parse_losses(net(**data, mode='loss'))
-        net.zero_grad(set_to_none=True)
-        loss.backward()
-        imp.accumulate(groups)
-    return imp
-
-
-def finetune_map(cfg_path, pruned, config, iters: int, work_dir: str):
-    """Clean mAP of an exported model after ``iters`` SGD iterations (lr 0.01, the l2prune_sgd recipe's) at its
-    own size, through the pruned-model config (PrunedChannelsHook re-shapes before loading)."""
-    from mmengine.runner import Runner
-    from mmdet_adasap.pruning import save_pruned_checkpoint
-    ckpt = save_pruned_checkpoint(f'{work_dir}/start.pth', pruned, config)
-    cfg = load_config(cfg_path, work_dir=work_dir)
-    cfg.load_from, cfg.param_scheduler, cfg.randomness = ckpt, None, dict(seed=0)
-    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=iters, val_interval=10 ** 9)
-    cfg.optim_wrapper.optimizer.lr = 0.01
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=10 ** 9, by_epoch=False, save_last=False)
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    return runner.test().get('pascal_voc/mAP', float('nan'))
-
-
-def clean_map(cfg, model):
-    from mmengine.runner import Runner
-    cfg = copy.deepcopy(cfg)
-    cfg.load_from, cfg.work_dir = None, '/tmp/benchmark_latency_prune'
-    runner = Runner.from_cfg(cfg)
-    runner.model = model
-    return runner.test().get('pascal_voc/mAP', float('nan'))
 
 
 def run_batch(args, cfg, model, batch, importance):
@@ -109,14 +52,14 @@ def run_batch(args, cfg, model, batch, importance):
         for ranking in ('knapsack', 'global'):
             target = dict(type=kind, ratio=ratio, **(dict(batch=batch) if kind == 'latency' else {}))
             try:
-                pruner, exported = prune(model, shape, table, target, ranking, args.round_to, importance)
+                pruner, exported = prune_one_shot(model, shape, table, target, ranking, args.round_to, importance)
             except ValueError as e:
                 print(f'  {kind} {ratio} {ranking}: refused: {e}')
                 continue
             rows.append((kind, ratio, ranking))
             pruners.append(pruner)
             models.append(exported)
-    measured = paired_latency(models, timed, args.runs)
+    measured = interleaved_latency(models, timed, args.runs, threads=args.threads)
     dense = measured[0]
     print(f'\n[batch {batch}, {args.threads} thread(s), {args.input_size} px] dense {dense:.2f} ms (median of '
           f'{args.runs}, interleaved)')
@@ -139,7 +82,6 @@ def run_batch(args, cfg, model, batch, importance):
 
 
 def compare_maps(args, cfg, rows, pruners, measured):
-    import tempfile
     dense = measured[0]
     after = f', then after {args.finetune_iters} SGD iterations at the pruned size' if args.finetune_iters else ''
     print(f'\nclean mAP right after one-shot pruning (no fine-tune){after}, {args.importance} importance '

@@ -33,9 +33,11 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.structures import InstanceData
 from mmengine.utils import ProgressBar
 
-import mmdet_adasap
+import mmdet_adasap  # noqa: F401  (registers modules, applies upstream fixes)
 from mmdet_adasap.apis import load_config, strip_pretrained
 from mmdet_adasap.engine import AdaptiveRadius
+from mmdet_adasap.engine.optim_wrappers import amp_variant_of
+from mmdet_adasap.utils.timing import time_round_robin
 
 DETECTORS = {  # name -> (config, default size, default batch)
     'demo': ('configs/demo/ssd-r18mini_synthvoc_dense.py', 256, 8),
@@ -128,22 +130,17 @@ def bookkeeping_seconds(model, data, ow, device, clock, repeats: int = 5) -> flo
     params = [p for p in plan.params if p.grad is not None]
     saved = [s for s, p in zip(ow._saved, plan.params) if p.grad is not None]
     active = None if len(params) == len(plan.params) else [i for i, p in enumerate(plan.params) if p.grad is not None]
-    times = []
-    for _ in range(repeats):
-        if device == 'cuda':
-            torch.cuda.synchronize()
-        t0 = clock()
+
+    def bookkeeping():
         eps, total = plan.compute([p.grad for p in params], active)
         ow._finite_on_every_rank(total)
         with torch.no_grad():
             torch._foreach_copy_(saved, params)
             torch._foreach_add_(params, eps)
             torch._foreach_copy_(params, saved)
-        if device == 'cuda':
-            torch.cuda.synchronize()
-        times.append(clock() - t0)
+    ms, = time_round_robin([bookkeeping], repeats, warmup=0, sync=device == 'cuda', clock=clock, inference=False)
     ow.optimizer.zero_grad()
-    return statistics.median(times)
+    return ms / 1e3
 
 
 def bench_detector(name: str, args) -> list:
@@ -173,7 +170,7 @@ def bench_detector(name: str, args) -> list:
     runs = []
     for label, ow_cfg, block, adasap in variants(cfg.optim_wrapper.optimizer):
         if args.amp:
-            ow_cfg = dict(ow_cfg, type=mmdet_adasap.amp_variant_of(ow_cfg['type']))
+            ow_cfg = dict(ow_cfg, type=amp_variant_of(ow_cfg['type']))
             ow_cfg.setdefault('dtype', 'float16' if args.device == 'cuda' else 'bfloat16')
             if ow_cfg['type'] == 'AmpOptimWrapper' and args.device != 'cuda':
                 raise SystemExit("error: mmengine's AmpOptimWrapper (the SGD baseline) needs CUDA; "
@@ -183,24 +180,24 @@ def bench_detector(name: str, args) -> list:
             policy = AdaptiveRadius(rho_min=0.01, rho_max=2.0)
             policy.update(groups)
             ow.set_radius_policy(policy)
-        runs.append(dict(label=label, ow=ow, block=block, times=[], peak=0.))
+        runs.append(dict(label=label, ow=ow, block=block, peak=0.))
     bar = ProgressBar((args.warmup + args.iters) * len(runs))
-    for it in range(args.warmup + args.iters):
-        for run in runs:
-            if args.device == 'cuda':
-                torch.cuda.synchronize()
-                torch.cuda.reset_peak_memory_stats()
-                before = torch.cuda.memory_allocated()
-            t0 = clock()
-            for _ in range(run['block']):
-                model.train_step(data, run['ow'])
-            if args.device == 'cuda':
-                torch.cuda.synchronize()
-                run['peak'] = max(run['peak'], (torch.cuda.max_memory_allocated() - before) / 2**20)
-            if it >= args.warmup:
-                run['times'].append((clock() - t0) / run['block'])
-            bar.update()
-    rows = [(r['label'], statistics.median(r['times']), wrapper_buffer_bytes(r['ow']) / 2**20, r['peak'] or None,
+
+    def run_block(run):
+        if args.device == 'cuda':
+            torch.cuda.reset_peak_memory_stats()
+            before = torch.cuda.memory_allocated()
+        for _ in range(run['block']):
+            model.train_step(data, run['ow'])
+        if args.device == 'cuda':
+            torch.cuda.synchronize()
+            run['peak'] = max(run['peak'], (torch.cuda.max_memory_allocated() - before) / 2**20)
+        bar.update()
+    ms = time_round_robin([lambda r=r: run_block(r) for r in runs], args.iters, args.warmup,
+                          sync=args.device == 'cuda', clock=clock, inference=False)
+    for run, t in zip(runs, ms):
+        run['time'] = t / 1e3 / run['block']
+    rows = [(r['label'], r['time'], wrapper_buffer_bytes(r['ow']) / 2**20, r['peak'] or None,
              bookkeeping_seconds(model, data, r['ow'], args.device, clock)) for r in runs]
     print()
     base = rows[0][1]
@@ -281,13 +278,10 @@ def _standalone_step(runner, cfg, clock, iters):
     sharp = cfg.default_hooks.adasap.finetune.sharpness
     ow = build_optim_wrapper(model, dict(cfg.optim_wrapper, rho=sharp.rho, adaptive=sharp.adaptive))
     loader = iter(runner.train_dataloader)
-    times = []
-    for i in range(iters + 1):
-        data = next(loader)
-        t0 = clock()
-        model.train_step(data, ow)
-        times.append(clock() - t0)
-    return statistics.median(times[1:])
+    batches = iter([next(loader) for _ in range(iters + 1)])  # loaded before the clock starts
+    ms, = time_round_robin([lambda: model.train_step(next(batches), ow)], iters, warmup=1, clock=clock,
+                           inference=False)
+    return ms / 1e3
 
 
 def bench_hook_path(args):

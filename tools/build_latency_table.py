@@ -4,8 +4,8 @@
         [--device cpu|cuda] [--threads 1] [--out work_dirs/<config>_latency.json]
 
 Times every prunable layer on a grid of channel counts, then the dense model and a few pruned exports, whole
-and module by module inside the graph, to calibrate the prediction (see ``mmdet_adasap/pruning/latency.py`` and
-``ingraph.py``); prints the build time and how well the table predicts the calibration models. The table records model, input, batch, device and threads; a pruner
+and module by module inside the graph, to calibrate the prediction (see ``mmdet_adasap/pruning/latency_measure.py``
+and ``ingraph.py``); prints the build time and how well the table predicts the calibration models. The table records model, input, batch, device and threads; a pruner
 given a table from another model or input, or a target asking for another batch/device/threads, refuses it.
 """
 import argparse
@@ -15,9 +15,10 @@ import os.path as osp
 import torch
 
 import mmdet_adasap  # noqa: E402,F401  (registers modules, applies upstream fixes)
-from mmdet_adasap.apis import build_detector, find_resize_shape, load_config  # noqa: E402
+from mmdet_adasap.apis import build_detector, load_config, trace_shape  # noqa: E402
 from mmdet_adasap.pruning import build_channel_groups  # noqa: E402
-from mmdet_adasap.pruning.latency import measure_latency_table, save_table  # noqa: E402
+from mmdet_adasap.pruning.latency_measure import measure_latency_table  # noqa: E402
+from mmdet_adasap.pruning.latency_table import save_table  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -47,7 +48,7 @@ def main(argv=None):
     if args.input_size:
         shape = (1, 3, args.input_size, args.input_size)
     else:
-        shape = find_resize_shape(cfg) or (1, 3, 300, 300)
+        shape = trace_shape(cfg)
     model, _ = build_detector(cfg, args.checkpoint)
     if not args.checkpoint:  # mmdet's init (e.g. L2Norm scales are uninitialised memory until init_weights)
         model.init_weights()

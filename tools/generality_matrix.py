@@ -1,6 +1,6 @@
 """Which mmdet detectors prune: prune, export, reload and test each one, and print the table of docs/pruning.md.
 
-    python tools/generality_matrix.py                 # every detector of mmdet_adasap.apis.generality
+    python tools/generality_matrix.py                 # every detector of mmdet_adasap.benchmarks.generality
     python tools/generality_matrix.py --only FCOS ATSS --ratio 0.3
 
 Random weights, no downloads, small square inputs (see ``DETECTORS``); one intra-op thread so that timings
@@ -14,7 +14,7 @@ from mmdet.utils import register_all_modules
 from tqdm import tqdm
 
 import mmdet_adasap  # noqa: F401
-from mmdet_adasap.apis.generality import DETECTORS, markdown_table, matrix_row
+from mmdet_adasap.benchmarks.generality import DETECTORS, markdown_table, matrix_row
 
 
 def main(argv=None):

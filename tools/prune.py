@@ -15,7 +15,7 @@ import torch
 import mmdet_adasap  # noqa: F401  (registers modules, applies upstream fixes)
 from mmdet_adasap.apis import build_detector, input_size_of, load_config
 from mmdet_adasap.pruning import ChannelPruner, save_pruned_checkpoint
-from mmdet_adasap.pruning.latency import load_table
+from mmdet_adasap.pruning.latency_table import load_table
 
 
 def parse_args(argv=None):

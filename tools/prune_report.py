@@ -28,21 +28,10 @@ import sys
 import torch
 
 import mmdet_adasap  # noqa: F401  (registers modules, applies upstream fixes)
-from mmdet_adasap.apis import build_detector, input_size_of, interleaved_latency, load_config, params_and_flops
-from mmdet_adasap.deploy.latency import latency_table, measure_deploy_latency
+from mmdet_adasap.apis import (build_detector, input_size_of, interleaved_latency, load_config, out_channels_kept,
+                               params_and_flops)
+from mmdet_adasap.deploy.latency import measure_deploy_latency, speedup_markdown
 from mmdet_adasap.pruning import ChannelPruner
-
-
-def layer_channels(dense, pruned):
-    rows = []
-    pruned_modules = dict(pruned.named_modules())
-    for name, m in dense.named_modules():
-        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
-            d = m.out_channels if isinstance(m, torch.nn.Conv2d) else m.out_features
-            pm = pruned_modules[name]
-            p = pm.out_channels if isinstance(pm, torch.nn.Conv2d) else pm.out_features
-            rows.append((name, d, p))
-    return rows
 
 
 def plot(rows, summary, path, title):
@@ -146,7 +135,7 @@ def main(argv=None):
         summary['dense']['latency_ms'], summary['pruned']['latency_ms'] = d_ms, p_ms
     if not (args.no_latency or args.no_deploy_latency):
         summary['deploy_latency'] = deploy_rows(args, dict(dense=dense, pruned=pruned), size, out_dir)
-    rows = layer_channels(dense, pruned)
+    rows = out_channels_kept(dense, pruned)
 
     lines = [f'# Pruning report: {name}', '', f'{how}; input {shape}; CPU threads {summary["threads"]}', '',
              '| metric | dense | pruned | pruned / dense | dense / pruned |', '|---|---|---|---|---|']
@@ -166,7 +155,7 @@ def main(argv=None):
         reduction = summary['dense']['flops'] / summary['pruned']['flops']
         lines += ['', f'Latency in PyTorch and ONNX Runtime (CPU), median ms per batch; network = the pruned part, '
                   f'deployed = preprocessing + network + decoding + NMS; FLOPs reduction {reduction:.2f}x:', '']
-        lines += latency_table(summary['deploy_latency'], reduction)
+        lines += speedup_markdown(summary['deploy_latency'], reduction)
     lines += ['', '| layer | dense out channels | pruned | kept |', '|---|---|---|---|']
     for layer, d, p in rows:
         if d != p:

@@ -6,6 +6,7 @@ from mmengine.runner import Runner
 
 import mmdet_adasap  # noqa: F401  (registers modules, applies upstream fixes)
 from mmdet_adasap.apis import add_common_args, load_config, parse_common
+from mmdet_adasap.engine.optim_wrappers import amp_variant_of
 
 
 def parse_args():
@@ -26,7 +27,7 @@ def main():
         raise SystemExit(f'error: {e}')
     cfg.launcher = args.launcher
     if args.amp:
-        cfg.optim_wrapper.type = mmdet_adasap.amp_variant_of(cfg.optim_wrapper.get('type', 'OptimWrapper'))
+        cfg.optim_wrapper.type = amp_variant_of(cfg.optim_wrapper.get('type', 'OptimWrapper'))
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):

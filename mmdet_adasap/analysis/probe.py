@@ -5,13 +5,19 @@ Run it on the dense model and on each method's warm-up checkpoint (``epoch_<warm
 paper's claim predicts that after the adaptive warm-up the low-rank neurons (the ones pruned first) are
 cheaper to remove and flatter than after a uniform SAM or an SGD warm-up.
 """
+import io
 import os.path as osp
 from typing import Dict, Optional, Sequence
 
-from mmdet_adasap.apis import find_resize_shape, load_config
-from mmdet_adasap.robustness.voc_c import atomic_write_json
+from mmengine.runner import Runner, load_checkpoint
+
+from mmdet_adasap.apis import load_config, trace_shape
+from mmdet_adasap.experiments.run import build_model
+from mmdet_adasap.pruning import build_channel_groups, build_importance
+from mmdet_adasap.utils.io import atomic_write_bytes, atomic_write_json
 from .sensitivity import (hessian_trace, importance_ranks, removal_sensitivity, spread_channels,
                           worst_case_sharpness)
+from .stats import t_interval
 
 PROBE_SCHEMA = 'mmdet_adasap.neuron_probe/1'
 MEASURES = ('removal', 'sharpness', 'trace')
@@ -36,7 +42,6 @@ def boxes_follow_the_image(pipeline: list) -> list:
 def fixed_batches(cfg, model, num_batches: int, split: str = 'val_dataloader'):
     """The first ``num_batches`` batches of the config's (unshuffled) ``split`` loader, preprocessed once, with
     the boxes transformed with the image (:func:`boxes_follow_the_image`)."""
-    from mmengine.runner import Runner
     loader_cfg = dict(cfg[split], persistent_workers=False, num_workers=0)
     loader_cfg['dataset'] = dict(loader_cfg['dataset'],
                                  pipeline=boxes_follow_the_image(loader_cfg['dataset']['pipeline']))
@@ -65,10 +70,7 @@ def probe(config: str, checkpoint: Optional[str], out_dir: str, num_batches: int
           rho: float = 0.05, samples: int = 2, measures: Sequence[str] = MEASURES,
           cfg_options: Optional[dict] = None, importance: str = 'l2', label: Optional[str] = None) -> dict:
     """Measure, write ``out_dir/neuron_probe.json`` and ``neuron_probe.png``; returns the result."""
-    from mmengine.runner import load_checkpoint
 
-    from mmdet_adasap.experiments.run import build_model
-    from mmdet_adasap.pruning import build_channel_groups, build_importance
     unknown = set(measures) - set(MEASURES)
     if unknown:
         raise ValueError(f'unknown measure(s) {sorted(unknown)}; choose from {MEASURES}')
@@ -79,7 +81,7 @@ def probe(config: str, checkpoint: Optional[str], out_dir: str, num_batches: int
             raise FileNotFoundError(f'checkpoint {checkpoint!r} does not exist')
         load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
     model.eval()
-    groups = build_channel_groups(model, find_resize_shape(cfg) or (1, 3, 300, 300))
+    groups = build_channel_groups(model, trace_shape(cfg))
     neurons = groups.neuron_groups()
     scores = build_importance(importance)(groups)
     ranks = importance_ranks(neurons, scores)
@@ -110,7 +112,7 @@ def _halves(rows, measure: str, bottom: float):
 def summarize_probe(rows, values, bottom: float = 0.5) -> Dict[str, dict]:
     """Per measure: the mean over the ``bottom`` fraction of the importance order (pruned first at that ratio)
     and over the rest, and the Spearman correlation with the rank."""
-    from scipy.stats import spearmanr
+    from scipy.stats import spearmanr  # scipy: optional and heavy, only the summary needs it
     out = {}
     for m in values:
         low, high = _halves(rows, m, bottom)
@@ -125,7 +127,6 @@ def compare_probes(results: Sequence[dict], bottom: float = 0.5, confidence: flo
     """A markdown table of several probes (a dense model and each method's warm-up end): per measure, the mean
     over the neurons in the ``bottom`` fraction of the importance order (pruned first) and over the rest, each
     with a Student's t interval over the probed neurons, and the Spearman correlation with the rank."""
-    from .stats import t_interval
 
     def cell(values, what):
         if not values:
@@ -147,13 +148,9 @@ def compare_probes(results: Sequence[dict], bottom: float = 0.5, confidence: flo
 
 
 def plot_probe(result: dict, path: str) -> None:
-    import io
-
-    import matplotlib
+    import matplotlib  # optional plotting dependency, loaded only to draw
     matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    from mmdet_adasap.robustness.voc_c import atomic_write_bytes
+    import matplotlib.pyplot as plt  # optional plotting dependency
     measures = [m for m in MEASURES if m in result['summary']]
     titles = dict(removal='removal sensitivity  L(masked) - L', sharpness=f'worst-case sharpness (rho={result["rho"]})',
                   trace='Hessian block trace (Hutchinson)')

@@ -71,7 +71,7 @@ def t_interval(values: Sequence[float], confidence: float = 0.95, what: str = 'v
                ) -> Tuple[SeedSummary, Optional[float], Optional[float]]:
     """Mean, std and the two-sided Student's t interval of the mean (mean +- t_{(1+confidence)/2, n-1} * std /
     sqrt(n)); the interval is (None, None) for a single value."""
-    from scipy.stats import t
+    from scipy.stats import t  # scipy: optional and heavy, only an interval needs it
     if not 0 < confidence < 1:
         raise ValueError(f'confidence must lie in (0, 1), got {confidence!r}')
     s = summarize_seeds(values, what)

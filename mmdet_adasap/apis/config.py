@@ -4,6 +4,8 @@ from typing import Optional, Tuple
 
 from mmengine.config import Config
 
+from ..pruning.channel_groups import DEFAULT_INPUT_SHAPE
+
 
 def load_config(path: str, cfg_options: Optional[dict] = None, work_dir: Optional[str] = None) -> Config:
     """Load an mm config, make sure ``mmdet_adasap`` is imported by it, and set its work_dir
@@ -78,7 +80,13 @@ def find_resize_shape(cfg) -> Optional[Tuple[int, int, int, int]]:
     return None
 
 
-def input_size_of(cfg, default: int = 300) -> int:
+def trace_shape(cfg) -> Tuple[int, int, int, int]:
+    """The input a detector of ``cfg`` is traced and costed at: its test pipeline's resize
+    (:func:`find_resize_shape`), else the pruner's default (``DEFAULT_INPUT_SHAPE``)."""
+    return find_resize_shape(cfg) or DEFAULT_INPUT_SHAPE
+
+
+def input_size_of(cfg, default: int = DEFAULT_INPUT_SHAPE[-1]) -> int:
     """The longer side of the test pipeline's Resize scale (what the detector sees), else ``default``."""
     shape = find_resize_shape(cfg)
     return max(shape[2:]) if shape else default

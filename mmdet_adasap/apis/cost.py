@@ -2,13 +2,13 @@
 FLOPs target uses) and batch-1 CPU latency measured interleaved with the dense model, so that load on a shared
 machine slows both alike and the ratio stays meaningful. One home for ``tools/prune_report.py`` and the method
 comparison (``mmdet_adasap.experiments``)."""
-from typing import List, Sequence
+from typing import List, Sequence, Tuple
 
 import torch
 import torch_pruning as tp
 
-from mmdet_adasap.pruning.channel_groups import TracedPart
-from mmdet_adasap.pruning.latency import model_call, time_round_robin
+from mmdet_adasap.pruning.channel_groups import TracedPart, model_call
+from mmdet_adasap.utils.timing import time_round_robin
 
 
 def params_and_flops(model: torch.nn.Module, shape: Sequence[int]) -> dict:
@@ -28,3 +28,15 @@ def interleaved_latency(models: Sequence[torch.nn.Module], shape: Sequence[int],
         return time_round_robin([model_call(m, shape) for m in models], repeats, warmup=2)
     finally:
         torch.set_num_threads(before)
+
+
+def out_channels_kept(dense: torch.nn.Module, pruned: torch.nn.Module) -> List[Tuple[str, int, int]]:
+    """(layer, dense output channels, pruned output channels) of every conv / linear layer, in module order
+    (what a pruned model kept, read off the two models; :func:`~mmdet_adasap.pruning.channel_groups.layer_channels`
+    is the cost models' prediction of the same from kept counts)."""
+    pruned_modules = dict(pruned.named_modules())
+
+    def width(m):
+        return m.out_channels if isinstance(m, torch.nn.Conv2d) else m.out_features
+    return [(name, width(m), width(pruned_modules[name])) for name, m in dense.named_modules()
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]

@@ -17,6 +17,8 @@ import re
 from typing import Optional, Tuple
 
 import torch.nn as nn
+from mmdet.registry import MODELS
+from mmdet.utils import register_all_modules
 from mmengine.runner.checkpoint import CheckpointLoader, load_state_dict
 
 from ..pruning.export import META_KEY, apply_channel_config
@@ -103,8 +105,6 @@ def build_detector(cfg, checkpoint: Optional[str] = None, expect: Optional[str] 
 
     The config is not modified (pretrained init is stripped on a copy of ``cfg.model``).
     """
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
     register_all_modules()
     model = MODELS.build(strip_pretrained(copy.deepcopy(cfg.model)))
     meta = {}

@@ -10,6 +10,7 @@ import os.path as osp
 import shutil
 import tempfile
 from dataclasses import dataclass, field
+from multiprocessing import Pool
 from typing import Dict, List, Optional, Sequence, Tuple
 from xml.sax.saxutils import escape
 
@@ -264,7 +265,6 @@ def make_synthetic_voc(out_dir: str, spec: Optional[SyntheticVOCSpec] = None, ov
             jobs += [(spec, tmp, year, i) for i in splits['trainval'] + splits['test']]
         bar = tqdm(total=len(jobs), desc='synthetic VOC', unit='img', disable=not show_progress)
         if workers > 1:
-            from multiprocessing import Pool
             with Pool(workers) as pool:
                 for _ in pool.imap_unordered(_write_one, jobs, chunksize=8):
                     bar.update()

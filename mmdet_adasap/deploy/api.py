@@ -4,10 +4,11 @@ from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
+from mmdet.structures import DetDataSample
 
 from ..apis import build_detector, find_resize_shape
 from .onnx_detector import make_session
-from .onnx_export import DEFAULT_OPSET, export_onnx
+from .onnx_export import DEFAULT_OPSET, export_onnx, read_metadata
 from .parity import match_detections
 
 
@@ -34,7 +35,6 @@ def export_detector(cfg, checkpoint: Optional[str], out_file: str, batch: Union[
 @torch.no_grad()
 def pytorch_predictions(model, images: torch.Tensor):
     """mmdet's own test path (data preprocessor + ``predict``, boxes in input pixels) for raw BGR images."""
-    from mmdet.structures import DetDataSample
     h, w = images.shape[-2:]
     samples = [DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w), scale_factor=(1., 1.),
                                            pad_shape=(h, w), batch_input_shape=(h, w))) for _ in images]
@@ -47,7 +47,6 @@ def check_parity(model, onnx_file: str, batch: int = 2, seed: int = 0, session=N
     random uint8 images of the exported size; one entry per image plus the overall worst (``box`` in pixels,
     ``box_rel`` as a fraction of the longer input side: float32 coordinates of a few hundred pixels carry
     ~1e-5 px rounding per operation, so two correct runtimes differ by ~1e-4 px after a deep network)."""
-    from .onnx_export import read_metadata
     meta = read_metadata(onnx_file)
     h, w = meta['input_hw']
     g = torch.Generator().manual_seed(seed)

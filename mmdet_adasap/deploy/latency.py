@@ -7,72 +7,48 @@ PyTorch; its export in ONNX Runtime). So the columns compare runtimes, and each 
 (dense ms / pruned ms) can be read against the FLOPs reduction (dense FLOPs / pruned FLOPs). NMS cost depends
 on how many boxes pass ``score_thr``: with untrained weights nearly all do, so only a trained checkpoint gives a
 representative ``deployed`` row. Dense and pruned calls alternate within one process, so load on a shared
-machine hits both alike; medians of ``repeats`` calls. Thread counts: ``torch.set_num_threads`` for PyTorch,
+machine hits both alike; medians of ``repeats`` calls (:func:`mmdet_adasap.utils.timing.time_round_robin`,
+the package's one timing function). Thread counts: ``torch.set_num_threads`` for PyTorch,
 ``intra_op_num_threads`` for ONNX Runtime.
 """
 import os
 import os.path as osp
-import statistics
-import time
+import warnings
 from typing import Dict, List, Sequence, Tuple
 
 import torch
 from mmengine.utils import ProgressBar
 
+from ..pruning.channel_groups import TracedPart
+from ..utils.renamed import refuse_renamed
+from ..utils.timing import time_round_robin
 from .onnx_detector import make_session
 from .onnx_export import build_graph, export_onnx
 
 PARTS = ('network', 'deployed')
 
-
-class NetworkGraph(torch.nn.Module):
-    """The pruned part only (what the FLOPs count covers), outputs flattened to a tuple of tensors."""
-
-    def __init__(self, detector: torch.nn.Module):
-        super().__init__()
-        from ..pruning.channel_groups import default_forward
-        self.detector, self.forward_fn = detector, default_forward(detector)
-
-    def forward(self, x):
-        out, flat = self.forward_fn(self.detector, x), []
-        stack = [out]
-        while stack:
-            o = stack.pop(0)
-            if torch.is_tensor(o):
-                flat.append(o)
-            else:
-                stack[:0] = list(o)
-        return tuple(flat)
+__getattr__ = refuse_renamed(__name__, {
+    'latency_table': 'mmdet_adasap.deploy.latency.speedup_markdown ("latency table" names the lookup table of '
+                     'mmdet_adasap.pruning.latency_table)',
+    'NetworkGraph': 'mmdet_adasap.pruning.channel_groups.TracedPart(detector, flat_outputs=True)',
+    '_median_ms': 'mmdet_adasap.utils.timing.time_round_robin'})
 
 
 def _graph(model, part, hw):
-    return NetworkGraph(model).eval() if part == 'network' else build_graph(model, hw)
+    return TracedPart(model, flat_outputs=True).eval() if part == 'network' else build_graph(model, hw)
 
 
 def export_network(model: torch.nn.Module, out_file: str, hw) -> str:
-    """ONNX of :class:`NetworkGraph` with a dynamic batch (temporary file, then moved)."""
-    import warnings
+    """ONNX of the pruned part (:class:`~mmdet_adasap.pruning.channel_groups.TracedPart`, outputs flattened)
+    with a dynamic batch (temporary file, then moved)."""
     x = torch.rand(1, 3, *hw)
     tmp = out_file + '.tmp'
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter('ignore', torch.jit.TracerWarning)
-        torch.onnx.export(NetworkGraph(model).eval(), (x, ), tmp, dynamo=False, opset_version=17,
+        torch.onnx.export(TracedPart(model, flat_outputs=True).eval(), (x, ), tmp, dynamo=False, opset_version=17,
                           input_names=['input'], dynamic_axes={'input': {0: 'batch'}})
     os.replace(tmp, out_file)
     return out_file
-
-
-def _median_ms(fns: Sequence, repeats: int, warmup: int = 2) -> List[float]:
-    for fn in fns:
-        for _ in range(warmup):
-            fn()
-    times = [[] for _ in fns]
-    for _ in range(repeats):
-        for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
-            fn()
-            times[i].append((time.perf_counter() - t0) * 1e3)
-    return [statistics.median(t) for t in times]
 
 
 def _pytorch_calls(models: Dict[str, torch.nn.Module], hw, batch: int, part: str):
@@ -117,7 +93,7 @@ def measure_deploy_latency(models: Dict[str, torch.nn.Module], hw: Tuple[int, in
                 fns = _pytorch_calls(models, hw, batch, part)
             else:
                 fns = _ort_calls(files[part], hw, batch, threads)
-            ms = _median_ms(fns, repeats)
+            ms = time_round_robin(fns, repeats, warmup=2)
             rows.append(dict(part=part, runtime=runtime, batch=batch, threads=threads, **dict(zip(models, ms))))
             bar.update()
     finally:
@@ -126,8 +102,8 @@ def measure_deploy_latency(models: Dict[str, torch.nn.Module], hw: Tuple[int, in
     return rows
 
 
-def latency_table(rows: List[dict], flops_reduction: float, dense: str = 'dense', pruned: str = 'pruned'
-                  ) -> List[str]:
+def speedup_markdown(rows: List[dict], flops_reduction: float, dense: str = 'dense', pruned: str = 'pruned'
+                     ) -> List[str]:
     """Markdown lines: ms per batch, realised speed-up and its ratio to the FLOPs reduction (also added to
     each row as ``speedup`` / ``speedup_over_flops_reduction``)."""
     lines = ['| part | runtime | batch | threads | dense ms | pruned ms | speed-up | speed-up / FLOPs reduction |',

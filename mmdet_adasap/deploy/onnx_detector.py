@@ -27,7 +27,7 @@ from .onnx_export import read_metadata
 
 def make_session(onnx_file: str, threads: Optional[int] = None):
     """An ONNX Runtime CPU session; ``threads`` sets intra-op threads (default: ORT's, all cores)."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # optional runtime: only an ONNX Runtime session needs it
     opts = ort.SessionOptions()
     if threads:
         opts.intra_op_num_threads = int(threads)

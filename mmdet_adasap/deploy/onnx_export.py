@@ -32,6 +32,10 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmdet.models.dense_heads import RPNHead, SSDHead
+from mmdet.models.detectors import SingleStageDetector, TwoStageDetector
+from mmdet.models.roi_heads import StandardRoIHead
+from mmdet.models.task_modules.coders.delta_xywh_bbox_coder import delta2bbox
 from torchvision.ops import nms as torchvision_nms  # imported here: importing it while tracing fails
 from torchvision.ops import roi_align as torchvision_roi_align
 
@@ -95,7 +99,6 @@ def nms_topk(boxes: torch.Tensor, scores: torch.Tensor, classes: torch.Tensor, n
 def _decode(coder, priors: torch.Tensor, deltas: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
     """mmdet's ``delta2bbox`` on (B, N, 4) (its coder's ``decode`` switches to a broken ONNX path in 3.3.0:
     ``onnx_delta2bbox`` imports the removed ``mmdet.core``)."""
-    from mmdet.models.task_modules.coders.delta_xywh_bbox_coder import delta2bbox
     b, n = deltas.shape[:2]
     boxes = delta2bbox(priors.reshape(-1, 4), deltas.reshape(-1, 4), coder.means, coder.stds,
                        hw if coder.clip_border else None, 16 / 1000, coder.clip_border, coder.add_ctr_clamp,
@@ -272,9 +275,6 @@ SUPPORTED = {
 
 def build_graph(detector: nn.Module, hw: Tuple[int, int]) -> nn.Module:
     """The export module for ``detector``, or ``ExportError`` naming the unsupported part."""
-    from mmdet.models.dense_heads import RPNHead, SSDHead
-    from mmdet.models.detectors import SingleStageDetector, TwoStageDetector
-    from mmdet.models.roi_heads import StandardRoIHead
     supported = '; '.join(f'{k} with {v}' for k, v in SUPPORTED.items())
     if isinstance(detector, SingleStageDetector):
         head = detector.bbox_head
@@ -318,7 +318,7 @@ def export_onnx(detector: nn.Module, out_file: str, input_hw: Sequence[int], bat
                 opset: int = DEFAULT_OPSET, metadata: Optional[dict] = None) -> dict:
     """Export ``detector`` (eval mode, CPU) with post-processing to ``out_file``; returns the metadata written
     into the model (input contract, preprocessing, sizes). Written to a temporary file, then moved."""
-    import onnx
+    import onnx  # optional: only writing / reading ONNX metadata needs it
     check_export_args(out_file, batch, opset)
     hw = (int(input_hw[0]), int(input_hw[1]))
     divisor = getattr(detector.data_preprocessor, 'pad_size_divisor', 1) or 1
@@ -365,7 +365,7 @@ def _num_classes(detector) -> int:
 
 def read_metadata(onnx_file: str) -> dict:
     """The ``mmdet_adasap`` metadata of an exported model (``ExportError`` if it was not exported here)."""
-    import onnx
+    import onnx  # optional: only writing / reading ONNX metadata needs it
     model = onnx.load(onnx_file, load_external_data=False)
     for entry in model.metadata_props:
         if entry.key == METADATA_KEY:

@@ -18,7 +18,10 @@ from typing import Callable, List, Optional
 from mmengine.hooks import Hook
 
 from mmdet_adasap.apis import find_resize_shape, interleaved_latency, load_config, params_and_flops
-from mmdet_adasap.robustness.voc_c import atomic_write_json
+from mmdet_adasap.pruning import ChannelPruner
+from mmdet_adasap.pruning.latency_table import load_table
+from mmdet_adasap.pruning.pruner import REACH_KEYS
+from mmdet_adasap.utils.io import atomic_write_json
 from . import run as R
 from .matrix import Matrix, RunSpec, _at, file_sha256
 from .table import write_results
@@ -80,7 +83,6 @@ class ProgressHook(Hook):
 
 def check_methods(matrix: Matrix) -> None:
     """Every method's config takes a ratio at ``ratio_key`` and its pruner can reach the smallest ratio."""
-    from mmdet_adasap.pruning import ChannelPruner
     if not matrix.ratio_key.endswith('.target.ratio'):
         raise ValueError(f'ratio_key {matrix.ratio_key!r} must name a pruner target ratio (<...>.target.ratio)')
     checked = set()
@@ -96,7 +98,7 @@ def check_methods(matrix: Matrix) -> None:
             raise ValueError(f'method {m.name!r}: its config {m.config} has no {matrix.ratio_key}, so a target '
                              'ratio cannot be set; is it a pruning (AdaSAPHook) config?')
         target = dict(node['target'], ratio=lowest)
-        kwargs = {k: node[k] for k in ('round_to', 'ranking', 'normalize', 'ignored_layers', 'prunable') if k in node}
+        kwargs = {k: node[k] for k in REACH_KEYS if k in node}
         if target.get('type', 'flops') == 'latency':
             kwargs['latency_table'] = _latency_table(m, hook)
         key = json.dumps([cfg.model.to_dict(), target, kwargs], sort_keys=True, default=str)
@@ -115,7 +117,6 @@ def check_methods(matrix: Matrix) -> None:
 def _latency_table(method, hook) -> dict:
     """The table a latency-target method's hook will load (``latency_table`` beside its pruning options), loaded
     now so that a missing or foreign table stops the matrix before its first run, not hours into it."""
-    from mmdet_adasap.pruning.latency import load_table
     path = hook.get('latency_table') if isinstance(hook, dict) else None
     if not path:
         raise ValueError(f'method {method.name!r}: its latency target needs latency_table=... beside its pruning '

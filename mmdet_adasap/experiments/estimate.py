@@ -13,6 +13,8 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 from mmdet_adasap.apis import load_config
+from mmdet_adasap.robustness.api import evaluate_robustness
+from .compare import dense_checkpoint_path
 from .matrix import Matrix
 
 
@@ -55,7 +57,6 @@ def time_training(config: str, options: dict, iters: int, work_dir: str) -> dict
 def time_eval_set(matrix: Matrix, split: str, checkpoint: str, work_dir: str) -> float:
     """Seconds of one evaluation set of a trained ``checkpoint`` (the clean set: a cached corrupted set reads
     and infers the same way). An untrained detector is no proxy: its diffuse scores pass every box to NMS."""
-    from mmdet_adasap.robustness.api import evaluate_robustness
     res = evaluate_robustness(matrix.dense_config, checkpoint, work_dir, corruptions=['brightness'], severities=[1],
                               plots=False, resume=False,
                               cfg_options=dict(matrix.eval_options(split), log_level='WARNING'))
@@ -66,7 +67,6 @@ def estimate(matrix: Matrix, split: str, out_dir: str, iters: int = 6,
              log: Callable[[str], None] = print) -> Dict[str, float]:
     """Seconds per run of each method, of the dense training and of the whole matrix; logs a table. The
     evaluation is timed with the dense start once it exists (the matrix's checkpoint or ``OUT/dense``)."""
-    from .compare import dense_checkpoint_path
     sets = 1 + len(matrix.corruptions()) * len(matrix.evaluation['severities'])
     ckpt = dense_checkpoint_path(matrix, out_dir, split)
     if osp.isfile(ckpt):

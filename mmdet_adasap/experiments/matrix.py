@@ -23,6 +23,7 @@ from typing import Dict, List, Optional
 from mmengine.config import Config
 
 from mmdet_adasap.apis import load_config
+from mmdet_adasap.pruning.targets import check_ratio
 from mmdet_adasap.robustness.corruptions import check_severities, resolve_corruptions
 
 MATRIX_KEYS = ('dense', 'pruned_config', 'methods', 'reference', 'ratio_key', 'ratios', 'seeds', 'splits',
@@ -201,8 +202,7 @@ def _at(node, keys):
 
 def _check_fractions(values: List[float], what: str, source: str) -> None:
     for r in values:
-        if not 0 < r < 1:
-            raise ValueError(f'matrix {source}: {what} {r} is not a fraction of the dense cost in (0, 1)')
+        check_ratio(r, f'matrix {source}: {what}')
 
 
 def _references(ref, methods: Dict[str, Method], source: str) -> Dict[str, str]:

@@ -3,13 +3,15 @@ method, dense and the no-pruning controls as points at 1.0), per-corruption-cate
 end of pruning against the final model, per method."""
 import io
 
-from mmdet_adasap.robustness.voc_c import atomic_write_bytes
+import numpy as np
+
+from mmdet_adasap.utils.io import atomic_write_bytes
 
 
 def _pyplot():
-    import matplotlib
+    import matplotlib  # optional plotting dependency, loaded only to draw
     matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # optional plotting dependency
     return plt
 
 
@@ -41,7 +43,6 @@ def plot_vs_flops(results: dict, matrix, path: str) -> None:
 
 
 def plot_categories(results: dict, matrix, path: str) -> None:
-    import numpy as np
     plt = _pyplot()
     ratio = matrix.evaluation['category_ratio']
     rows = [r for r in results['summary'] if r['ratio'] == ratio and r['kind'] == 'flops']

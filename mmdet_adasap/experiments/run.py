@@ -13,12 +13,16 @@ import socket
 import time
 from typing import Callable, Optional
 
+from mmdet.registry import MODELS
+from mmdet.utils import register_all_modules
+
 from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+from mmengine.runner import Runner, load_checkpoint
 
 from mmdet_adasap.apis import find_resize_shape, load_config
+from mmdet_adasap.pruning import load_pruned_checkpoint
 from mmdet_adasap.robustness.api import evaluate_robustness
-from mmdet_adasap.robustness.voc_c import atomic_write_json
+from mmdet_adasap.utils.io import atomic_write_json
 
 RECORD_SCHEMA = 'mmdet_adasap.compare.run/1'
 RECORD_FILE, SPEC_FILE, EXPORT_FILE, CLAIM_FILE = 'record.json', 'run.json', 'pruned.pth', '.claimed'
@@ -122,17 +126,13 @@ def train(config: str, options: dict, work_dir: str, transform: Optional[Callabl
 
 def build_model(cfg):
     """A detector from a config outside a Runner (mmdet's registries as the default scope, as the tools do)."""
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
     register_all_modules()
     return MODELS.build(cfg.model)
 
 
 def build_detector(config: str, checkpoint: str, options: dict, pruned: bool):
     """The detector of ``checkpoint`` in eval mode, and its trace input shape."""
-    from mmengine.runner import load_checkpoint
 
-    from mmdet_adasap.pruning import load_pruned_checkpoint
     cfg = load_config(config, options)
     model = build_model(cfg)
     if pruned:

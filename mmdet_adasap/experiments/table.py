@@ -14,9 +14,10 @@ from typing import Dict, List, Optional
 from mmdet_adasap.analysis.stats import INTERVAL, paired_difference, summarize_seeds
 from mmdet_adasap.robustness.corruptions import CORRUPTION_GROUPS
 from mmdet_adasap.robustness.result import check_comparable, load_result
-from mmdet_adasap.robustness.voc_c import atomic_write_bytes, atomic_write_json
+from mmdet_adasap.utils.io import atomic_write_bytes, atomic_write_json
 from . import run as R
 from .matrix import Matrix
+from .plots import plot_categories, plot_end_of_pruning, plot_vs_flops
 
 RESULTS_SCHEMA = 'mmdet_adasap.compare/1'
 METRICS = (('params_ratio', 'params', 3), ('flops_ratio', 'FLOPs', 3), ('latency_ms', 'latency [ms]', 2),
@@ -233,7 +234,6 @@ def write_results(matrix: Matrix, out_dir: str, split: str, dense: dict) -> Dict
                  category_plot=osp.join(out_dir, 'results_categories.png'))
     atomic_write_json(paths['json'], results)
     atomic_write_bytes(paths['markdown'], markdown(results, matrix).encode())
-    from .plots import plot_categories, plot_end_of_pruning, plot_vs_flops
     plot_vs_flops(results, matrix, paths['flops_plot'])
     plot_categories(results, matrix, paths['category_plot'])
     if any(r.get('end_of_pruning') for r in results['summary']):

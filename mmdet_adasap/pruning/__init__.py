@@ -1,9 +1,12 @@
 """Structured channel pruning for mmdet detectors (AdaSAP's neuron removal phase).
 
-One file per concept: ``channel_groups`` (coupled channels via torch-pruning), ``importance`` (criteria,
-registered in mmdet's TASK_UTILS), ``masks`` (soft pruning), ``targets`` (cost models + solver), ``schedule``
-(one-shot / HALP exponential), ``latency`` (measured lookup tables), ``export`` (physical surgery, pruned
-checkpoints), ``pruner`` (``ChannelPruner``). The mmengine hooks live in :mod:`mmdet_adasap.engine.hooks`.
+One file per concept, imports running one way (each file imports only files listed before it):
+``channel_groups`` (coupled channels via torch-pruning, the traced part's shapes and forward), ``importance``
+(criteria, registered in mmdet's TASK_UTILS), ``masks`` (soft pruning), ``export_check`` / ``export`` (physical
+surgery, pruned checkpoints), ``latency_table`` (a measured latency lookup table: fingerprint, checks,
+prediction, load / save), ``targets`` (cost models + solvers), ``schedule`` (one-shot / HALP exponential),
+``pruner`` (``ChannelPruner``), ``surgery``, ``ingraph`` (in-graph module timing), ``latency_measure``
+(building and calibrating a lookup table). Timing itself is :mod:`mmdet_adasap.utils.timing`. The mmengine hooks live in :mod:`mmdet_adasap.engine.hooks`.
 """
 from .channel_groups import ChannelGroup, ChannelGroups, build_channel_groups
 from .export import apply_channel_config, channel_config, export_pruned, load_pruned_checkpoint, save_pruned_checkpoint

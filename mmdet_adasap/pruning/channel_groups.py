@@ -25,6 +25,8 @@ from mmdet_adasap.structures.neuron_groups import NeuronGroup, ParamSlice
 #: module types whose channels this package knows how to mask, count and reshape
 SUPPORTED_TYPES = (_ConvNd, nn.Linear, _BatchNorm, nn.GroupNorm, L2Norm)
 _LAYER_TYPES = (_ConvNd, nn.Linear)  # layers that produce (root) and consume channels
+#: the trace input (N, C, H, W) when neither the caller nor the config's test pipeline gives one (SSD300's)
+DEFAULT_INPUT_SHAPE = (1, 3, 300, 300)
 
 
 def default_forward(model: nn.Module) -> Callable:
@@ -38,15 +40,37 @@ def default_forward(model: nn.Module) -> Callable:
 
 
 class TracedPart(nn.Module):
-    """``forward`` = the traced forward of a detector (for counters that call ``module(x)``)."""
+    """``forward`` = the traced forward of a detector (for counters and exporters that call ``module(x)``);
+    ``flat_outputs``: its outputs flattened to a tuple of tensors, depth first (what ONNX export takes)."""
 
-    def __init__(self, model: nn.Module, forward_fn: Optional[Callable] = None):
+    def __init__(self, model: nn.Module, forward_fn: Optional[Callable] = None, flat_outputs: bool = False):
         super().__init__()
         self.model = model
         self._forward_fn = forward_fn or default_forward(model)
+        self.flat_outputs = flat_outputs
 
     def forward(self, x):
-        return self._forward_fn(self.model, x)
+        out = self._forward_fn(self.model, x)
+        return tuple(flatten_outputs(out)) if self.flat_outputs else out
+
+
+def flatten_outputs(out) -> List[torch.Tensor]:
+    """The tensors of a nest of tuples / lists / dicts, depth first (anything else is dropped)."""
+    if torch.is_tensor(out):
+        return [out]
+    if isinstance(out, dict):
+        out = list(out.values())
+    if isinstance(out, (list, tuple)):
+        return [t for o in out for t in flatten_outputs(o)]
+    return []
+
+
+def model_call(model: nn.Module, input_shape: Sequence[int], forward_fn: Optional[Callable] = None):
+    """A no-argument call of ``forward_fn(model, x)`` (default: the traced part) on a random input, in eval mode."""
+    forward_fn = forward_fn or default_forward(model)
+    model.eval()
+    x = torch.randn(*input_shape, device=next(model.parameters()).device)
+    return lambda: forward_fn(model, x)
 
 
 @dataclass
@@ -69,6 +93,17 @@ class LayerShape:
     @property
     def depthwise(self) -> bool:
         return self.kind == 'conv' and self.groups == self.in_channels == self.out_channels and self.groups > 1
+
+
+def layer_channels(layer: LayerShape, keep: Dict[str, int]) -> Tuple[int, int, int]:
+    """(in channels, out channels, conv groups) of ``layer`` under ``keep``; a depthwise layer follows its
+    one group on both sides (it is counted once, as one layer)."""
+    cin = keep.get(layer.in_group, layer.in_channels) if layer.in_group else layer.in_channels
+    cout = keep.get(layer.out_group, layer.out_channels) if layer.out_group else layer.out_channels
+    groups = cout if layer.depthwise else layer.groups
+    if layer.depthwise:
+        cin = cout
+    return cin, cout, groups
 
 
 @dataclass
@@ -246,7 +281,7 @@ def _matches(name: str, patterns: Sequence[str]) -> bool:
     return any(fnmatch.fnmatchcase(name, p) or name.startswith(p.rstrip('.') + '.') for p in patterns)
 
 
-def build_channel_groups(model: nn.Module, input_shape: Sequence[int] = (1, 3, 300, 300),
+def build_channel_groups(model: nn.Module, input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE,
                          forward_fn: Optional[Callable] = None, ignored_layers: Sequence[str] = (),
                          prunable: Optional[Sequence[str]] = None) -> ChannelGroups:
     """Trace ``model`` and return its prunable channel groups.
@@ -264,8 +299,20 @@ def build_channel_groups(model: nn.Module, input_shape: Sequence[int] = (1, 3, 3
         _check_names(model, prunable, 'prunable')
     forward_fn = forward_fn or default_forward(model)
     name_of = {m: n for n, m in model.named_modules()}
+    dg, forward_fn, positions, in_shapes = _trace_recording_shapes(model, input_shape, forward_fn, name_of)
+    groups, skipped = _prunable_groups(model, dg, name_of, ignored_layers, prunable)
+    layers, extra_params = _layer_shapes(model, groups, positions, in_shapes)
+    untraced = []
+    for n, m in model.named_modules():
+        if isinstance(m, _LAYER_TYPES) and m not in dg.module2node:
+            frozen = all(not p.requires_grad for p in m.parameters())
+            untraced.append((n, 'frozen (requires_grad=False)' if frozen else 'outside the traced forward'))
+    return ChannelGroups(model, groups, skipped, layers, extra_params, input_shape, forward_fn, untraced)
 
-    # record output positions of every conv/linear during the trace (needed by FLOPs/latency cost models)
+
+def _trace_recording_shapes(model, input_shape, forward_fn, name_of):
+    """The dependency graph, the forward it traced (with :class:`SideOutputs` where modules run whose outputs
+    are discarded), and every conv/linear's output positions (and tokens) and input shape during the trace."""
     positions: Dict[str, Tuple[int, int]] = {}
     in_shapes: Dict[str, Tuple[int, ...]] = {}
 
@@ -290,12 +337,15 @@ def build_channel_groups(model: nn.Module, input_shape: Sequence[int] = (1, 3, 3
     if side:  # they run but their outputs are discarded: trace again with them as extra outputs
         forward_fn = SideOutputs(forward_fn, side)
         dg = trace(model, input_shape, forward_fn)
+    return dg, forward_fn, positions, in_shapes
 
+
+def _prunable_groups(model, dg, name_of, ignored_layers, prunable):
+    """(groups, [(root layer, why it is left alone)]) of the dependency graph's groups, one per root layer."""
     param_owner = {}
     for n, m in model.named_modules():
         for p in m.parameters(recurse=False):
             param_owner[p] = (n, m)
-
     groups, skipped, seen_roots = [], [], set()
     for g in dg.get_all_groups(root_module_types=_LAYER_TYPES):
         root = g[0].dep.target.module
@@ -313,7 +363,12 @@ def build_channel_groups(model: nn.Module, input_shape: Sequence[int] = (1, 3, 3
             skipped.append((root_name, reason))
             continue
         groups.append(group)
+    return groups, skipped
 
+
+def _layer_shapes(model, groups, positions, in_shapes):
+    """Every traced conv/linear's :class:`LayerShape` (with the groups that set its channels) and the norm /
+    scale modules whose parameters follow a group: ``{module: (group, parameters per channel)}``."""
     layers = {}
     for n, m in model.named_modules():
         if isinstance(m, _LAYER_TYPES) and n in positions:
@@ -337,12 +392,7 @@ def build_channel_groups(model: nn.Module, input_shape: Sequence[int] = (1, 3, 3
                 extra_params[n] = (g.name, sum(1 for _ in mod.parameters(recurse=False)))
             if role == 'scale':
                 extra_params[n] = (g.name, 1)
-    untraced = []
-    for n, m in model.named_modules():
-        if isinstance(m, _LAYER_TYPES) and m not in dg.module2node:
-            frozen = all(not p.requires_grad for p in m.parameters())
-            untraced.append((n, 'frozen (requires_grad=False)' if frozen else 'outside the traced forward'))
-    return ChannelGroups(model, groups, skipped, layers, extra_params, input_shape, forward_fn, untraced)
+    return layers, extra_params
 
 
 def _member_name(dep, name_of, param_owner) -> Optional[str]:

@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 import torch.nn as nn
 
-from .channel_groups import ChannelGroups
+from .channel_groups import ChannelGroups, flatten_outputs
 
 #: a layer matches when max |masked - exported| <= ATOL + RTOL * max |masked| over its kept channels
 RTOL, ATOL = 1e-4, 1e-6
@@ -116,13 +116,3 @@ def _sampled(module: nn.Module, out: torch.Tensor, per_dim: int = 16) -> torch.T
     index = [slice(None)] * min(out.dim(), 2)
     index += [slice(None, None, -(-size // per_dim)) for size in out.shape[2:]]
     return out.detach()[tuple(index)].clone()
-
-
-def flatten_outputs(out) -> List[torch.Tensor]:
-    if torch.is_tensor(out):
-        return [out]
-    if isinstance(out, dict):
-        out = list(out.values())
-    if isinstance(out, (list, tuple)):
-        return [t for o in out for t in flatten_outputs(o)]
-    return []

@@ -1,4 +1,4 @@
-"""In-graph timing of every module of a detector, and the per-module corrections a latency table learns from it.
+"""In-graph timing of every module of a detector: what a latency table learns its per-module corrections from.
 
 Why: a conv timed alone runs at another speed than inside the network, and much of a detector's time is not in
 its convs at all. Measured on the demo detector (CPU, 1 thread, ``torch.profiler``, batch 8): the stem's
@@ -7,16 +7,16 @@ falls 6x when the stem and layer1 are halved: the activations then fit in the ca
 costs a fixed 0.02-0.05 ms inside the graph, 2-3x its isolated timing. A calibration that puts all of
 that into one constant, a scale on the isolated layers and an activation-volume term lands batch-1 demo
 targets 11 and 23 % off (1.114, 1.229 of the target) even with the allocator fixed
-(:func:`.latency.steady_allocator`): the knapsack seeks out where a cost model is wrong.
+(:func:`mmdet_adasap.utils.timing.steady_allocator`): the knapsack seeks out where a cost model is wrong.
 
-So a table times every *leaf* module inside the graph (forward hooks, a module's calls summed per forward) on
+So a table (:mod:`.latency_measure`) times every *leaf* module inside the graph (forward hooks, a module's calls summed per forward) on
 the dense model and the calibration exports, and fits, per module, on those configurations:
 
 * a prunable conv/linear layer: ``in-graph ms = a * isolated(cin, cout) + b``, its isolated timing from the
-  table's grid (:func:`.latency.interpolate`): the grid gives the shape in (cin, cout), the in-graph runs the
+  table's grid (:func:`.latency_table.interpolate`): the grid gives the shape in (cin, cout), the in-graph runs the
   level;
 * any other module (norm, activation, pooling, upsampling, ...): its in-graph time as a piecewise-linear curve
-  in its input channels (:func:`fit_curve`), which follow the groups that :func:`channel_probe` found feed
+  in its input channels (:func:`.latency_measure.fit_curve`), which follow the groups that :func:`channel_probe` found feed
   it (the stem's pool follows the stem group; a module after a concat follows several).
 
 What runs between modules (residual adds, concats, freeing and allocating activations: 4-25 ms of the demo's
@@ -29,11 +29,12 @@ import statistics
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
 import torch.nn as nn
 
-from .channel_groups import ChannelGroups
+from ..utils.timing import time_round_robin
+from .channel_groups import ChannelGroups, model_call
+from .export import export_pruned
 
 
 def leaf_modules(model: nn.Module) -> Dict[str, nn.Module]:
@@ -103,7 +104,6 @@ def time_modules(calls: Sequence[Callable[[], object]], models: Sequence[nn.Modu
                  repeats: int, sync: bool = False) -> List[Dict[str, float]]:
     """Median in-graph ms of each module in ``names`` for each model, the models run round-robin (one forward of
     each per round) so that load changes hit them alike. ``calls[i]()`` runs ``models[i]``."""
-    from .latency import time_round_robin
     samples = [{n: [] for n in names} for _ in models]
     timers = [ModuleTimer(m, names, sync) for m in models]
     wrapped = []
@@ -128,7 +128,6 @@ def channel_probe(groups: ChannelGroups, names: Sequence[str]) -> Dict[str, Tupl
     Found by running, for each group alone, an export with that group at its smallest size (round_to 1) and
     recording which modules' input channel counts change, and by how much: a module after a concat of two
     groups' outputs follows both. Modules whose channels no group changes map to ``{}``."""
-    from .export import export_pruned
     dense = _probe_channels(groups.model, groups, names)
     out = {n: (c, {}) for n, c in dense.items()}
     for g in groups:
@@ -146,42 +145,8 @@ def channel_probe(groups: ChannelGroups, names: Sequence[str]) -> Dict[str, Tupl
 
 
 def _probe_channels(model: nn.Module, groups: ChannelGroups, names: Sequence[str]) -> Dict[str, int]:
-    from .latency import model_call
     with ModuleTimer(model, names) as timer, torch.inference_mode():
         model_call(model, groups.input_shape, groups.forward_fn)()
     return dict(timer.channels)
 
 
-def module_channels(probe: Tuple[int, Dict[str, float]], keep: Dict[str, int], sizes: Dict[str, int]) -> float:
-    """A module's input channels under ``keep``, from its :func:`channel_probe` entry."""
-    dense, follows = probe
-    return dense - sum(w * (sizes[g] - keep.get(g, sizes[g])) for g, w in follows.items())
-
-
-def fit_affine(x: Sequence[float], y: Sequence[float], negative_intercept: bool = False) -> List[float]:
-    """``[slope, intercept]`` of ``y ~ slope * x + intercept``, least squares on relative error (small
-    configurations count as much as the dense one), ``slope >= 0`` and ``intercept >= 0`` unless
-    ``negative_intercept``; ``[0, median y]`` when ``x`` does not vary."""
-    from scipy.optimize import lsq_linear
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    if len(x) < 2 or np.ptp(x) <= 1e-12 * max(1.0, abs(x).max()):
-        return [0.0, float(np.median(y))]
-    w = 1.0 / np.maximum(y, 1e-9)
-    low = [0.0, -np.inf if negative_intercept else 0.0]
-    coef = lsq_linear(np.stack([x, np.ones_like(x)], 1) * w[:, None], y * w, bounds=(low, [np.inf, np.inf])).x
-    return [float(coef[0]), float(coef[1])]
-
-
-def fit_curve(x: Sequence[float], y: Sequence[float]) -> List[List[float]]:
-    """``[xs, ys]``: the median ``y`` at each distinct ``x``, for piecewise-linear interpolation (a norm's or a
-    pool's time is not linear in its channels: it falls steeply once the activations fit in the cache)."""
-    by_x: Dict[float, List[float]] = {}
-    for a, b in zip(x, y):
-        by_x.setdefault(round(float(a), 6), []).append(float(b))
-    xs = sorted(by_x)
-    return [xs, [statistics.median(by_x[a]) for a in xs]]
-
-
-def curve_at(curve: Sequence[Sequence[float]], x: float) -> float:
-    """Piecewise-linear interpolation of a :func:`fit_curve` result, clamped at its ends."""
-    return float(np.interp(x, curve[0], curve[1]))

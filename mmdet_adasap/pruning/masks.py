@@ -97,12 +97,6 @@ class ChannelMasks:
                     bn.running_mean.index_fill_(0, idx, 0.)
                     bn.running_var.index_fill_(0, idx, 1.)
 
-    def mask_grads(self) -> None:
-        """Zero masked gradient entries now (for code paths that bypass the tensor hooks)."""
-        for p in self._param_masks:
-            if p.grad is not None:
-                self._mul_(p, p.grad)
-
     def register_grad_hooks(self) -> None:
         """Mask gradients as autograd produces them; idempotent."""
         self.remove_grad_hooks()

@@ -14,12 +14,17 @@ import torch.nn as nn
 from mmengine.logging import print_log
 
 from mmdet_adasap.structures.neuron_groups import NeuronGroup
-from .channel_groups import ChannelGroups, build_channel_groups
+from ..utils.checks import check_int
+from .channel_groups import DEFAULT_INPUT_SHAPE, ChannelGroups, build_channel_groups
 from .export import channel_config, export_pruned
 from .importance import BaseImportance, build_importance
 from .masks import ChannelMasks
 from .schedule import PruningSchedule, build_schedule
-from .targets import COST_TYPES, LATENCY_KEYS, CostModel, build_cost, check_ranking, check_ratio, solve
+from .targets import LATENCY_KEYS, CostModel, build_cost, check_cost_type, check_ranking, check_ratio, solve
+
+#: the ChannelPruner options beside target / importance / schedule that decide which channel counts a prune can
+#: reach (what a reachability check must pass on from a config's pruning options)
+REACH_KEYS = ('round_to', 'ranking', 'ignored_layers', 'prunable')
 
 
 class ChannelPruner:
@@ -38,25 +43,21 @@ class ChannelPruner:
         ranking: 'global' (lowest normalised importance out first, cost-blind), 'per_group' (the same fraction
             in every group) or 'knapsack' (HALP: most importance kept per cost; see :mod:`.targets`).
         ignored_layers / prunable: module names (fnmatch patterns) to leave alone / to restrict pruning to.
-        latency_table: lookup table for a latency target (:func:`.latency.measure_latency_table`).
+        latency_table: lookup table for a latency target (:func:`.latency_measure.measure_latency_table`).
     """
 
-    def __init__(self, model: nn.Module, input_shape: Sequence[int] = (1, 3, 300, 300),
+    def __init__(self, model: nn.Module, input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE,
                  target: Optional[dict] = None, importance: Union[str, dict, BaseImportance, None] = 'l2',
                  schedule: Optional[dict] = None, round_to: int = 8, ranking: str = 'global',
                  ignored_layers: Sequence[str] = (),
                  prunable: Optional[Sequence[str]] = None, latency_table: Optional[dict] = None,
                  forward_fn=None):
         target = dict(target or dict(type='flops', ratio=0.5))
-        self.target_type = target.get('type', 'flops')
-        if self.target_type not in COST_TYPES:
-            raise ValueError(f'unknown target type {self.target_type!r}; choose one of {COST_TYPES}')
+        self.target_type = check_cost_type(target.get('type', 'flops'))
         self.schedule: PruningSchedule = build_schedule(schedule or dict(type='one_shot'), target.get('ratio'))
         self.ratio = self.schedule.ratio  # checked there, once
-        if isinstance(round_to, bool) or not isinstance(round_to, int) or round_to < 1:
-            raise ValueError(f'round_to must be a positive int, got {round_to!r}')
         self.importance: BaseImportance = build_importance(importance)
-        self.round_to, self.ranking = round_to, check_ranking(ranking)
+        self.round_to, self.ranking = check_int(round_to, 'round_to'), check_ranking(ranking)
         if self.ranking == 'knapsack' and self.importance.normalize is not None:
             print_log(f'ChannelPruner: ranking=\'knapsack\' weighs importance against cost across groups, but '
                       f'{type(self.importance).__name__}(normalize={self.importance.normalize!r}) makes every '

@@ -9,6 +9,7 @@
 from dataclasses import dataclass
 from typing import List, Optional, Tuple, Union
 
+from ..utils.checks import check_int
 from .targets import check_ratio
 
 
@@ -26,12 +27,9 @@ class PruningSchedule:
             raise ValueError(f"schedule kind must be 'one_shot' or 'exponential', got {self.kind!r}")
         if self.kind == 'one_shot':
             self.steps = 1
-        for field_name in ('steps', 'interval'):
-            value = getattr(self, field_name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f'schedule {field_name} must be a positive int, got {value!r}')
-        if not isinstance(self.start, int) or self.start < 0:
-            raise ValueError(f'schedule start must be a non-negative int, got {self.start!r}')
+        check_int(self.steps, 'schedule steps')
+        check_int(self.interval, 'schedule interval')
+        check_int(self.start, 'schedule start', at_least=0)
 
     def plan(self) -> List[Tuple[int, float]]:
         """[(iteration at which step k fires, ratio kept after it)] for k = 1..steps."""
@@ -44,10 +42,6 @@ class PruningSchedule:
             if it == iteration:
                 return r
         return None
-
-    @property
-    def last_iteration(self) -> int:
-        return self.plan()[-1][0]
 
 
 def build_schedule(cfg: Union[dict, PruningSchedule], ratio: Optional[float] = None) -> PruningSchedule:

@@ -43,7 +43,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from .channel_groups import ChannelGroups, LayerShape
+from ..utils.checks import check_int
+from .channel_groups import ChannelGroups, LayerShape, layer_channels
+from .latency_table import check_table, table_terms
 
 COST_TYPES = ('params', 'flops', 'latency')
 RANKINGS = ('global', 'per_group', 'knapsack')
@@ -52,26 +54,21 @@ LATENCY_KEYS = ('batch', 'device', 'threads')  # what a latency target may requi
 
 def check_ratio(ratio, what: str = 'target ratio') -> float:
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio < 1:
-        raise ValueError(f'{what} must lie in (0, 1) (fraction of the dense cost to keep; 1 or more keeps the '
-                         f'whole dense model and prunes nothing), got {ratio!r}')
+        raise ValueError(f'{what} {ratio!r} is not a fraction in (0, 1) (the fraction of the dense cost to keep; '
+                         '1 or more keeps the whole dense model and prunes nothing)')
     return float(ratio)
+
+
+def check_cost_type(kind) -> str:
+    if kind not in COST_TYPES:
+        raise ValueError(f'unknown target type {kind!r}; choose one of {COST_TYPES}')
+    return kind
 
 
 def check_ranking(ranking) -> str:
     if ranking not in RANKINGS:
         raise ValueError(f'ranking must be one of {RANKINGS}, got {ranking!r}')
     return ranking
-
-
-def layer_channels(layer: LayerShape, keep: Dict[str, int]) -> Tuple[int, int, int]:
-    """(in channels, out channels, conv groups) of ``layer`` under ``keep``; a depthwise layer follows its
-    one group on both sides (it is counted once, as one layer)."""
-    cin = keep.get(layer.in_group, layer.in_channels) if layer.in_group else layer.in_channels
-    cout = keep.get(layer.out_group, layer.out_channels) if layer.out_group else layer.out_channels
-    groups = cout if layer.depthwise else layer.groups
-    if layer.depthwise:
-        cin = cout
-    return cin, cout, groups
 
 
 @dataclass
@@ -163,13 +160,11 @@ class LatencyCost(CostModel):
     name = 'latency'
 
     def __init__(self, groups: ChannelGroups, table: dict, expect: Optional[dict] = None):
-        from .latency import check_table
         check_table(table, groups, expect)
         self.table = table
         super().__init__(groups)
 
     def terms(self) -> List[Term]:
-        from .latency import table_terms
         self.const, terms = table_terms(self.table, self.groups)
         return [Term(fn, gs) for fn, gs in terms]
 
@@ -186,7 +181,7 @@ def build_cost(kind: str, groups: ChannelGroups, latency_table: Optional[dict] =
             raise ValueError('a latency target needs a latency lookup table (latency_table=...); build one with '
                              'tools/build_latency_table.py CONFIG (see the config header)')
         return LatencyCost(groups, latency_table, expect)
-    raise ValueError(f'unknown target type {kind!r}; choose one of {COST_TYPES}')
+    check_cost_type(kind)
 
 
 def allowed_sizes(size: int, round_to: int) -> List[int]:
@@ -252,8 +247,7 @@ def solve(groups: ChannelGroups, importance: Dict[str, torch.Tensor], cost: Cost
     ``ValueError`` naming the target and the smallest cost the constraints allow when even that is too much.
     """
     check_ranking(ranking)
-    if isinstance(round_to, bool) or not isinstance(round_to, int) or round_to < 1:
-        raise ValueError(f'round_to must be a positive int, got {round_to!r}')
+    check_int(round_to, 'round_to')
     problem = _problem(groups, importance, cost, target, round_to, masks,
                        target if floor is None else min(floor, target))
     keep = dict(problem.start)

@@ -2,6 +2,11 @@
 import os.path as osp
 from typing import Iterable, Optional
 
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+from mmdet_adasap.apis import load_config
+
 from .corruptions import SEVERITIES, check_severities, resolve_corruptions
 
 
@@ -18,17 +23,14 @@ def evaluate_robustness(config: str, checkpoint: str, out_dir: str, corruptions=
     test dataloader's ``data_root``); logs go to ``work_dir`` (default ``out_dir``). ``backend='onnxruntime'``:
     ``checkpoint`` is an exported ``.onnx`` file, run by ONNX Runtime through the same loop and metric.
     """
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
 
-    from mmdet_adasap.apis import load_config
     corruptions, severities = resolve_corruptions(corruptions), check_severities(severities)  # fail before building
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint {checkpoint!r} does not exist')
     cfg = load_config(config, cfg_options, work_dir or out_dir)
     cfg.launcher = launcher
     if backend == 'onnxruntime':
-        from mmdet_adasap.deploy import use_onnxruntime
+        from mmdet_adasap.deploy import use_onnxruntime  # needs onnx / onnxruntime (optional)
         use_onnxruntime(cfg, checkpoint)
     elif backend == 'pytorch':
         cfg.load_from = checkpoint

@@ -5,7 +5,7 @@ Everything that corrupts an image (the cache renderer and the on-the-fly transfo
 (image id, corruption, severity, seed).
 """
 import hashlib
-from typing import Iterable, List, Sequence, Tuple, Union
+from typing import Iterable, List, Union
 
 import numpy as np
 
@@ -115,8 +115,3 @@ def corrupt_image(img: np.ndarray, corruption: str, severity: int, image_key: st
     finally:
         np.random.set_state(state)
     return np.ascontiguousarray(out)
-
-
-def corruption_grid(corruptions: Sequence[str], severities: Sequence[int]) -> List[Tuple[str, int]]:
-    """All (corruption, severity) pairs, corruption-major."""
-    return [(c, s) for c in resolve_corruptions(corruptions) for s in check_severities(severities)]

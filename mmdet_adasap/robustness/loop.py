@@ -28,7 +28,8 @@ from .corruptions import SEVERITIES, check_severities, resolve_corruptions
 from .metric import PER_CLASS_PREFIX
 from .report import write_reports
 from .result import build_result, nan_to_none
-from .voc_c import atomic_write_json, missing_cached_images, read_manifest
+from ..utils.io import atomic_write_json
+from .voc_c import missing_cached_images, read_manifest
 
 
 def _per_class_evaluator_cfg(evaluator):

@@ -3,13 +3,16 @@
 Tables show mAP and AP as percentages (x100, 2 decimals) as the Pascal-C papers do; the JSON keeps the
 metric's exact fractions.
 """
+import io
 import os
 import os.path as osp
 from typing import List, Optional, Sequence
 
+import numpy as np
+
 from .corruptions import CORRUPTION_GROUPS
 from .result import RESULT_FILE, check_comparable, load_result
-from .voc_c import atomic_write_bytes, atomic_write_json
+from ..utils.io import atomic_write_bytes, atomic_write_json
 
 
 def pct(value: Optional[float]) -> str:
@@ -57,7 +60,6 @@ def markdown_report(result: dict) -> str:
 
 
 def _save_figure(fig, path: str) -> None:
-    import io
     buf = io.BytesIO()
     fig.savefig(buf, format='png', dpi=110, bbox_inches='tight')
     atomic_write_bytes(path, buf.getvalue())
@@ -65,9 +67,9 @@ def _save_figure(fig, path: str) -> None:
 
 def plot_severity_curves(results: Sequence[dict], labels: Sequence[str], path: str) -> None:
     """mAP vs severity (0 = clean), one panel per corruption, one line per model."""
-    import matplotlib
+    import matplotlib  # optional plotting dependency, loaded only to draw
     matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # optional plotting dependency
     corruptions = list(results[0]['summary']['per_corruption'])
     cols = min(5, max(1, len(corruptions)))
     rows = -(-len(corruptions) // cols)
@@ -94,10 +96,9 @@ def plot_severity_curves(results: Sequence[dict], labels: Sequence[str], path: s
 
 def plot_corruption_bars(results: Sequence[dict], labels: Sequence[str], path: str) -> None:
     """Mean AP50 over severities per corruption (plus clean and mPC), one bar per model."""
-    import matplotlib
+    import matplotlib  # optional plotting dependency, loaded only to draw
     matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    import numpy as np
+    import matplotlib.pyplot as plt  # optional plotting dependency
     corruptions = list(results[0]['summary']['per_corruption'])
     names = ['clean'] + corruptions + ['mPC']
     fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(names) * max(1, len(results)) ** 0.5 + 2), 3.8))

@@ -20,20 +20,22 @@ an interrupted run is resumed by running the same command again.
 import json
 import os
 import os.path as osp
-import tempfile
 import time
+from importlib.metadata import version
 from multiprocessing import Pool
 from typing import Dict, Iterable, List, Optional, Sequence
 
 import cv2
+import imagecorruptions
+import mmcv
 import numpy as np
 from tqdm import tqdm
 
+from ..utils.io import TMP_SUFFIX, atomic_write_bytes, atomic_write_json
 from .corruptions import SEVERITIES, check_severities, corrupt_image, resolve_corruptions
 
 MANIFEST = 'voc_c.json'
 FORMATS = ('png', 'jpg')
-_TMP_SUFFIX = '.partial'
 
 
 def split_image_ids(data_root: str, years: Sequence[str], split: str) -> Dict[str, List[str]]:
@@ -66,27 +68,8 @@ def read_manifest(cache_root: str) -> Optional[dict]:
         return json.load(f)
 
 
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Write ``data`` so that ``path`` either does not exist or is complete (temp file + rename)."""
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=osp.basename(path) + '.', suffix=_TMP_SUFFIX, dir=osp.dirname(path))
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def atomic_write_json(path: str, obj) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=False) + '\n').encode())
-
-
 def load_bgr(path: str) -> np.ndarray:
     """Decode an image exactly as mmcv's ``LoadImageFromFile`` does by default (cv2, colour, BGR)."""
-    import mmcv
     with open(path, 'rb') as f:
         img = mmcv.imfrombytes(f.read(), flag='color', backend='cv2')
     if img is None:
@@ -115,7 +98,7 @@ def _render_one_image(job) -> int:
 def _remove_stale_temporaries(out_root: str) -> None:
     for dirpath, _, files in os.walk(out_root):
         for name in files:
-            if name.endswith(_TMP_SUFFIX):
+            if name.endswith(TMP_SUFFIX):
                 os.remove(osp.join(dirpath, name))
 
 
@@ -138,8 +121,6 @@ def render_voc_c(data_root: str, out_root: str, corruptions='benchmark', severit
 
     Returns a summary: ``{'images', 'rendered', 'skipped', 'seconds'}`` (counts of corrupted copies).
     """
-    import imagecorruptions
-    from importlib.metadata import version
     corruptions = resolve_corruptions(corruptions)
     severities = check_severities(severities)
     if fmt not in FORMATS:

@@ -6,8 +6,10 @@ import pytest
 import torch
 import torch.nn as nn
 
-from mmdet_adasap.pruning.ingraph import ModuleTimer, channel_probe, curve_at, fit_affine, fit_curve, time_modules
-from mmdet_adasap.pruning.latency import steady_allocator
+from mmdet_adasap.pruning.ingraph import ModuleTimer, channel_probe, time_modules
+from mmdet_adasap.pruning.latency_measure import fit_affine, fit_curve
+from mmdet_adasap.pruning.latency_table import curve_at
+from mmdet_adasap.utils.timing import steady_allocator
 from pruning_helpers import fresh_pruner  # noqa: F401  (fixture)
 
 

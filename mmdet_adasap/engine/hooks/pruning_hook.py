@@ -31,7 +31,7 @@ from mmengine.model import MMDistributedDataParallel, is_model_wrapper
 
 from mmdet_adasap.pruning import ChannelPruner
 from mmdet_adasap.pruning.export import META_KEY, apply_channel_config, save_pruned_checkpoint
-from mmdet_adasap.pruning.latency import load_table
+from mmdet_adasap.pruning.latency_table import load_table
 from mmdet_adasap.pruning.surgery import prune_physically, reshape_averaged
 
 #: optimizers whose per-parameter state is elementwise (shaped like the parameter) or scalar

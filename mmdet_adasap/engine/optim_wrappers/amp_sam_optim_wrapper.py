@@ -18,6 +18,12 @@ from mmengine.registry import OPTIM_WRAPPERS
 from .sam_optim_wrapper import SAMOptimWrapper
 
 
+def amp_variant_of(optim_wrapper_type: str) -> str:
+    """The mixed-precision counterpart of an optim wrapper type (used by ``tools/train.py --amp``)."""
+    return {'OptimWrapper': 'AmpOptimWrapper',
+            'SAMOptimWrapper': 'AmpSAMOptimWrapper'}.get(optim_wrapper_type, optim_wrapper_type)
+
+
 @OPTIM_WRAPPERS.register_module()
 class AmpSAMOptimWrapper(SAMOptimWrapper):
     """:class:`SAMOptimWrapper` with autocast.

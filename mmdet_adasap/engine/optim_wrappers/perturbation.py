@@ -31,7 +31,7 @@ _TINY = 1e-24  # floor of squared norms: a zero gradient gives eps = 0, not NaN
 def _norm_types() -> tuple:
     types = [_BatchNorm, _InstanceNorm, nn.GroupNorm, nn.LayerNorm]
     try:  # mmcv's MMSyncBN is not a torch _BatchNorm subclass
-        from mmcv.ops import SyncBatchNorm as MMSyncBN
+        from mmcv.ops import SyncBatchNorm as MMSyncBN  # needs mmcv's compiled ops (optional)
         types.append(MMSyncBN)
     except ImportError:  # pragma: no cover - mmcv without compiled ops
         pass

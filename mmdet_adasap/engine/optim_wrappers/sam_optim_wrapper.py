@@ -29,6 +29,7 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
 from torch.optim import Optimizer
 
+from ...utils.checks import check_int
 from .perturbation import PerturbationPlan, norm_stat_buffers
 from .radius_policy import RadiusPolicy, build_radius_policy
 
@@ -75,8 +76,7 @@ class SAMOptimWrapper(OptimWrapper):
             raise ValueError(f'{kind}: eta must be > 0, got {eta!r}')
         if normalize not in self.NORMALIZE:
             raise ValueError(f'{kind}: unknown normalize {normalize!r}, expected one of {self.NORMALIZE}')
-        if isinstance(sam_interval, bool) or not isinstance(sam_interval, int) or sam_interval < 1:
-            raise ValueError(f'{kind}: sam_interval must be an integer >= 1, got {sam_interval!r}')
+        check_int(sam_interval, f'{kind}: sam_interval')
         _check_adaptive(kind, adaptive)
         if exclude is not None:
             try:
