@@ -8,7 +8,7 @@ cheaper to remove and flatter than after a uniform SAM or an SGD warm-up.
 import os.path as osp
 from typing import Dict, Optional, Sequence
 
-from mmdet_adasap.apis import find_resize_shape, load_config
+from mmdet_adasap.apis import build_detector, find_resize_shape, load_config
 from mmdet_adasap.robustness.voc_c import atomic_write_json
 from .sensitivity import (hessian_trace, importance_ranks, removal_sensitivity, spread_channels,
                           worst_case_sharpness)
@@ -65,20 +65,12 @@ def probe(config: str, checkpoint: Optional[str], out_dir: str, num_batches: int
           rho: float = 0.05, samples: int = 2, measures: Sequence[str] = MEASURES,
           cfg_options: Optional[dict] = None, importance: str = 'l2', label: Optional[str] = None) -> dict:
     """Measure, write ``out_dir/neuron_probe.json`` and ``neuron_probe.png``; returns the result."""
-    from mmengine.runner import load_checkpoint
-
-    from mmdet_adasap.experiments.run import build_model
     from mmdet_adasap.pruning import build_channel_groups, build_importance
     unknown = set(measures) - set(MEASURES)
     if unknown:
         raise ValueError(f'unknown measure(s) {sorted(unknown)}; choose from {MEASURES}')
     cfg = load_config(config, cfg_options)
-    model = build_model(cfg)
-    if checkpoint:
-        if not osp.isfile(checkpoint):
-            raise FileNotFoundError(f'checkpoint {checkpoint!r} does not exist')
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
-    model.eval()
+    model, _ = build_detector(cfg, checkpoint)  # FileNotFoundError naming a missing checkpoint
     groups = build_channel_groups(model, find_resize_shape(cfg) or (1, 3, 300, 300))
     neurons = groups.neuron_groups()
     scores = build_importance(importance)(groups)

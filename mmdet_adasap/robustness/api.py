@@ -21,7 +21,7 @@ def evaluate_robustness(config: str, checkpoint: str, out_dir: str, corruptions=
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
-    from mmdet_adasap.apis import load_config
+    from mmdet_adasap.apis import fill_channels, load_config
     corruptions, severities = resolve_corruptions(corruptions), check_severities(severities)  # fail before building
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint {checkpoint!r} does not exist')
@@ -32,6 +32,7 @@ def evaluate_robustness(config: str, checkpoint: str, out_dir: str, corruptions=
         use_onnxruntime(cfg, checkpoint)
     elif backend == 'pytorch':
         cfg.load_from = checkpoint
+        fill_channels(cfg, checkpoint)
     else:
         raise ValueError(f"backend must be 'pytorch' or 'onnxruntime', got {backend!r}")
     cfg.test_cfg = dict(type='RobustnessTestLoop', corruptions=corruptions, severities=list(severities),

@@ -30,7 +30,8 @@ from mmengine.hooks import EMAHook, Hook
 from mmengine.model import MMDistributedDataParallel, is_model_wrapper
 
 from mmdet_adasap.pruning import ChannelPruner
-from mmdet_adasap.pruning.export import META_KEY, apply_channel_config, save_pruned_checkpoint
+from mmdet_adasap.models.pruned_detector import channel_record_of, mark_pruned
+from mmdet_adasap.pruning.export import apply_channel_config, compose_records, save_pruned_checkpoint
 from mmdet_adasap.pruning.latency import load_table
 from mmdet_adasap.pruning.surgery import prune_physically, reshape_averaged
 
@@ -158,6 +159,7 @@ class PruningHook(Hook):
                      cost_ratio=pruner.cost_ratio(), summary=pruner.summary(), iter=runner.iter)
         state['config'] = prune_physically(pruner.groups, pruner.masks.masks, runner.optim_wrapper.optimizer,
                                            averaged=_averaged_models(runner))
+        _mark(self._model(runner), state['config'])
         self.physical_state = state
         _rewrap(runner)
         self._retrace(runner)
@@ -185,7 +187,6 @@ class PruningHook(Hook):
         if self.physical_state is not None:
             phys = self.physical_state
             checkpoint[STATE_KEY] = dict(masks=phys['masks'], steps_done=phys['steps_done'], physical=phys)
-            checkpoint.setdefault('meta', {})[META_KEY] = phys['config']  # tools/test.py via configs/pruned
         elif self.pruner is not None:
             checkpoint[STATE_KEY] = self.pruner.state_dict()
 
@@ -196,6 +197,7 @@ class PruningHook(Hook):
         if state.get('physical') is not None:  # re-shape before mmengine loads the pruned weights
             model = self._model(runner)
             apply_channel_config(model, state['physical']['config'])
+            _mark(model, state['physical']['config'])
             for averaged in _averaged_models(runner):
                 reshape_averaged(averaged, state['physical']['config'])
             _rewrap(runner)
@@ -210,15 +212,22 @@ class PruningHook(Hook):
         self._remove_grad_hooks()
         if self.export and runner.rank == 0:
             if self.physical_state is not None:
-                pruned, config = self._model(runner), self.physical_state['config']
-                summary = self.physical_state['summary']
+                pruned, summary = self._model(runner), self.physical_state['summary']
+                config = channel_record_of(pruned)
             else:
                 (pruned, config), summary = self.pruner.export_with_config(), self.pruner.summary()
+                config = compose_records(channel_record_of(self._model(runner)) or {}, config)
             path = save_pruned_checkpoint(osp.join(runner.work_dir, self.export), pruned, config,
                                           meta=dict(iter=runner.iter, epoch=runner.epoch,
                                                     dataset_meta=getattr(runner.train_dataloader.dataset,
                                                                          'metainfo', None)))
             runner.logger.info(f'PruningHook: exported the pruned detector to {path}\n' + summary)
+
+
+def _mark(model, config) -> None:
+    """Record the new shapes on the model (relative to its dense model, when it was pruned before), which
+    ``ChannelRecordHook`` writes into every checkpoint from now on."""
+    mark_pruned(model, compose_records(channel_record_of(model) or {}, config))
 
 
 def _averaged_models(runner):
