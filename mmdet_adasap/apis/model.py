@@ -86,7 +86,8 @@ def pruned_config_for(config: Optional[str]) -> str:
         root = osp.dirname(osp.dirname(osp.abspath(config)))
         for path in sorted(glob.glob(osp.join(root, 'pruned', '*.py'))):
             with open(path) as f:
-                if f"/{base}'" in f.read():
+                text = f.read()
+                if f"/{base}'" in text and PRUNED_MODEL in text:
                     found.append(osp.relpath(path))
     shipped = f'the pruned config {found[0]}, or ' if found else ''
     base = config or '<this config>'

@@ -8,7 +8,9 @@ state data augmentation, the dataloader's worker seeds, the sharpness step or th
   iteration checkpoint), per rank, and stores them in the checkpoints (``checkpoint['adasap_random_state']``);
 - restores its rank's states when training continues from the checkpoint's iteration (``resume``; a checkpoint
   used as ``load_from`` starts a new run and is left alone), at the start of the first epoch, after any setup
-  (tracing the pruner, building the optimizer) has drawn what it draws;
+  (tracing the pruner, building the optimizer) has drawn what it draws; an iteration-based loop first replays
+  the batches it already trained on (drawing their augmentation), so there the states are restored right
+  before the first new batch is drawn;
 - keeps validation out of the training stream (states saved before and restored after it), so that a run's
   randomness does not depend on whether it validated where it was resumed;
 - seeds dataloader workers per epoch (mmengine's default seeds them identically every epoch), from the seed,
@@ -26,6 +28,7 @@ from mmdet.registry import HOOKS
 from mmengine.dataset.utils import worker_init_fn as mmengine_worker_init_fn
 from mmengine.dist import all_gather_object, get_rank, get_world_size, is_distributed
 from mmengine.hooks import CheckpointHook, Hook
+from mmengine.runner import IterBasedTrainLoop
 
 STATE_KEY = 'adasap_random_state'
 
@@ -86,7 +89,11 @@ class RandomStateHook(Hook):
             warnings.warn(f'RandomStateHook: the checkpoint holds random states of {len(states)} processes, this '
                           f'run has {get_world_size()}; the resumed run cannot repeat the interrupted one exactly')
             return
-        restore(states[get_rank()])
+        loop = runner.train_loop
+        if isinstance(loop, IterBasedTrainLoop) and runner.iter > 0:  # it skips runner.iter batches first
+            loop.dataloader_iterator = _RestoreAfter(loop.dataloader_iterator, runner.iter, states[get_rank()])
+        else:
+            restore(states[get_rank()])
 
     def _seed_workers(self, runner) -> None:
         loader = runner.train_dataloader
@@ -120,6 +127,26 @@ class RandomStateHook(Hook):
         state: Optional[dict] = checkpoint.get(STATE_KEY)
         if state is not None:
             self._pending = (state['iter'], state['ranks'])
+
+
+class _RestoreAfter:
+    """A data iterator that restores ``state`` right before its ``skip + 1``-th batch is drawn."""
+
+    def __init__(self, iterator, skip: int, state: dict):
+        self.iterator, self.skip, self.state = iterator, skip, state
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.state is not None and self.skip == 0:
+            restore(self.state)
+            self.state = None
+        self.skip -= 1
+        return next(self.iterator)
+
+    def __getattr__(self, name):
+        return getattr(self.iterator, name)
 
 
 def _iteration_checkpoint_due(runner) -> bool:
