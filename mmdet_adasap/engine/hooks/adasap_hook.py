@@ -216,10 +216,10 @@ class AdaSAPHook(PruningHook):
                 pruner.restore_importance(state['importance'])  # the radii in force when it was saved
             else:
                 state = None
+        steps = 'done' if pruner.schedule is None else f'at {[it for it, _ in pruner.schedule.plan()]}'
         runner.logger.info(
             f'AdaSAPHook: warmup iterations [0, {self.bounds[0]}), pruning [{self.bounds[0]}, {self.bounds[1]}) '
-            f'with steps at {[it for it, _ in pruner.schedule.plan()]}, finetune [{self.bounds[1]}, '
-            f'{runner.max_iters})')
+            f'with steps {steps}, finetune [{self.bounds[1]}, {runner.max_iters})')
         self._enter(runner, self.phase_at(runner.iter), resumed_with_radii=state is not None)
 
     # ------------------------------------------------------------------ phases
