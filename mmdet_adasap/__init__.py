@@ -1,13 +1,17 @@
 """AdaSAP (adaptive sharpness-aware pruning) for MMDetection 3.x.
 
 Importing this package (directly or via ``custom_imports=dict(imports=['mmdet_adasap'])``) applies the
-upstream fixes in :mod:`mmdet_adasap.upstream_fixes` and registers every module in mmdet's registries.
+upstream fixes in :mod:`mmdet_adasap.upstream_fixes`, registers every module in mmdet's registries and adds the
+plugin's hooks to every Runner (:mod:`mmdet_adasap.engine.plugin_hooks`).
 """
 from . import upstream_fixes
 
 upstream_fixes.apply_all()
 
-from . import datasets, engine, pruning, robustness, structures  # noqa: E402,F401  (registers modules)
+from . import datasets, engine, models, pruning, robustness, structures  # noqa: E402,F401  (registers modules)
+from .engine import plugin_hooks  # noqa: E402
+
+plugin_hooks.install()
 
 __version__ = '0.2.0'
 

@@ -87,3 +87,14 @@ def shrink_adasap_for_smoke_test(cfg: Config, data_root: str, work_dir: str, pha
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=10 ** 6, by_epoch=False, save_last=False)
     cfg.load_from = None
     return cfg
+
+
+def state_digest(state_dict) -> str:
+    """sha256 over a state dict's names, shapes and bytes: equal digests, bit-identical weights."""
+    import hashlib
+    h = hashlib.sha256()
+    for name, value in state_dict.items():
+        h.update(name.encode())
+        h.update(str(tuple(value.shape)).encode())
+        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()

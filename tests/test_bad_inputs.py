@@ -11,9 +11,8 @@ import torch.nn as nn
 from mmengine.runner import load_checkpoint
 
 import mmdet_adasap  # noqa: F401  (applies the upstream fixes)
-from mmdet_adasap.apis import load_config
+from mmdet_adasap.apis import load_config, load_detector_checkpoint
 from mmdet_adasap.engine.hooks import AdaSAPHook
-from mmdet_adasap.pruning import load_pruned_checkpoint
 
 
 # ----------------------------------------------------------------------------- hand-written pickles
@@ -106,7 +105,7 @@ def test_truncated_checkpoint_error_names_the_file(tmp_path):
     torch.save({'state_dict': model.state_dict(), 'meta': {}}, str(path))
     data = path.read_bytes()
     path.write_bytes(data[:len(data) // 2])
-    for load in (lambda: load_checkpoint(model, str(path)), lambda: load_pruned_checkpoint(model, str(path))):
+    for load in (lambda: load_checkpoint(model, str(path)), lambda: load_detector_checkpoint(model, str(path))):
         with pytest.raises(RuntimeError, match=r"cannot read checkpoint '.*cut\.pth'.*(corrupt|truncated)"):
             load()
 

@@ -24,7 +24,6 @@ import statistics
 import time
 
 import torch
-from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmdet.utils import register_all_modules
 from mmengine.hooks import Hook
@@ -34,7 +33,7 @@ from mmengine.structures import InstanceData
 from mmengine.utils import ProgressBar
 
 import mmdet_adasap  # noqa: F401  (registers modules, applies upstream fixes)
-from mmdet_adasap.apis import load_config, strip_pretrained
+from mmdet_adasap.apis import build_detector, load_config
 from mmdet_adasap.engine import AdaptiveRadius
 from mmdet_adasap.engine.optim_wrappers import amp_variant_of
 from mmdet_adasap.utils.timing import time_round_robin
@@ -148,12 +147,11 @@ def bench_detector(name: str, args) -> list:
     size = getattr(args, f'size_{name}') or size
     batch = getattr(args, f'batch_{name}') or batch
     cfg = load_config(cfg_path)
-    strip_pretrained(cfg.model)
-    model = MODELS.build(cfg.model)
     logger = MMLogger.get_current_instance()
     level = logger.level
     logger.setLevel('WARNING')  # init_weights logs every tensor's initialiser
-    model.init_weights()  # without it some weights stay uninitialised memory (NaN, denormals: slow on CPU)
+    # init_weights: without it some weights stay uninitialised memory (NaN, denormals: slow on CPU)
+    model, _ = build_detector(cfg, init_weights=True)
     logger.setLevel(level)
     model = model.to(args.device).train()
     num_classes = cfg.model.bbox_head.num_classes

@@ -2,8 +2,8 @@
 
     python tools/prune.py CONFIG DENSE.pth --target flops --ratio 0.5 --out pruned.pth
 
-The output is a pruned checkpoint (weights + channel configuration) that any config with
-``PrunedChannelsHook`` loads (``configs/pruned/``), e.g. ``tools/test.py configs/pruned/<...>.py pruned.pth``.
+The output is a pruned checkpoint (weights + channel configuration, and the channel file beside it) that a
+pruned config (``model=dict(type='PrunedDetector', ...)``, ``configs/pruned/``) builds and loads, e.g. ``tools/test.py configs/pruned/<...>.py pruned.pth``.
 For pruning during training (HALP's iterative schedule, Taylor importance) use ``PruningHook`` instead.
 """
 import argparse

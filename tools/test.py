@@ -8,7 +8,7 @@ from mmengine.runner import Runner
 from mmdet.evaluation import DumpDetResults
 
 import mmdet_adasap  # noqa: F401  (registers modules, applies upstream fixes)
-from mmdet_adasap.apis import add_common_args, load_config, parse_common
+from mmdet_adasap.apis import add_common_args, fill_channels, load_config, parse_common
 
 
 def parse_args():
@@ -30,6 +30,7 @@ def main():
         raise SystemExit(f'error: {e}')
     cfg.launcher = args.launcher
     cfg.load_from = args.checkpoint
+    fill_channels(cfg, args.checkpoint)  # a pruned config takes its shapes from the checkpoint
     if args.show_dir:
         cfg.default_hooks.visualization.update(draw=True, test_out_dir=args.show_dir)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)

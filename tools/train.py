@@ -2,10 +2,10 @@
 import argparse
 
 from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+from mmengine.runner import Runner, find_latest_checkpoint
 
 import mmdet_adasap  # noqa: F401  (registers modules, applies upstream fixes)
-from mmdet_adasap.apis import add_common_args, load_config, parse_common
+from mmdet_adasap.apis import add_common_args, fill_channels, load_config, parse_common
 from mmdet_adasap.engine.optim_wrappers import amp_variant_of
 
 
@@ -33,6 +33,8 @@ def main():
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
             raise SystemExit('error: --auto-scale-lr needs auto_scale_lr.base_batch_size in the config')
         cfg.auto_scale_lr.enable = True
+    fill_channels(cfg, args.resume if args.resume not in (None, 'auto') else cfg.get('load_from')
+                  or find_latest_checkpoint(cfg.work_dir))  # a pruned config takes its shapes from the checkpoint
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:

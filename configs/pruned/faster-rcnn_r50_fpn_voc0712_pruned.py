@@ -2,4 +2,4 @@
 #   python tools/test.py configs/pruned/faster-rcnn_r50_fpn_voc0712_pruned.py pruned.pth
 # See ssd-r18mini_synthvoc_pruned.py for how it works.
 _base_ = '../faster_rcnn/faster-rcnn_r50_fpn_voc0712_dense.py'
-custom_hooks = [dict(type='PrunedChannelsHook')]
+model = dict(_delete_=True, type='PrunedDetector', architecture={{_base_.model}}, channels=None)

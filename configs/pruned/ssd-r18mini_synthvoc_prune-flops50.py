@@ -14,5 +14,4 @@ custom_hooks = [
     dict(type='PruningHook', target=dict(type='flops', ratio=0.5), importance='l2',
          schedule=dict(type='exponential', steps=5, interval=50, start=0), round_to=8, ranking='global',
          input_shape=(1, 3, 256, 256), export='pruned.pth'),
-    dict(type='PrunedChannelsHook'),
 ]

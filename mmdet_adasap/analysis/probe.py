@@ -9,10 +9,7 @@ import io
 import os.path as osp
 from typing import Dict, Optional, Sequence
 
-from mmengine.runner import Runner, load_checkpoint
-
-from mmdet_adasap.apis import load_config, trace_shape
-from mmdet_adasap.experiments.run import build_model
+from mmdet_adasap.apis import build_detector, load_config, trace_shape
 from mmdet_adasap.pruning import build_channel_groups, build_importance
 from mmdet_adasap.utils.io import atomic_write_bytes, atomic_write_json
 from .sensitivity import (hessian_trace, importance_ranks, removal_sensitivity, spread_channels,
@@ -70,17 +67,11 @@ def probe(config: str, checkpoint: Optional[str], out_dir: str, num_batches: int
           rho: float = 0.05, samples: int = 2, measures: Sequence[str] = MEASURES,
           cfg_options: Optional[dict] = None, importance: str = 'l2', label: Optional[str] = None) -> dict:
     """Measure, write ``out_dir/neuron_probe.json`` and ``neuron_probe.png``; returns the result."""
-
     unknown = set(measures) - set(MEASURES)
     if unknown:
         raise ValueError(f'unknown measure(s) {sorted(unknown)}; choose from {MEASURES}')
     cfg = load_config(config, cfg_options)
-    model = build_model(cfg)
-    if checkpoint:
-        if not osp.isfile(checkpoint):
-            raise FileNotFoundError(f'checkpoint {checkpoint!r} does not exist')
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
-    model.eval()
+    model, _ = build_detector(cfg, checkpoint)  # FileNotFoundError naming a missing checkpoint
     groups = build_channel_groups(model, trace_shape(cfg))
     neurons = groups.neuron_groups()
     scores = build_importance(importance)(groups)

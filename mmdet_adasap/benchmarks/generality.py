@@ -2,8 +2,8 @@
 
 For each config the detector is built with random weights (no pretrained download), traced at a small input,
 pruned one-shot to a FLOPs ratio, exported (the export checks itself against the masked model), saved as a
-pruned checkpoint, loaded back into a freshly built dense model through the checkpoint's channel record
-(:func:`~mmdet_adasap.pruning.load_pruned_checkpoint`, what ``PrunedChannelsHook`` does), and run for one
+pruned checkpoint, built again as the config's ``PrunedDetector`` from the channel file written beside it and
+loaded (:func:`~mmdet_adasap.apis.build_detector`, what the tools do), and run for one
 test iteration (``test_step``: data preprocessor, forward, box post-processing). ``tools/generality_matrix.py``
 prints the table; ``tests/test_pruning/test_generality.py`` asserts every row.
 """
@@ -16,12 +16,11 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
-from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmengine.config import Config
 
-from mmdet_adasap.apis.model import strip_pretrained
-from mmdet_adasap.pruning import ChannelPruner, load_pruned_checkpoint, save_pruned_checkpoint
+from mmdet_adasap.apis.model import build_detector
+from mmdet_adasap.pruning import ChannelPruner, channel_file_of, save_pruned_checkpoint
 from mmdet_adasap.pruning.channel_groups import flatten_outputs
 
 MMDET_CONFIGS = osp.join(osp.dirname(__import__('mmdet').__file__), '.mim', 'configs')
@@ -87,8 +86,7 @@ def build_random_detector(config: str, seed: int = 0) -> Tuple[nn.Module, Config
     """The config's detector without pretrained weights, initialised with tame random values (He-normal
     convs, random norm affine and BN statistics) so that outputs stay O(1) and comparisons mean something."""
     cfg = Config.fromfile(config)
-    strip_pretrained(cfg.model)
-    model = MODELS.build(cfg.model)
+    model, _ = build_detector(cfg)
     random_init_(model, seed)
     return model.eval(), cfg
 
@@ -136,7 +134,9 @@ def matrix_row(name: str, ratio: float = 0.5, round_to: int = 8, config: Optiona
         row.output_scale = max(float(a.abs().max()) for a in ref)
         with tempfile.TemporaryDirectory() as tmp:
             path = save_pruned_checkpoint(osp.join(tmp, 'pruned.pth'), pruned, channels)
-            reloaded = load_pruned_checkpoint(MODELS.build(cfg.model), path).eval()
+            pruned_cfg = Config(dict(model=dict(type='PrunedDetector', architecture=cfg.model,
+                                                channels=channel_file_of(path))))
+            reloaded, _ = build_detector(pruned_cfg, path)
         row.test_boxes = test_iteration(reloaded, side)
     except (TypeError, ValueError, RuntimeError) as err:
         row.error = f'{type(err).__name__}: {str(err).splitlines()[0]}'

@@ -5,7 +5,7 @@ import copy
 
 from mmengine.runner import Runner
 
-from mmdet_adasap.apis import load_config
+from mmdet_adasap.apis import fill_channels, load_config
 from mmdet_adasap.pruning import ChannelPruner, build_channel_groups, build_importance, save_pruned_checkpoint
 
 
@@ -41,10 +41,11 @@ def taylor_importance(cfg, model, shape, batches: int, normalize):
 
 def finetune_map(cfg_path, pruned, config, iters: int, work_dir: str):
     """Clean mAP of an exported model after ``iters`` SGD iterations (lr 0.01, the l2prune_sgd recipe's) at its
-    own size, through the pruned-model config (PrunedChannelsHook re-shapes before loading)."""
+    own size, through the pruned-model config (PrunedDetector, built at the checkpoint's shapes)."""
     ckpt = save_pruned_checkpoint(f'{work_dir}/start.pth', pruned, config)
     cfg = load_config(cfg_path, work_dir=work_dir)
     cfg.load_from, cfg.param_scheduler, cfg.randomness = ckpt, None, dict(seed=0)
+    fill_channels(cfg, ckpt)
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=iters, val_interval=10 ** 9)
     cfg.optim_wrapper.optimizer.lr = 0.01
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=10 ** 9, by_epoch=False, save_last=False)

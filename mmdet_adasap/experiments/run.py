@@ -13,14 +13,12 @@ import socket
 import time
 from typing import Callable, Optional
 
-from mmdet.registry import MODELS
-from mmdet.utils import register_all_modules
 
 from mmengine.registry import RUNNERS
-from mmengine.runner import Runner, load_checkpoint
+from mmengine.runner import Runner
 
+from mmdet_adasap.apis import build_detector as apis_build_detector
 from mmdet_adasap.apis import find_resize_shape, load_config
-from mmdet_adasap.pruning import load_pruned_checkpoint
 from mmdet_adasap.robustness.api import evaluate_robustness
 from mmdet_adasap.utils.io import atomic_write_json
 
@@ -125,20 +123,14 @@ def train(config: str, options: dict, work_dir: str, transform: Optional[Callabl
 
 
 def build_model(cfg):
-    """A detector from a config outside a Runner (mmdet's registries as the default scope, as the tools do)."""
-    register_all_modules()
-    return MODELS.build(cfg.model)
+    """The config's detector, untrained (:func:`mmdet_adasap.apis.build_detector`, no checkpoint)."""
+    return apis_build_detector(cfg)[0]
 
 
 def build_detector(config: str, checkpoint: str, options: dict, pruned: bool):
     """The detector of ``checkpoint`` in eval mode, and its trace input shape."""
-
     cfg = load_config(config, options)
-    model = build_model(cfg)
-    if pruned:
-        load_pruned_checkpoint(model, checkpoint)
-    else:
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+    model, _ = apis_build_detector(cfg, checkpoint, expect='pruned' if pruned else 'dense')
     shape = find_resize_shape(cfg)
     if shape is None:
         raise ValueError(f'{config}: no Resize scale in the test pipeline to measure FLOPs and latency at')

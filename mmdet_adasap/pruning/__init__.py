@@ -9,7 +9,8 @@ prediction, load / save), ``targets`` (cost models + solvers), ``schedule`` (one
 (building and calibrating a lookup table). Timing itself is :mod:`mmdet_adasap.utils.timing`. The mmengine hooks live in :mod:`mmdet_adasap.engine.hooks`.
 """
 from .channel_groups import ChannelGroup, ChannelGroups, build_channel_groups
-from .export import apply_channel_config, channel_config, export_pruned, load_pruned_checkpoint, save_pruned_checkpoint
+from .export import (apply_channel_config, channel_config, channel_file_of, export_pruned, read_channel_record,
+                     save_pruned_checkpoint)
 from .importance import BaseImportance, BNScaleImportance, L2Importance, TaylorImportance, build_importance
 from .masks import ChannelMasks
 from .pruner import ChannelPruner
@@ -18,8 +19,16 @@ from .targets import FlopsCost, LatencyCost, ParamsCost, build_cost, solve
 
 __all__ = [
     'ChannelGroup', 'ChannelGroups', 'build_channel_groups', 'apply_channel_config',
-    'channel_config', 'export_pruned', 'load_pruned_checkpoint', 'save_pruned_checkpoint',
+    'channel_config', 'channel_file_of', 'export_pruned', 'read_channel_record', 'save_pruned_checkpoint',
     'BaseImportance', 'BNScaleImportance', 'L2Importance', 'TaylorImportance', 'build_importance',
     'ChannelMasks', 'ChannelPruner', 'PruningSchedule', 'build_schedule', 'FlopsCost', 'LatencyCost',
     'ParamsCost', 'build_cost', 'solve',
 ]
+
+
+def __getattr__(name):
+    if name == 'load_pruned_checkpoint':
+        raise AttributeError('mmdet_adasap.pruning.load_pruned_checkpoint is gone: build the detector with '
+                             'mmdet_adasap.apis.build_detector(cfg, checkpoint) (or load into a model with '
+                             'mmdet_adasap.apis.load_detector_checkpoint), which re-shape and load in one place')
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

@@ -4,11 +4,13 @@ Export removes the masked channels for real with torch-pruning's surgery (on a c
 left as it is) and then checks itself against the masked model (:mod:`.export_check`), so a surgery that went
 wrong raises before any checkpoint is written. A pruned checkpoint is an ordinary mmengine checkpoint
 (``state_dict`` + ``meta``) whose ``meta['adasap_channels']`` records, for every layer whose shape changed,
-its dense and pruned channel counts. :func:`apply_channel_config` re-shapes a freshly built dense model from that record alone (no tracing,
-no pruning), so the weights then load strictly; :class:`~mmdet_adasap.engine.hooks.PrunedChannelsHook` does this inside mmengine's
-``Runner.load_checkpoint``, which makes ``tools/test.py CONFIG pruned.pth`` and ``load_from`` work.
+its dense and pruned channel counts; the same record is written beside it as a small channel file
+(``pruned.channels.json``), so that a config can name it without loading the weights. :func:`apply_channel_config`
+re-shapes a freshly built dense model from that record alone (no tracing, no pruning), so the weights then load
+strictly; the registered ``PrunedDetector`` (:mod:`mmdet_adasap.models`) does this when a config builds the model.
 """
 import copy
+import json
 import os
 import os.path as osp
 from typing import Dict, Optional
@@ -24,6 +26,8 @@ from .channel_groups import ChannelGroups, trace
 from .export_check import ExportMismatch, check_export
 
 META_KEY = 'adasap_channels'
+CHANNELS_SUFFIX = '.channels.json'
+CHANNELS_SCHEMA = 'mmdet_adasap.channels/1'
 
 
 def export_pruned(groups: ChannelGroups, masks: Dict[str, torch.Tensor], check: bool = True) -> nn.Module:
@@ -94,7 +98,7 @@ def apply_channel_config(model: nn.Module, config: Dict[str, dict]) -> nn.Module
     """Re-shape the layers of a dense ``model`` in place to the pruned shapes in ``config``.
 
     Parameters keep their identity (only ``.data`` changes), so an optimizer built before still holds them.
-    Values are left uninitialised: load the pruned weights next. Raises ``ValueError`` naming the first layer
+    Values are the leading slice of the dense ones: load the pruned weights next. Raises ``ValueError`` naming the first layer
     that the model lacks or whose dense shape differs from the checkpoint's (a mismatching config).
     """
     modules = dict(model.named_modules())
@@ -114,8 +118,10 @@ def apply_channel_config(model: nn.Module, config: Dict[str, dict]) -> nn.Module
 
 
 def _resize(t: Optional[torch.Tensor], shape) -> None:
+    """Keep the leading entries along every dimension: deterministic values (the dense initialisation's), never
+    uninitialised memory, for a model that is trained rather than loaded."""
     if t is not None:
-        t.data = torch.empty(shape, dtype=t.dtype, device=t.device)
+        t.data = t.data[tuple(slice(0, n) for n in shape)].clone()
 
 
 def _reshape(m: nn.Module, rec: dict) -> None:
@@ -152,15 +158,52 @@ def save_pruned_checkpoint(path: str, pruned: nn.Module, config: Dict[str, dict]
     tmp = path + '.tmp'
     torch.save({'meta': meta, 'state_dict': {k: v.detach().cpu() for k, v in pruned.state_dict().items()}}, tmp)
     os.replace(tmp, path)  # never leave a half-written checkpoint behind
+    write_channel_file(channel_file_of(path), config)
     return path
 
 
-def load_pruned_checkpoint(model: nn.Module, path: str, strict: bool = True) -> nn.Module:
-    """Re-shape a dense ``model`` (built from the config) to the checkpoint's channels and load its weights."""
-    ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu', logger='silent')  # errors name the file
-    config = ckpt.get('meta', {}).get(META_KEY)
-    if config is None:
-        raise ValueError(f'{path!r} is not a pruned checkpoint (no meta[{META_KEY!r}])')
-    apply_channel_config(model, config)
-    model.load_state_dict(ckpt['state_dict'], strict=strict)
-    return model
+# ------------------------------------------------------------------------------- the channel file
+def channel_file_of(checkpoint: str) -> str:
+    """The channel file written beside a pruned checkpoint: ``pruned.pth`` -> ``pruned.channels.json``."""
+    return osp.splitext(checkpoint)[0] + CHANNELS_SUFFIX
+
+
+def write_channel_file(path: str, config: Dict[str, dict]) -> str:
+    tmp = path + '.tmp'
+    with open(tmp, 'w') as f:
+        json.dump(dict(schema=CHANNELS_SCHEMA, layers=config), f, indent=1)
+    os.replace(tmp, path)
+    return path
+
+
+def read_channel_record(source: str) -> Dict[str, dict]:
+    """The channel record of a channel file (``*.json``) or of a pruned checkpoint's meta (anything else)."""
+    if not isinstance(source, str):
+        raise TypeError(f'channels must be the path of a channel file (*{CHANNELS_SUFFIX}) or a pruned checkpoint, '
+                        f'got {source!r}')
+    if '://' not in source and not osp.isfile(source):
+        raise FileNotFoundError(f'channel file {source!r} does not exist (give the pruned checkpoint or the '
+                                f'{CHANNELS_SUFFIX} file written beside it)')
+    if source.endswith('.json'):
+        with open(source) as f:
+            data = json.load(f)
+        if not isinstance(data, dict) or data.get('schema') != CHANNELS_SCHEMA or not isinstance(
+                data.get('layers'), dict):
+            raise ValueError(f'{source!r} is not a channel file (expected {{"schema": "{CHANNELS_SCHEMA}", '
+                             '"layers": {...}}, as written beside every pruned checkpoint)')
+        return data['layers']
+    ckpt = CheckpointLoader.load_checkpoint(source, map_location='cpu', logger='silent')
+    record = (ckpt.get('meta') or {}).get(META_KEY) if isinstance(ckpt, dict) else None
+    if not record:
+        raise ValueError(f'{source!r} is not a pruned checkpoint (no meta[{META_KEY!r}]): give the pruned.pth '
+                         f'written by tools/prune.py / PruningHook / AdaSAPHook, or its {CHANNELS_SUFFIX} file')
+    return record
+
+
+def compose_records(first: Dict[str, dict], second: Dict[str, dict]) -> Dict[str, dict]:
+    """The record of pruning a model already pruned by ``first`` again by ``second`` (relative to the first's
+    dense model)."""
+    out = {name: dict(rec) for name, rec in first.items()}
+    for name, rec in second.items():
+        out[name] = dict(dense=first[name]['dense'] if name in first else rec['dense'], pruned=rec['pruned'])
+    return out

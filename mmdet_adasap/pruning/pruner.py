@@ -44,6 +44,8 @@ class ChannelPruner:
             in every group) or 'knapsack' (HALP: most importance kept per cost; see :mod:`.targets`).
         ignored_layers / prunable: module names (fnmatch patterns) to leave alone / to restrict pruning to.
         latency_table: lookup table for a latency target (:func:`.latency_measure.measure_latency_table`).
+        prunes: False for a tracer (:meth:`tracer`): groups, importance and neuron groups only; no target, no
+            schedule, and it never prunes.
     """
 
     def __init__(self, model: nn.Module, input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE,
@@ -51,11 +53,13 @@ class ChannelPruner:
                  schedule: Optional[dict] = None, round_to: int = 8, ranking: str = 'global',
                  ignored_layers: Sequence[str] = (),
                  prunable: Optional[Sequence[str]] = None, latency_table: Optional[dict] = None,
-                 forward_fn=None):
+                 forward_fn=None, prunes: bool = True):
+        self.prunes = prunes
         target = dict(target or dict(type='flops', ratio=0.5))
-        self.target_type = check_cost_type(target.get('type', 'flops'))
-        self.schedule: PruningSchedule = build_schedule(schedule or dict(type='one_shot'), target.get('ratio'))
-        self.ratio = self.schedule.ratio  # checked there, once
+        self.target_type = check_cost_type(target.get('type', 'flops')) if prunes else None
+        self.schedule: Optional[PruningSchedule] = build_schedule(schedule or dict(type='one_shot'),
+                                                                  target.get('ratio')) if prunes else None
+        self.ratio = self.schedule.ratio if prunes else None  # checked there, once
         self.importance: BaseImportance = build_importance(importance)
         self.round_to, self.ranking = check_int(round_to, 'round_to'), check_ranking(ranking)
         if self.ranking == 'knapsack' and self.importance.normalize is not None:
@@ -70,16 +74,41 @@ class ChannelPruner:
         if len(self.groups) == 0:
             raise ValueError(f'no prunable channel groups found in {type(model).__name__}:\n'
                              + self.groups.report())
+        self.cost: Optional[CostModel] = self._build_cost(target, latency_table) if prunes else None
+        self.masks = ChannelMasks(self.groups)
+        self.steps_done = 0
+        self._neuron_groups = self.groups.neuron_groups()
+        self._last_importance: Dict[str, torch.Tensor] = {}
+
+    @classmethod
+    def tracer(cls, model: nn.Module, input_shape: Sequence[int] = (1, 3, 300, 300), importance='l2',
+               ranking: str = 'global', ignored_layers: Sequence[str] = (), prunable: Optional[Sequence[str]] = None,
+               forward_fn=None) -> 'ChannelPruner':
+        """A pruner that never prunes: the channel groups, importance and neuron groups of ``model`` (e.g. a
+        model already pruned physically, for the sharpness step), with no target and no schedule."""
+        return cls(model, input_shape, importance=importance, ranking=ranking, ignored_layers=ignored_layers,
+                   prunable=prunable, forward_fn=forward_fn, prunes=False)
+
+    def _build_cost(self, target: dict, latency_table: Optional[dict]) -> CostModel:
         expect = {k: target[k] for k in LATENCY_KEYS if k in target}
         unknown = set(target) - {'type', 'ratio', *LATENCY_KEYS}
         if unknown or (expect and self.target_type != 'latency'):
             raise ValueError(f'unknown target option(s) {sorted(unknown or expect)} for a {self.target_type} '
                              f'target; a target is dict(type, ratio) (latency also {LATENCY_KEYS})')
-        self.cost: CostModel = build_cost(self.target_type, self.groups, latency_table, expect)
-        self.masks = ChannelMasks(self.groups)
-        self.steps_done = 0
-        self._neuron_groups = self.groups.neuron_groups()
-        self._last_importance: Dict[str, torch.Tensor] = {}
+        return build_cost(self.target_type, self.groups, latency_table, expect)
+
+    @property
+    def last_importance(self) -> Dict[str, torch.Tensor]:
+        """The scores of the last pruning step / refresh (what :meth:`neuron_groups` hands on without a
+        refresh)."""
+        return self._last_importance
+
+    def restore_importance(self, scores: Dict[str, torch.Tensor]) -> None:
+        """Hand on ``scores`` (e.g. saved in a checkpoint) until the next refresh, instead of recomputing."""
+        missing = {g.name for g in self.groups} - set(scores)
+        if missing:
+            raise ValueError(f'restore_importance: no scores for group(s) {sorted(missing)[:3]}')
+        self._last_importance = dict(scores)
 
     # ------------------------------------------------------------------ pruning
     def compute_importance(self) -> Dict[str, torch.Tensor]:
@@ -90,7 +119,7 @@ class ChannelPruner:
     def step(self, iteration: int) -> Optional[Dict[str, int]]:
         """Prune if the schedule has a step at ``iteration`` (HALP's ``prune_step``): channels kept per group,
         or None when no step is due. The schedule's ratios were checked when it was built."""
-        ratio = self.schedule.ratio_at(iteration)
+        ratio = self.schedule.ratio_at(iteration) if self.prunes else None
         return None if ratio is None else self._prune(ratio, self.ratio)
 
     def prune_to(self, ratio: float, floor: Optional[float] = None) -> Dict[str, int]:
@@ -103,6 +132,9 @@ class ChannelPruner:
         return self._prune(self.ratio, self.ratio)
 
     def _prune(self, ratio: float, floor: float) -> Dict[str, int]:
+        if not self.prunes:
+            raise RuntimeError('this ChannelPruner is a tracer (ChannelPruner.tracer): it has no target and never '
+                               'prunes; build one with a target to prune')
         scores = self.compute_importance()
         masks = solve(self.groups, scores, self.cost, ratio * self.cost.dense, self.round_to, self.ranking,
                       self.masks.masks, floor * self.cost.dense)

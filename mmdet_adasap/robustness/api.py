@@ -5,7 +5,7 @@ from typing import Iterable, Optional
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmdet_adasap.apis import load_config
+from mmdet_adasap.apis import fill_channels, load_config
 
 from .corruptions import SEVERITIES, check_severities, resolve_corruptions
 
@@ -34,6 +34,7 @@ def evaluate_robustness(config: str, checkpoint: str, out_dir: str, corruptions=
         use_onnxruntime(cfg, checkpoint)
     elif backend == 'pytorch':
         cfg.load_from = checkpoint
+        fill_channels(cfg, checkpoint)
     else:
         raise ValueError(f"backend must be 'pytorch' or 'onnxruntime', got {backend!r}")
     cfg.test_cfg = dict(type='RobustnessTestLoop', corruptions=corruptions, severities=list(severities),

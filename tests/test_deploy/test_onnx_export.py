@@ -105,7 +105,7 @@ def test_tool_names_bad_input(pruned_export, tmp_path):
     ckpt = save_pruned_checkpoint(str(tmp_path / 'pruned.pth'), pruned, channels)
     out = str(tmp_path / 'x.onnx')
     layer = next(iter(channels))
-    _expect_error([DEMO, ckpt, out], 'pruned checkpoint', layer, 'PrunedChannelsHook', 'configs/pruned')
+    _expect_error([DEMO, ckpt, out], 'pruned checkpoint', layer, 'PrunedDetector', 'configs/pruned')
     _expect_error([DEMO_PRUNED, ckpt, out, '--opset', '9'], 'opset 9', '>= 11')
     missing = str(tmp_path / 'no_such_dir' / 'x.onnx')
     _expect_error([DEMO_PRUNED, ckpt, missing], 'no_such_dir', 'does not exist')

@@ -6,7 +6,7 @@ from mmengine.runner import Runner
 
 from helpers import shrink_for_smoke_test
 from mmdet_adasap.apis import load_config
-from mmdet_adasap.engine.hooks.pruning_hook import STATE_KEY
+from mmdet_adasap.engine.hooks.pruning_state import STATE_KEY
 from pruning_helpers import REPO, single_thread  # noqa: F401  (fixture)
 
 
@@ -38,7 +38,7 @@ def test_exponential_schedule_masks_persist_in_checkpoints_and_resume(tiny_voc, 
     assert pruner.steps_done == 2
     assert pruner.cost_ratio() <= 0.5 and _masked_weights_are_zero(pruner)
     ckpt = torch.load(osp.join(work_dir, 'epoch_1.pth'), map_location='cpu')
-    saved = ckpt[STATE_KEY]['masks']
+    saved = ckpt[STATE_KEY]['pruner']['masks']
     assert {k: int(v.sum()) for k, v in saved.items()} == pruner.masks.num_kept()
     name = next(n for n, m in saved.items() if not m.all())
     g = pruner.groups.by_name[name]

@@ -20,14 +20,13 @@ from mmengine.runner import IterBasedTrainLoop
 
 from mmdet_adasap.apis import find_resize_shape
 from mmdet_adasap.engine.optim_wrappers import SAMOptimWrapper, UniformRadius, build_radius_policy
-from mmdet_adasap.engine.optim_wrappers.sam_optim_wrapper import _check_adaptive, _check_rho
+from mmdet_adasap.engine.optim_wrappers.sam_optim_wrapper import check_adaptive, check_rho
 from mmdet_adasap.pruning.targets import build_cost, check_ratio
 from .pruning_hook import PruningHook
 
 PHASES = ('warmup', 'pruning', 'finetune')
 PRUNER_KEYS = ('target', 'importance', 'schedule', 'round_to', 'ranking', 'ignored_layers', 'prunable')
 SHARPNESS_KEYS = ('radius', 'rho', 'adaptive', 'refresh_interval')
-STATE_KEY = 'adasap_phases'
 
 
 def _check_sharpness(cfg, phase: str) -> Optional[dict]:
@@ -45,8 +44,8 @@ def _check_sharpness(cfg, phase: str) -> Optional[dict]:
         raise ValueError(f'AdaSAPHook: {phase}.sharpness needs a radius policy (radius=dict(type=...)) or a '
                          'uniform radius (rho=...)')
     if out['rho'] is not None:  # the wrapper's own checks, now rather than when the phase starts
-        _check_rho(f'AdaSAPHook: {phase}.sharpness', out['rho'])
-    _check_adaptive(f'AdaSAPHook: {phase}.sharpness', out['adaptive'])
+        check_rho(f'AdaSAPHook: {phase}.sharpness', out['rho'])
+    check_adaptive(f'AdaSAPHook: {phase}.sharpness', out['adaptive'])
     n = out['refresh_interval']
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f'AdaSAPHook: {phase}.sharpness.refresh_interval must be an int >= 1, got {n!r}')
@@ -130,7 +129,6 @@ class AdaSAPHook(PruningHook):
         self.phase: Optional[str] = None
         self.policy = None
         self._radius_stale = True
-        self._phase_state = None
         self._costs = {}
 
     # ------------------------------------------------------------------ setup and checks
@@ -199,28 +197,29 @@ class AdaSAPHook(PruningHook):
                 raise ValueError('AdaSAPHook: no Resize scale found in the test pipeline to trace the model at; '
                                  'set input_shape=(1, 3, H, W)')
             self.kwargs['input_shape'] = shape
-        restored = self._pending_state is not None
+        restored = self.state.pruner is not None
+        resumed = self.state.continues_at(runner.iter)  # else a new run from the checkpoint's weights (load_from)
         super().before_train(runner)
         pruner = self.pruner
         self._costs = {kind: build_cost(kind, pruner.groups) for kind in ('flops', 'params')}
         self._cost_stats = (None, {})
-        if restored and not runner._resume and pruner.cost_ratio() <= pruner.ratio:
+        if restored and not resumed and pruner.cost_ratio() <= pruner.ratio:
             warnings.warn(f'AdaSAPHook: the loaded checkpoint is already pruned to {pruner.cost_ratio():.3f} of '
                           f'the dense {pruner.cost.name}, which meets the target {pruner.ratio}: the pruning phase '
                           'will remove nothing')
-        state, self._phase_state = self._phase_state, None
+        state, self.state.phases = (self.state.phases if resumed else None), None
         if state is not None:
             if tuple(state['bounds']) != tuple(self.bounds):
                 warnings.warn(f'AdaSAPHook: the checkpoint was taken with phase bounds {state["bounds"]} '
                               f'(iterations), the config now gives {self.bounds}')
             if state.get('importance') and not state.get('radius_stale', True):
-                pruner._last_importance = dict(state['importance'])  # the radii in force when it was saved
+                pruner.restore_importance(state['importance'])  # the radii in force when it was saved
             else:
                 state = None
+        steps = 'done' if pruner.schedule is None else f'at {[it for it, _ in pruner.schedule.plan()]}'
         runner.logger.info(
             f'AdaSAPHook: warmup iterations [0, {self.bounds[0]}), pruning [{self.bounds[0]}, {self.bounds[1]}) '
-            f'with steps at {[it for it, _ in pruner.schedule.plan()]}, finetune [{self.bounds[1]}, '
-            f'{runner.max_iters})')
+            f'with steps {steps}, finetune [{self.bounds[1]}, {runner.max_iters})')
         self._enter(runner, self.phase_at(runner.iter), resumed_with_radii=state is not None)
 
     # ------------------------------------------------------------------ phases
@@ -310,14 +309,6 @@ class AdaSAPHook(PruningHook):
         self.physical_state['stats'] = stats
 
     # ------------------------------------------------------------------ checkpoints
-    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        super().before_save_checkpoint(runner, checkpoint)
-        if self.pruner is not None:
-            checkpoint[STATE_KEY] = dict(
-                phase=self.phase, bounds=list(self.bounds), radius_stale=self._radius_stale,
-                importance={k: v.detach().cpu().clone() for k, v in self.pruner._last_importance.items()})
-
-    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        super().after_load_checkpoint(runner, checkpoint)
-        if runner._resume and STATE_KEY in checkpoint:
-            self._phase_state = checkpoint[STATE_KEY]
+    def phase_record(self) -> dict:
+        return dict(phase=self.phase, bounds=list(self.bounds), radius_stale=self._radius_stale,
+                    importance={k: v.detach().cpu().clone() for k, v in self.pruner.last_importance.items()})

@@ -3,7 +3,7 @@
 Builds a :class:`~mmdet_adasap.pruning.ChannelPruner` on the runner's model before training, calls
 ``pruner.step(iteration)`` after every iteration (the pruner owns its schedule), keeps masked channels
 (and their optimizer state) at zero, feeds gradient-based importance, stores masks and pruning state in
-every checkpoint (``checkpoint['adasap_pruning']``) and restores them on resume / load_from, and optionally
+every checkpoint (one entry, :class:`.pruning_state.PruningState`) and restores them on resume / load_from, and optionally
 exports the physically pruned detector after training.
 
 ``physical=True`` (default): once pruning is over (after the schedule's last step; :class:`AdaSAPHook`: at the
@@ -11,12 +11,12 @@ end of its pruning phase) the model is pruned physically in place (:mod:`mmdet_a
 training goes on at the smaller network's speed: optimizer state and ``EMAHook``'s averaged copy are sliced,
 a DDP model is re-wrapped on every rank (after checking that the ranks agree on the channels), the SAM
 wrapper rebuilds its perturbation plan, and a pruner is re-traced on the smaller model (its neuron groups
-feed the fine-tune radius; it never prunes). Checkpoints taken after the switch hold the pruned shapes and
-``meta['adasap_channels']``; resuming from them re-shapes the dense model (and the EMA copy) before the
+feed the fine-tune radius; it never prunes: :meth:`ChannelPruner.tracer`). Checkpoints taken after the switch
+hold the pruned shapes and ``meta['adasap_channels']``; resuming from them re-shapes the dense model (and the EMA copy) before the
 weights load. ``physical=False`` keeps the masks to the end (shapes fixed throughout).
 Other hooks (the AdaSAP sharpness step) reach the pruner as ``runner.adasap_pruner``; after the switch that is
 the pruner re-traced on the small model (nothing masked), and the dense-relative record (masks, cost ratio,
-channel configuration) is the hook's ``physical_state``.
+channel configuration) is the hook's ``physical_state`` (``state.physical``).
 """
 import hashlib
 import os.path as osp
@@ -30,15 +30,15 @@ from mmengine.hooks import EMAHook, Hook
 from mmengine.model import MMDistributedDataParallel, is_model_wrapper
 
 from mmdet_adasap.pruning import ChannelPruner
-from mmdet_adasap.pruning.export import META_KEY, apply_channel_config, save_pruned_checkpoint
+from mmdet_adasap.models.pruned_detector import channel_record_of, mark_pruned
+from mmdet_adasap.pruning.export import apply_channel_config, compose_records, save_pruned_checkpoint
 from mmdet_adasap.pruning.latency_table import load_table
 from mmdet_adasap.pruning.surgery import prune_physically, reshape_averaged
+from .pruning_state import STATE_KEY, PruningState
 
 #: optimizers whose per-parameter state is elementwise (shaped like the parameter) or scalar
 ELEMENTWISE_OPTIMIZERS = ('SGD', 'Adam', 'AdamW', 'Adamax', 'NAdam', 'RAdam', 'RMSprop', 'Adagrad', 'Adadelta',
                           'ASGD', 'Rprop')
-
-STATE_KEY = 'adasap_pruning'
 
 
 @HOOKS.register_module()
@@ -62,16 +62,20 @@ class PruningHook(Hook):
         if not isinstance(physical, bool):
             raise TypeError(f'{type(self).__name__}: physical must be True or False, got {physical!r}')
         self.physical = physical
-        self.physical_state: Optional[dict] = None  # set once the model is physically pruned
+        self.state = PruningState()
         self.kwargs = dict(target=target, importance=importance, schedule=schedule, round_to=round_to,
                            ranking=ranking, input_shape=tuple(input_shape),
                            ignored_layers=list(ignored_layers), prunable=prunable)
         self.latency_table = latency_table
         self.export = export
         self.pruner: Optional[ChannelPruner] = None
-        self._pending_state = None
         self._grads = {}
         self._grad_hooks = []
+
+    @property
+    def physical_state(self) -> Optional[dict]:
+        """The dense-relative record once the model is pruned physically (None before)."""
+        return self.state.physical
 
     def _model(self, runner):
         return runner.model.module if is_model_wrapper(runner.model) else runner.model
@@ -91,10 +95,10 @@ class PruningHook(Hook):
         self.pruner.masks.register_grad_hooks()
         if self.pruner.importance.needs_grad:
             self._watch_grads()
-        if self._pending_state is not None:
-            self.pruner.load_state_dict(self._pending_state)
+        if self.state.pruner is not None:
+            self.pruner.load_state_dict(self.state.pruner)
             self.pruner.masks.clear_optimizer_state(runner.optim_wrapper.optimizer)
-            self._pending_state = None
+            self.state.pruner = None
             runner.logger.info(f'PruningHook: restored masks, cost ratio {self.pruner.cost_ratio():.3f}')
 
     def _watch_grads(self):
@@ -158,7 +162,8 @@ class PruningHook(Hook):
                      cost_ratio=pruner.cost_ratio(), summary=pruner.summary(), iter=runner.iter)
         state['config'] = prune_physically(pruner.groups, pruner.masks.masks, runner.optim_wrapper.optimizer,
                                            averaged=_averaged_models(runner))
-        self.physical_state = state
+        _mark(self._model(runner), state['config'])
+        self.state.physical = state
         _rewrap(runner)
         self._retrace(runner)
         runner.logger.info(f'PruningHook: pruned physically after iteration {runner.iter}: {len(state["config"])} '
@@ -170,8 +175,10 @@ class PruningHook(Hook):
         wrapper = runner.optim_wrapper
         if hasattr(wrapper, 'reset_plan'):
             wrapper.reset_plan()
-        kwargs = dict(self.kwargs, target=dict(type='flops', ratio=0.5), schedule=dict(type='one_shot'))
-        self.pruner = ChannelPruner(self._model(runner), **kwargs)
+        kw = self.kwargs
+        self.pruner = ChannelPruner.tracer(self._model(runner), kw['input_shape'], importance=kw['importance'],
+                                           ranking=kw['ranking'], ignored_layers=kw['ignored_layers'],
+                                           prunable=kw['prunable'])
         self.pruner.steps_done = self.physical_state['steps_done']  # the pruning steps it stands for
         runner.adasap_pruner = self.pruner
 
@@ -182,43 +189,52 @@ class PruningHook(Hook):
 
     # ------------------------------------------------------------------ checkpoints
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        if self.physical_state is not None:
-            phys = self.physical_state
-            checkpoint[STATE_KEY] = dict(masks=phys['masks'], steps_done=phys['steps_done'], physical=phys)
-            checkpoint.setdefault('meta', {})[META_KEY] = phys['config']  # tools/test.py via configs/pruned
-        elif self.pruner is not None:
-            checkpoint[STATE_KEY] = self.pruner.state_dict()
+        if self.pruner is None:
+            return
+        pruner = None if self.state.physical is not None else self.pruner.state_dict()
+        checkpoint[STATE_KEY] = PruningState(pruner, self.state.physical, self.phase_record()).to_checkpoint()
+
+    def phase_record(self) -> Optional[dict]:
+        """What a subclass keeps of its phases in checkpoints (:class:`AdaSAPHook`); None here."""
+        return None
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        state = checkpoint.get(STATE_KEY)
+        state = PruningState.from_checkpoint(checkpoint)
         if state is None:
             return
-        if state.get('physical') is not None:  # re-shape before mmengine loads the pruned weights
+        if state.physical is not None:  # re-shape before mmengine loads the pruned weights
+            config = state.physical['config']
             model = self._model(runner)
-            apply_channel_config(model, state['physical']['config'])
+            apply_channel_config(model, config)
+            _mark(model, config)
             for averaged in _averaged_models(runner):
-                reshape_averaged(averaged, state['physical']['config'])
+                reshape_averaged(averaged, config)
             _rewrap(runner)
-            self.physical_state = state['physical']
-            return
-        if self.pruner is None:
-            self._pending_state = state
-        else:
-            self.pruner.load_state_dict(state)
+        elif self.pruner is not None:
+            self.pruner.load_state_dict(state.pruner)
+            state.pruner = None
+        self.state = state
 
     def after_train(self, runner) -> None:
         self._remove_grad_hooks()
         if self.export and runner.rank == 0:
             if self.physical_state is not None:
-                pruned, config = self._model(runner), self.physical_state['config']
-                summary = self.physical_state['summary']
+                pruned, summary = self._model(runner), self.physical_state['summary']
+                config = channel_record_of(pruned)
             else:
                 (pruned, config), summary = self.pruner.export_with_config(), self.pruner.summary()
+                config = compose_records(channel_record_of(self._model(runner)) or {}, config)
             path = save_pruned_checkpoint(osp.join(runner.work_dir, self.export), pruned, config,
                                           meta=dict(iter=runner.iter, epoch=runner.epoch,
                                                     dataset_meta=getattr(runner.train_dataloader.dataset,
                                                                          'metainfo', None)))
             runner.logger.info(f'PruningHook: exported the pruned detector to {path}\n' + summary)
+
+
+def _mark(model, config) -> None:
+    """Record the new shapes on the model (relative to its dense model, when it was pruned before), which
+    ``ChannelRecordHook`` writes into every checkpoint from now on."""
+    mark_pruned(model, compose_records(channel_record_of(model) or {}, config))
 
 
 def _averaged_models(runner):

@@ -71,13 +71,13 @@ class SAMOptimWrapper(OptimWrapper):
         if accumulative_counts != 1:
             raise ValueError(f'{kind} needs accumulative_counts=1 (each update is two full passes over the same '
                              f'batch), got {accumulative_counts!r}')
-        _check_rho(kind, rho)
+        check_rho(kind, rho)
         if not (isinstance(eta, (int, float)) and eta > 0):
             raise ValueError(f'{kind}: eta must be > 0, got {eta!r}')
         if normalize not in self.NORMALIZE:
             raise ValueError(f'{kind}: unknown normalize {normalize!r}, expected one of {self.NORMALIZE}')
         check_int(sam_interval, f'{kind}: sam_interval')
-        _check_adaptive(kind, adaptive)
+        check_adaptive(kind, adaptive)
         if exclude is not None:
             try:
                 re.compile(exclude)
@@ -126,9 +126,9 @@ class SAMOptimWrapper(OptimWrapper):
                             adaptive: Optional[bool] = None, radius_policy=None) -> None:
         """Switch the step between phases (used by ``AdaSAPHook``): on/off, radius, SAM/ASAM, radius policy."""
         if rho is not None:
-            self.rho = _check_rho(type(self).__name__, rho)
+            self.rho = check_rho(type(self).__name__, rho)
         if adaptive is not None:
-            self.adaptive = _check_adaptive(type(self).__name__, adaptive)
+            self.adaptive = check_adaptive(type(self).__name__, adaptive)
         self.sharpness_enabled = bool(enabled)
         self.set_radius_policy(radius_policy)
 
@@ -304,13 +304,13 @@ class SAMOptimWrapper(OptimWrapper):
         return not bool(bad.item())
 
 
-def _check_rho(kind: str, rho) -> float:
+def check_rho(kind: str, rho) -> float:
     if not (isinstance(rho, (int, float)) and rho >= 0):
         raise ValueError(f'{kind}: rho must be a number >= 0, got {rho!r}')
     return float(rho)
 
 
-def _check_adaptive(kind: str, adaptive) -> bool:
+def check_adaptive(kind: str, adaptive) -> bool:
     if not isinstance(adaptive, bool):
         raise ValueError(f'{kind}: adaptive must be True (ASAM) or False (SAM), got {adaptive!r}')
     return adaptive
