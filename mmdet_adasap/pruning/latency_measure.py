@@ -9,9 +9,9 @@ kernels are launch-bound), so a latency target needs measurements. A table holds
   bilinear in (in, out), its MACs exactly so);
 * a *calibration* against whole exported models: the isolated timings alone mispredict the whole model (on
   the demo CPU, isolated timings plus a fitted constant put 5.6 of 14.0 ms in the constant and predicted 0.83
-  of dense for a model that ran at 0.72). A layer runs at another speed inside the graph than alone, and much of the time is
-  in what runs between the layers (norms, activations, the stem's pool), which scales with the channels that
-  flow through it. So the table times the dense model and a few pruned exports (uniform and global-ranking
+  of dense for a model that ran at 0.72). A layer runs at another speed inside the graph than alone, and much
+  of the time is in what runs between the layers (norms, activations, the stem's pool), which scales with the
+  channels that flow through it. So the table times the dense model and a few pruned exports (uniform and global-ranking
   prunes at several FLOPs levels) whole *and* module by module inside the graph, fits every module's in-graph
   time on those configurations (:mod:`.ingraph` times them: a prunable layer affine in its isolated timing, any other
   module a curve in its input channels; what runs between modules is charged to the one it precedes), then
