@@ -1,10 +1,10 @@
-"""Latency-aware pruning benchmark (issue 11): prints the targets as ratios, paired and interleaved in one process.
+"""Latency-aware pruning benchmark: prints the targets as ratios, paired and interleaved in one process.
 
     python tools/benchmark_latency_prune.py [CONFIG] [--checkpoint DEMO.pth] [--table LUT.json] \\
         [--input-size 256] [--batches 1 8] [--threads 1] [--runs 30]
 
 For each batch: builds (or loads) the latency table, then one-shot prunes the model with
-* latency targets 0.6 / 0.4, ``ranking='knapsack'`` and today's ``'global'``: target vs measured latency of the
+* latency targets 0.6 / 0.4, ``ranking='knapsack'`` and the default ``'global'``: target vs measured latency of the
   exported model (median of ``--runs`` runs, dense and pruned interleaved) and table-predicted vs measured;
 * FLOPs 50 % knapsack vs global: realised speed-up / FLOPs reduction;
 and, with ``--checkpoint`` (a trained model), the clean mAP of knapsack vs global at each latency target right

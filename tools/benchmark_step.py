@@ -156,7 +156,7 @@ def bench_detector(name: str, args) -> list:
     model = model.to(args.device).train()
     num_classes = cfg.model.bbox_head.num_classes
     data = synthetic_batch(num_classes, batch, size)
-    from mmdet_adasap.pruning import build_channel_groups  # the pruner's groups (issue 4)
+    from mmdet_adasap.pruning import build_channel_groups  # the pruner's groups
     groups = l2_scores(build_channel_groups(model, (1, 3, size, size)).neuron_groups())
     model.train()
     n_params = sum(p.numel() for p in model.parameters())

@@ -7,7 +7,7 @@
 #      target prune with it (the fingerprint's device check included);
 #   4. SSD300 at batch 32: SGD / SAM / ASAM / AdaSAP steps, their times and peak GPU memory (benchmark_step).
 #
-#   bash tools/gpu_check.sh [WHEELS_DIR]   # default WHEELS_DIR: ../shared/wheels/device-cp312
+#   bash tools/gpu_check.sh [WHEELS_DIR]   # WHEELS_DIR: needed only where the mm stack is not installed
 #
 # Where mmcv / mmdet / mmengine / torch-pruning are missing, they are installed from WHEELS_DIR (no registry)
 # into a private folder put on PYTHONPATH. The prebuilt mmcv there has CPU ops only: nothing here runs an mmcv
@@ -17,7 +17,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 PY="${PYTHON:-python3}"
-WHEELS="${1:-$ROOT/../shared/wheels/device-cp312}"
+WHEELS="${1:-}"
 WORK="${GPU_CHECK_DIR:-/tmp/gpu_check}"
 mkdir -p "$WORK"
 export PYTHONUNBUFFERED=1
@@ -35,7 +35,7 @@ fi
 # -- the mm stack, from the wheels folder where it is missing
 if ! "$PY" -c 'import mmcv, mmdet, mmengine, torch_pruning, imagecorruptions' 2>/dev/null; then
   if [[ ! -d "$WHEELS" ]]; then
-    echo "gpu_check: the mm stack is not installed and the wheels folder $WHEELS does not exist:" \
+    echo "gpu_check: the mm stack is not installed and the wheels folder '${WHEELS}' does not exist:" \
          "pass the folder holding the device wheels (mmcv, mmdet, mmengine, torch-pruning, ...)." >&2
     exit 2
   fi

@@ -1,4 +1,4 @@
-# The final table of the method comparison (issue 10): the recipes the val search chose (docs/results/demo/
+# The final table of the method comparison: the recipes the val search chose (docs/results/demo/
 # search_val/), each from the search's own dense start, trained on the search's training images (VOC2007 train
 # + VOC2012 trainval) with seeds the search never used, reported on VOC2007 test, which neither the dense
 # start's schedule nor the search looked at. The wider matrix (ssd-r18mini_synthvoc_matrix.py: 0.4 / 0.25,

@@ -15,6 +15,7 @@ import time
 from functools import partial
 from typing import Callable, List, Optional
 
+import torch
 from mmengine.hooks import Hook
 
 from mmdet_adasap.apis import find_resize_shape, interleaved_latency, load_config, params_and_flops
@@ -304,7 +305,6 @@ def end_of_pruning_checkpoint(matrix: Matrix, run: RunSpec, out_dir: str, option
             f'run {run.name}: the end-of-pruning evaluation needs the checkpoint of the pruning phase\'s last '
             f'iteration, {path}, which the run did not keep; keep every checkpoint (method cfg_options '
             f'{{"default_hooks.checkpoint.max_keep_ckpts": -1}}, saved every {unit}) and run it again')
-    import torch
     meta = torch.load(path, map_location='cpu', weights_only=False).get('meta', {})
     if meta.get(unit) != end:
         raise ValueError(f'run {run.name}: {path} was saved at {unit} {meta.get(unit)!r}, not at the end of the '

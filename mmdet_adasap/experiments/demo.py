@@ -10,6 +10,7 @@ import os.path as osp
 import time
 from typing import Callable, Dict, List, Optional
 
+from mmdet_adasap.apis import load_config
 from . import run as R
 from .compare import dense_checkpoint_path, ensure_dense, run_matrix
 from .matrix import Matrix, file_sha256
@@ -20,7 +21,6 @@ OLD_LAYOUT = ('demo_dense', 'demo_adasap', 'demo_l2prune_sgd', 'demo_sam_asam', 
 
 def latency_tables(matrix: Matrix) -> Dict[str, str]:
     """method name -> the latency table its config will load, for the latency-target methods."""
-    from mmdet_adasap.apis import load_config
     out = {}
     for m in matrix.methods.values():
         if m.kind == 'latency':

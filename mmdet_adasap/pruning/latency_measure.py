@@ -1,17 +1,17 @@
 """Measuring a latency lookup table on the machine that will run the model (HALP's approach): isolated layer
 grids, then a calibration against whole exported models.
 
-FLOPs are not latency (see ../shared/notes/STACK.md: halving channels gave no batch-1 GPU speed-up), so a
-latency target needs measurements. A table holds:
+FLOPs are not latency (halving a ResNet-50's bottleneck widths gives no speed-up at batch 1 on a GPU, where the
+kernels are launch-bound), so a latency target needs measurements. A table holds:
 
 * every prunable conv/linear layer timed alone on a ``points`` x ``points`` grid of (in, out) channels at its
   traced input size and the table's batch (bilinear interpolation in between: a conv's time is close to
   bilinear in (in, out), its MACs exactly so);
 * a *calibration* against whole exported models: the isolated timings alone mispredict the whole model (on
-  the demo CPU the first table put 5.6 of 14.0 ms in a constant "rest" and predicted 0.83 of dense for a
-  model that ran at 0.72). A layer runs at another speed inside the graph than alone, and much of the time is
-  in what runs between the layers (norms, activations, the stem's pool), which scales with the channels that
-  flow through it. So the table times the dense model and a few pruned exports (uniform and global-ranking
+  the demo CPU, isolated timings plus a fitted constant put 5.6 of 14.0 ms in the constant and predicted 0.83
+  of dense for a model that ran at 0.72). A layer runs at another speed inside the graph than alone, and much
+  of the time is in what runs between the layers (norms, activations, the stem's pool), which scales with the
+  channels that flow through it. So the table times the dense model and a few pruned exports (uniform and global-ranking
   prunes at several FLOPs levels) whole *and* module by module inside the graph, fits every module's in-graph
   time on those configurations (:mod:`.ingraph` times them: a prunable layer affine in its isolated timing, any other
   module a curve in its input channels; what runs between modules is charged to the one it precedes), then

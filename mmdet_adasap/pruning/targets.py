@@ -9,7 +9,8 @@ output channels, so a group's cost at each of its allowed sizes re-evaluates onl
 * ``params``: every parameter of the model (untraced parts are a constant);
 * ``flops``: conv + linear multiply-accumulates of the traced forward, by torch-pruning's counter's own
   formula (``tp.utils.count_ops_and_params``; tests check the two agree exactly on exported models);
-* ``latency``: a HALP-style lookup table measured on the target machine (:mod:`.latency`).
+* ``latency``: a HALP-style lookup table measured on the target machine (:mod:`.latency_table`, built by
+  :mod:`.latency_measure`).
 
 Three solvers (``ranking``), all keeping each group's channels in importance order (a group's choice is *how
 many*), moving counts in :func:`group_step` units (``round_to`` combined with the group's ``block``) and never
@@ -155,7 +156,7 @@ class FlopsCost(CostModel):
 
 
 class LatencyCost(CostModel):
-    """Latency predicted by a measured lookup table (:mod:`.latency`): per-layer interpolated timings, the
+    """Latency predicted by a measured lookup table (:mod:`.latency_table`): per-layer interpolated timings, the
     per-channel cost of what runs between the layers, and the rest of the network."""
     name = 'latency'
 

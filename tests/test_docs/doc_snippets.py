@@ -82,28 +82,42 @@ def compiled(block: Block):
 
 # ---------------------------------------------------------------- config fragments
 
+def fragment_bases(block: Block) -> List[str]:
+    """The shipped config(s) a fragment is merged onto: its own ``_base_ = '...'`` line, else the demo's dense
+    config (absolute paths)."""
+    tree = ast.parse(block.code)
+    base = next((ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
+                 and any(getattr(t, 'id', None) == '_base_' for t in n.targets)), DEFAULT_BASE)
+    bases = [base] if isinstance(base, str) else list(base)
+    for b in bases:
+        if not osp.isfile(osp.join(REPO, b)):
+            raise FileNotFoundError(f'{block.where}: _base_ {b!r} is not a shipped config')
+    return [osp.join(REPO, b) for b in bases]
+
+
 def config_from_fragment(block: Block, tmp_dir: str):
     """Write the fragment onto its base (``_base_`` line or the demo's dense config) and load it."""
     from mmengine.config import Config
     tree = ast.parse(block.code)
     names = [t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets
              if isinstance(t, ast.Name)]
-    code = block.code
+    bases = fragment_bases(block)
     if '_base_' in names:
-        base = ast.literal_eval(next(n.value for n in tree.body if isinstance(n, ast.Assign)
-                                     and any(getattr(t, 'id', None) == '_base_' for t in n.targets)))
-        bases = [base] if isinstance(base, str) else list(base)
-        for b in bases:
-            if not osp.isfile(osp.join(REPO, b)):
-                raise FileNotFoundError(f'{block.where}: _base_ {b!r} is not a shipped config')
-        code = re.sub(r"^_base_\s*=.*$", f'_base_ = {[osp.join(REPO, b) for b in bases]!r}', code, count=1,
-                      flags=re.M)
+        code = re.sub(r"^_base_\s*=.*$", f'_base_ = {bases!r}', block.code, count=1, flags=re.M)
     else:
-        code = f'_base_ = {osp.join(REPO, DEFAULT_BASE)!r}\n' + code
+        code = f'_base_ = {bases[0]!r}\n' + block.code
     path = osp.join(tmp_dir, f'{osp.basename(block.path)}_{block.line}.py')
     with open(path, 'w') as f:
         f.write(code)
     return Config.fromfile(path), [n for n in names if n != '_base_']
+
+
+def inherited_type_dicts(block: Block) -> list:
+    """Every ``dict(type=...)`` of the fragment's base config(s). A fragment's dict equal to one of them is the
+    shipped config's own (e.g. a model copied whole with ``{{_base_.model}}``, whose norm and NMS settings are
+    not keywords of a registered class) and is not bound again; what the fragment writes itself is."""
+    from mmengine.config import Config
+    return [d for b in fragment_bases(block) for _, d in type_dicts(Config.fromfile(b).to_dict())]
 
 
 def registered_class(type_name):

@@ -6,7 +6,7 @@ import traceback
 import pytest
 
 from doc_snippets import (REPO, Block, all_blocks, check_inline_call, doc_files, inline_calls, assignments, bind_check, command_lines, compiled,
-                          config_from_fragment, config_paths, registered_class, make_targets, option_tokens, parser_options,
+                          config_from_fragment, config_paths, inherited_type_dicts, registered_class, make_targets, option_tokens, parser_options,
                           tool_calls, tool_parser, type_dicts)
 
 PYTHON = all_blocks('python')
@@ -39,9 +39,11 @@ def _build(block, tmp_path):
     from mmengine.registry import init_default_scope
     cfg, names = config_from_fragment(block, str(tmp_path))
     init_default_scope('mmdet')
+    inherited = inherited_type_dicts(block)
     for name in names:
-        for trail, d in type_dicts(cfg[name], name):
-            bind_check(block.where, trail, d)
+        for trail, d in type_dicts(cfg.to_dict()[name], name):
+            if d not in inherited:
+                bind_check(block.where, trail, d)
     model = MODELS.build(cfg.model)
     if 'optim_wrapper' in names:
         build_optim_wrapper(model, cfg.optim_wrapper)
@@ -94,6 +96,16 @@ def test_renamed_keyword_in_a_config_fragment_fails_naming_file_and_line(tmp_pat
     with pytest.raises(AssertionError, match=r"docs/method\.md:42: optim_wrapper\.radius_policy: "
                                              r"AdaptiveRadius.*score_norm"):
         _build(block, tmp_path)
+
+
+def test_a_model_copied_from_the_base_is_not_bound_again_but_the_fragments_own_dict_is(tmp_path):
+    """``{{_base_.model}}`` copies the shipped model (its norm / NMS dicts are no class's keywords): it builds; a
+    wrong keyword in the dict the fragment writes itself still fails, naming file and line."""
+    own = "model = dict(_delete_=True, type='PrunedDetector', architecture={{_base_.model}}, %s=%r)\n"
+    path = 'docs/results/demo/dense_start_flops50.channels.json'
+    assert _build(Block('docs/x.md', 3, 'python', ('config',), own % ('channels', path)), tmp_path).model.channels
+    with pytest.raises(AssertionError, match=r"docs/x\.md:3: model: PrunedDetector.*channel_file"):
+        _build(Block('docs/x.md', 3, 'python', ('config',), own % ('channel_file', path)), tmp_path)
 
 
 def test_renamed_keyword_in_a_runnable_block_fails_at_the_markdown_line():
