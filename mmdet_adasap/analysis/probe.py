@@ -9,6 +9,8 @@ import io
 import os.path as osp
 from typing import Dict, Optional, Sequence
 
+from mmengine.runner import Runner
+
 from mmdet_adasap.apis import build_detector, load_config, trace_shape
 from mmdet_adasap.pruning import build_channel_groups, build_importance
 from mmdet_adasap.utils.io import atomic_write_bytes, atomic_write_json
