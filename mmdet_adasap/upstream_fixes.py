@@ -129,8 +129,39 @@ def let_mmengine_ddp_run_on_cpu() -> None:
     MMDistributedDataParallel.__init__ = __init__
 
 
+def order_torch_pruning_split_outputs() -> None:
+    """torch-pruning 1.6.0 maps the i-th piece of a ``torch.split`` / ``chunk`` to the i-th consumer in the order
+    its graph builder *discovered* the consumers (tracing back from the outputs), not to the consumer of piece
+    i. With ``q(y1) + r(y2)`` it gives ``r`` the first piece's channels: a group that prunes channel 5 of the
+    producer removes an input column of the wrong consumer (or one beyond its width). Before torch-pruning
+    builds the split's index mapping, its consumers are put in piece order, read off each consumer's autograd
+    edge to the split (``output_nr``); a consumer that takes several pieces, or none visibly, leaves the order
+    as it is.
+    """
+    from torch_pruning.dependency import index_mapping  # the patched upstream module, imported when the fix runs
+    original = index_mapping.update_split_index_mapping
+    if getattr(original, '_adasap_fixed', False):
+        return
+
+    def update_split_index_mapping(graph, split_node):
+        pieces = [_piece_of(out, split_node.grad_fn) for out in split_node.outputs]
+        if split_node.grad_fn is not None and None not in pieces and len(set(pieces)) == len(pieces):
+            split_node.outputs = [out for _, out in sorted(zip(pieces, split_node.outputs), key=lambda t: t[0])]
+        return original(graph, split_node)
+
+    update_split_index_mapping._adasap_fixed = True
+    index_mapping.update_split_index_mapping = update_split_index_mapping  # looked up at call time
+
+
+def _piece_of(node, split_fn):
+    """Which output of the split autograd node ``split_fn`` feeds ``node`` (None if not exactly one)."""
+    edges = {nr for fn, nr in getattr(node.grad_fn, 'next_functions', ()) if fn is split_fn}
+    return edges.pop() if len(edges) == 1 else None
+
+
 def apply_all() -> None:
     allow_mmengine_checkpoint_globals()
     name_the_checkpoint_in_load_errors()
     give_ssd_head_a_loss_cls()
     let_mmengine_ddp_run_on_cpu()
+    order_torch_pruning_split_outputs()
