@@ -150,6 +150,7 @@ def order_torch_pruning_split_outputs() -> None:
         return original(graph, split_node)
 
     update_split_index_mapping._adasap_fixed = True
+    update_split_index_mapping._adasap_original = original  # for the test that shows the problem is real
     index_mapping.update_split_index_mapping = update_split_index_mapping  # looked up at call time
 
 

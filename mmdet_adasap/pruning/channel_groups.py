@@ -387,7 +387,7 @@ def _prunable_groups(model, dg, name_of, ignored_layers, prunable):
         for p in m.parameters(recurse=False):
             param_owner[p] = (n, m)
     order = {name_of[m]: i for i, m in enumerate(dg.module2node) if m in name_of}
-    classes = neuron_classes(dg, list(dg.get_all_groups(root_module_types=LAYER_TYPES)), name_of, param_owner)
+    classes = neuron_classes(dg, _traced_groups(dg, name_of, ignored_layers), name_of, param_owner)
     by_members: Dict[tuple, List[ChannelClass]] = {}
     for c in classes:
         by_members.setdefault(c.signature(), []).append(c)
@@ -420,6 +420,23 @@ def _prunable_groups(model, dg, name_of, ignored_layers, prunable):
                 continue
         skipped.append((name, reason))
     return groups, skipped, problems
+
+
+def _traced_groups(dg: tp.DependencyGraph, name_of, ignored_layers) -> list:
+    """Torch-pruning's groups, one per conv / linear not yet met as a producer (``get_all_groups``), except that
+    an ignored layer is never made a root: a group through a head the trace cannot follow can take a minute
+    to map (TOOD), and every coupling of an ignored layer that matters shows in the groups of its partners."""
+    groups, seen = [], set()
+    for m in list(dg.module2node):
+        if not isinstance(m, LAYER_TYPES) or m in seen or _matches(name_of.get(m, ''), ignored_layers):
+            continue
+        pruner = dg.get_pruner_of_module(m)
+        if pruner is None or pruner.get_out_channels(m) is None:
+            continue
+        group = dg.get_pruning_group(m, pruner.prune_out_channels, list(range(pruner.get_out_channels(m))))
+        seen.update(dep.target.module for dep, _ in group if dg.is_out_channel_pruning_fn(dep.handler))
+        groups.append(group)
+    return groups
 
 
 def _root_of(signature, members, model, order) -> Optional[Key]:
