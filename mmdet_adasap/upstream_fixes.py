@@ -160,9 +160,36 @@ def _piece_of(node, split_fn):
     return edges.pop() if len(edges) == 1 else None
 
 
+#: mmengine's notices about its own deprecated file API, which every run triggers without using that API
+_FILE_API_NOTICES = ('"FileClient" will be deprecated', '"HardDiskBackend" is the alias of "LocalBackend"')
+
+
+def quiet_mmengine_file_client_notices() -> None:
+    """mmengine 0.10.7's ``CheckpointHook.before_train`` (and ``LoggerHook``) build a deprecated ``FileClient``
+    "to avoid breaking backward compatibility" even when no ``file_client_args`` is given, so every training
+    run logs two warnings ("FileClient" will be deprecated, "HardDiskBackend" is the alias of "LocalBackend")
+    about an API the user never called and cannot avoid. Those two notices only are dropped; a config that does
+    pass ``file_client_args`` still gets mmengine's own ``DeprecationWarning`` for it.
+    """
+    from mmengine.fileio import file_client  # the patched upstream module, imported when the fix runs
+    original = file_client.print_log
+    if getattr(original, '_adasap_fixed', False):
+        return
+
+    def print_log(msg, *args, **kwargs):
+        if isinstance(msg, str) and msg.startswith(_FILE_API_NOTICES):
+            return None
+        return original(msg, *args, **kwargs)
+
+    print_log._adasap_fixed = True
+    print_log._adasap_original = original  # for the test that shows the problem is real
+    file_client.print_log = print_log
+
+
 def apply_all() -> None:
     allow_mmengine_checkpoint_globals()
     name_the_checkpoint_in_load_errors()
     give_ssd_head_a_loss_cls()
     let_mmengine_ddp_run_on_cpu()
     order_torch_pruning_split_outputs()
+    quiet_mmengine_file_client_notices()

@@ -1,11 +1,14 @@
 """Upstream workarounds: mmengine checkpoints under torch's weights_only default, SSD predict, torch-pruning's
 split pieces."""
+import logging
 import os.path as osp
 import subprocess
 import sys
 
 import pytest
 import torch
+from mmengine.fileio import FileClient, file_client
+from mmengine.logging import MMLogger
 from mmengine.runner import Runner
 
 import mmdet_adasap  # noqa: F401
@@ -105,3 +108,28 @@ def test_torch_pruning_split_pieces_go_to_their_own_consumers_with_the_fix_and_n
     monkeypatch.setattr(index_mapping, 'update_split_index_mapping',
                         index_mapping.update_split_index_mapping._adasap_original)
     assert _consumer_columns(_UnevenSplit()) == {'q': list(range(4, 10)), 'r': list(range(4))}  # the bug is real
+
+
+def _file_client_notices():
+    """What a FileClient built as mmengine's CheckpointHook builds it (no file_client_args) logs."""
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = MMLogger.get_instance(f'adasap-notices-{len(MMLogger._instance_dict)}')
+    logger.addHandler(handler)
+    try:
+        FileClient.infer_client(None, '.')
+        file_client.print_log('a notice the fix keeps', logger='current', level=logging.WARNING)
+    finally:
+        logger.removeHandler(handler)
+    return [r.getMessage() for r in records]
+
+
+def test_mmengine_file_api_notices_are_dropped_with_the_fix_and_only_they(monkeypatch):
+    monkeypatch.setattr(FileClient, '_instances', {})  # FileClient caches its instances: build afresh
+    assert _file_client_notices() == ['a notice the fix keeps']
+    monkeypatch.setattr(FileClient, '_instances', {})
+    monkeypatch.setattr(file_client, 'print_log', file_client.print_log._adasap_original)
+    logged = _file_client_notices()
+    assert any(m.startswith('"FileClient" will be deprecated') for m in logged)  # the upstream noise is real
+    assert any(m.startswith('"HardDiskBackend" is the alias') for m in logged)
