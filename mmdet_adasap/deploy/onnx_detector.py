@@ -9,11 +9,14 @@ metric implementation to drift.
 The dataloader's images (uint8, BGR as mmcv loads them, after the config's test pipeline) go into the graph as
 raw pixels; normalisation and colour conversion are inside the graph (see ``onnx_export``). A smaller image is
 padded bottom/right with the mean colour (zero after normalisation, as ``DetDataPreprocessor`` pads); a larger
-one is an error naming both sizes.
+one is an error naming both sizes. Where the head clips boxes (SSD, RTMDet, Faster R-CNN), mmdet clips them to
+the resized image (``img_shape``), which a test pipeline's ``Pad`` may make smaller than the canvas: the boxes
+are clipped to it here too (the graph's NMS saw them clipped to the canvas; only boxes reaching into the
+padding can differ there).
 """
 import hashlib
 import os.path as osp
-from typing import List, Optional
+from typing import List, Optional, Union
 
 import numpy as np
 import torch
@@ -25,8 +28,9 @@ from mmengine.structures import InstanceData
 from .onnx_export import read_metadata
 
 
-def make_session(onnx_file: str, threads: Optional[int] = None):
-    """An ONNX Runtime CPU session; ``threads`` sets intra-op threads (default: ORT's, all cores)."""
+def make_session(onnx_file: Union[str, bytes], threads: Optional[int] = None):
+    """An ONNX Runtime CPU session of a file (or a serialised model); ``threads`` sets intra-op threads
+    (default: ORT's, all cores)."""
     import onnxruntime as ort  # optional runtime: only an ONNX Runtime session needs it
     opts = ort.SessionOptions()
     if threads:
@@ -51,6 +55,7 @@ class OnnxDetector(BaseModel):
         self.register_buffer('onnx_sha256', torch.tensor(list(digest), dtype=torch.uint8))
         h, w = self.meta['input_hw']
         self.input_hw = (h, w)
+        self.clip_border = bool(self.meta.get('postprocess', {}).get('clip_border', False))
         mean = np.asarray(self.meta['mean'], dtype=np.float32)
         self.pad_value = (mean[::-1] if self.meta['bgr_to_rgb'] else mean).reshape(3, 1, 1)  # raw channel order
 
@@ -91,6 +96,9 @@ class OnnxDetector(BaseModel):
         for d, l, sample in zip(dets, labels, data_samples):
             keep = l >= 0
             boxes = torch.from_numpy(d[keep, :4].copy())
+            if self.clip_border and 'img_shape' in sample.metainfo:  # mmdet clips to the image, not its padding
+                h, w = sample.metainfo['img_shape'][:2]
+                boxes = torch.min(boxes.clamp(min=0), boxes.new_tensor([w, h, w, h]))
             scale = sample.metainfo.get('scale_factor')
             if scale is not None:  # back to original-image pixels, as mmdet's rescale=True
                 boxes = boxes / boxes.new_tensor(scale).repeat(2)
