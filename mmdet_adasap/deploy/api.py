@@ -80,11 +80,14 @@ def check_parity(model, onnx_file: str, batch: int = 2, seed: int = 0, threads: 
     post = meta['postprocess']
     cuts = level_cuts(ref_pre['scores'], post['level_sizes'], post['nms_pre']) if 'scores' in ref_pre \
         else np.full((batch, 0), np.nan)
+    candidates = None if 'scores' not in ref_pre else (ref_pre['boxes'], ref_pre['scores'] * ref_pre['objectness'][
+        ..., None] if 'objectness' in ref_pre else ref_pre['scores'])  # YOLOX: class score x objectness
     for i, ref in enumerate(pytorch_predictions(model, images)):
         keep = ort['labels'][i] >= 0
         got = Detections.of(ort['dets'][i][keep, :4], ort['dets'][i][keep, 4], ort['labels'][i][keep])
         r = judge_kept(Detections.of(ref.bboxes.numpy(), ref.scores.numpy(), ref.labels.numpy()), got, post, side,
-                       tolerance, cuts[i], image=i)
+                       tolerance, cuts[i], None if candidates is None else (candidates[0][i], candidates[1][i]),
+                       image=i)
         report.detections += len(ref.scores)
         report.matched += r['matched']
         report.tie_explained += r['tie_explained']

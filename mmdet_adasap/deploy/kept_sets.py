@@ -4,7 +4,7 @@ Detections are ``(boxes (n, 4), scores (n,), labels (n,))`` in input pixels. :fu
 parity check's second stage (the rules are in ``parity``'s docstring); :func:`match_detections` is the plain
 order-independent pairing used where only the worst differences are wanted.
 """
-from typing import Dict, List, NamedTuple, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
@@ -65,6 +65,22 @@ def _overlap_failures(got: Detections, iou_thr: float, iou_tol: float, image: in
     return failures
 
 
+def _foreign_failures(got: Detections, candidates, box_tol_px: float, score_tol: float, image: int) -> List[str]:
+    """Every ONNX Runtime detection must be one of PyTorch's pre-NMS candidates (a box of every prior, a score per
+    class): ``candidates`` = (boxes (N, 4), scores (N, C))."""
+    boxes, scores = candidates
+    failures = []
+    for i in range(len(got.scores)):
+        dist = np.abs(boxes - got.boxes[i]).max(-1)
+        near = dist <= box_tol_px
+        c = int(got.labels[i])
+        if not (near & (np.abs(scores[:, c] - got.scores[i]) <= score_tol)).any():
+            failures.append(f'image {image}: ONNX Runtime kept {_describe(got, i)}, which is none of PyTorch\'s '
+                            f'pre-NMS candidates (nearest box {dist.min():.3g} px away, {near.sum()} boxes within '
+                            f'{box_tol_px:.2g} px): the graph selects or gathers differently')
+    return failures
+
+
 def _directly_tied(d: int, a: Detections, b: Detections, ious: np.ndarray, post: dict, cuts: np.ndarray,
                    window: float, iou_tol: float, box_tol_px: float) -> bool:
     """Whether a tie (in score or IoU) can decide that ``a``'s detection ``d`` is missing from ``b``."""
@@ -86,12 +102,15 @@ def _describe(d: Detections, i: int) -> str:
 
 
 def judge_kept(ref: Detections, got: Detections, post: dict, side: int, tol, cuts: Sequence[float] = (),
-               image: int = 0) -> Dict[str, object]:
+               candidates: Optional[tuple] = None, image: int = 0) -> Dict[str, object]:
     """``{'matched', 'tie_explained', 'box_rel', 'score', 'failures'}`` for PyTorch's kept detections ``ref``
     and ONNX Runtime's ``got`` of one image; ``post`` holds ``iou_threshold``, ``score_thr``,
-    ``max_per_img``; ``cuts`` the per-level ``nms_pre`` cut-off scores; ``tol`` a ``parity.Tolerance``."""
+    ``max_per_img``; ``cuts`` the per-level ``nms_pre`` cut-off scores; ``candidates`` PyTorch's pre-NMS
+    (boxes (N, 4), scores (N, C)) where the kept detections come from them; ``tol`` a ``parity.Tolerance``."""
     box_tol_px, window = tol.box_rel * side, 2 * tol.score
     failures = _overlap_failures(got, post['iou_threshold'], tol.iou, image)
+    if candidates is not None:
+        failures += _foreign_failures(got, candidates, box_tol_px, tol.score, image)[:3]
     pairs = _match(ref, got, box_tol_px, tol.score)
     sets = (ref, got)
     unmatched = [sorted(set(range(len(s.scores))) - {p[k] for p in pairs}) for k, s in enumerate(sets)]
