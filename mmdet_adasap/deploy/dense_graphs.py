@@ -87,7 +87,7 @@ class DenseHeadGraph(nn.Module):
     def postprocess(self) -> dict:
         """What the kept-set comparison needs to know about the selection (stored in the metadata)."""
         return dict(iou_threshold=self.iou, score_thr=self.score_thr, max_per_img=self.max_per_img,
-                    nms_pre=self.nms_pre, level_sizes=self.level_sizes, clip_border=self.clip_border)
+                    nms_pre=self.nms_pre, level_sizes=self.level_sizes)
 
     def forward(self, x):
         cls_scores, bbox_preds = self.head(self.detector.extract_feat(self.preprocess(x)))[:2]
@@ -102,10 +102,6 @@ class DenseHeadGraph(nn.Module):
 class SSDGraph(DenseHeadGraph):
     """``SSDHead`` (SSD300/512, SSDLite, the demo SSD): anchor deltas, softmax classes with background last."""
 
-    @property
-    def clip_border(self) -> bool:
-        return bool(self.head.bbox_coder.clip_border)
-
     def decode(self, bbox_preds) -> torch.Tensor:
         return decode_deltas(self.head.bbox_coder, self.priors, flatten_levels(bbox_preds, 4), self.hw)
 
@@ -114,11 +110,7 @@ class RTMDetGraph(DenseHeadGraph):
     """``RTMDetHead`` / ``RTMDetSepBNHead``: sigmoid classes (objectness, where configured, is already folded
     into them by the head), distances (left, top, right, bottom, in pixels) from the level's points."""
 
-    @property
-    def clip_border(self) -> bool:
-        return bool(self.head.bbox_coder.clip_border)
-
     def decode(self, bbox_preds) -> torch.Tensor:
         # mmdet's distance2bbox without max_shape: its ONNX clipping path imports the removed mmdet.core
         boxes = distance2bbox(self.priors, flatten_levels(bbox_preds, 4))
-        return clip_boxes(boxes, self.hw) if self.clip_border else boxes
+        return clip_boxes(boxes, self.hw) if self.head.bbox_coder.clip_border else boxes

@@ -22,6 +22,12 @@ class Detections(NamedTuple):
                      ((boxes, (-1, 4)), (scores, (-1, )), (labels, (-1, )))))
 
 
+def box_tol_px(boxes: np.ndarray, side: int, box_rel: float) -> np.ndarray:
+    """Per box (n, 4) -> (n,): ``box_rel`` of the longer input side, or of the box's largest coordinate where
+    that is larger (float32 resolves a coordinate to a fixed fraction of its magnitude)."""
+    return box_rel * np.maximum(float(side), np.abs(boxes).max(-1) if len(boxes) else 0.0)
+
+
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of every box of ``a`` (n, 4) with every box of ``b`` (m, 4), x1 y1 x2 y2 (mmcv's NMS: no +1)."""
     lt = np.maximum(a[:, None, :2], b[None, :, :2])
@@ -32,12 +38,12 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
-def _match(ref: Detections, got: Detections, box_tol_px: float, score_tol: float) -> List[tuple]:
+def _match(ref: Detections, got: Detections, box_tol: np.ndarray, score_tol: float) -> List[tuple]:
     """Pairs ``(i, j)`` of one class within both tolerances, the closest pairs first, each detection once."""
     pairs = []
     for c in np.intersect1d(ref.labels, got.labels):
         r, o = np.nonzero(ref.labels == c)[0], np.nonzero(got.labels == c)[0]
-        box = np.abs(ref.boxes[r][:, None] - got.boxes[o][None]).max(-1) / box_tol_px
+        box = np.abs(ref.boxes[r][:, None] - got.boxes[o][None]).max(-1) / box_tol[r][:, None]
         cost = np.maximum(box, np.abs(ref.scores[r][:, None] - got.scores[o][None]) / score_tol)
         used_r, used_o = set(), set()
         for flat in np.argsort(cost, axis=None, kind='stable'):
@@ -65,24 +71,25 @@ def _overlap_failures(got: Detections, iou_thr: float, iou_tol: float, image: in
     return failures
 
 
-def _foreign_failures(got: Detections, candidates, box_tol_px: float, score_tol: float, image: int) -> List[str]:
+def _foreign_failures(got: Detections, candidates, side: int, tol, image: int) -> List[str]:
     """Every ONNX Runtime detection must be one of PyTorch's pre-NMS candidates (a box of every prior, a score per
     class): ``candidates`` = (boxes (N, 4), scores (N, C))."""
     boxes, scores = candidates
+    limit = box_tol_px(boxes, side, tol.box_rel)
     failures = []
     for i in range(len(got.scores)):
         dist = np.abs(boxes - got.boxes[i]).max(-1)
-        near = dist <= box_tol_px
+        near = dist <= limit
         c = int(got.labels[i])
-        if not (near & (np.abs(scores[:, c] - got.scores[i]) <= score_tol)).any():
+        if not (near & (np.abs(scores[:, c] - got.scores[i]) <= tol.score)).any():
             failures.append(f'image {image}: ONNX Runtime kept {_describe(got, i)}, which is none of PyTorch\'s '
                             f'pre-NMS candidates (nearest box {dist.min():.3g} px away, {near.sum()} boxes within '
-                            f'{box_tol_px:.2g} px): the graph selects or gathers differently')
+                            f'{tol.box_rel:.0e} of the side): the graph selects or gathers differently')
     return failures
 
 
 def _directly_tied(d: int, a: Detections, b: Detections, ious: np.ndarray, post: dict, cuts: np.ndarray,
-                   window: float, iou_tol: float, box_tol_px: float) -> bool:
+                   window: float, iou_tol: float, box_tol: np.ndarray) -> bool:
     """Whether a tie (in score or IoU) can decide that ``a``'s detection ``d`` is missing from ``b``."""
     s, thr = a.scores[d], post['iou_threshold']
     full = len(b.scores) >= post['max_per_img']
@@ -93,7 +100,7 @@ def _directly_tied(d: int, a: Detections, b: Detections, ious: np.ndarray, post:
     same = b.labels == a.labels[d]
     tied = np.abs(b.scores - s) <= window
     suppressor = same & (ious[d] > thr - iou_tol) & (tied | (ious[d] <= thr + iou_tol))
-    relabelled = ~same & tied & (np.abs(b.boxes - a.boxes[d]).max(-1) <= box_tol_px)
+    relabelled = ~same & tied & (np.abs(b.boxes - a.boxes[d]).max(-1) <= box_tol[d])
     return bool(suppressor.any() or relabelled.any())
 
 
@@ -107,18 +114,19 @@ def judge_kept(ref: Detections, got: Detections, post: dict, side: int, tol, cut
     and ONNX Runtime's ``got`` of one image; ``post`` holds ``iou_threshold``, ``score_thr``,
     ``max_per_img``; ``cuts`` the per-level ``nms_pre`` cut-off scores; ``candidates`` PyTorch's pre-NMS
     (boxes (N, 4), scores (N, C)) where the kept detections come from them; ``tol`` a ``parity.Tolerance``."""
-    box_tol_px, window = tol.box_rel * side, 2 * tol.score
+    window = 2 * tol.score
     failures = _overlap_failures(got, post['iou_threshold'], tol.iou, image)
     if candidates is not None:
-        failures += _foreign_failures(got, candidates, box_tol_px, tol.score, image)[:3]
-    pairs = _match(ref, got, box_tol_px, tol.score)
+        failures += _foreign_failures(got, candidates, side, tol, image)[:3]
     sets = (ref, got)
+    box_tol = [box_tol_px(d.boxes, side, tol.box_rel) for d in sets]
+    pairs = _match(ref, got, box_tol[0], tol.score)
     unmatched = [sorted(set(range(len(s.scores))) - {p[k] for p in pairs}) for k, s in enumerate(sets)]
     iou_ref_got = iou_matrix(ref.boxes, got.boxes)
     ious = (iou_ref_got, iou_ref_got.T)  # ious[k][d, e]: detection d of sets[k] with e of the other
     cuts = np.asarray(cuts, dtype=np.float64)
     explained = [{d for d in unmatched[k] if _directly_tied(d, sets[k], sets[1 - k], ious[k], post, cuts, window,
-                                                            tol.iou, box_tol_px)} for k in (0, 1)]
+                                                            tol.iou, box_tol[k])} for k in (0, 1)]
     changed = True
     while changed:  # suppressed in the other runtime by a detection whose own presence a tie decides
         changed = False
@@ -137,7 +145,8 @@ def judge_kept(ref: Detections, got: Detections, post: dict, side: int, tol, cut
                             f'scores tied within {window:.0e}, IoU within {tol.iou:.0e} of {post["iou_threshold"]})')
         if len(left) > 3:
             failures.append(f'image {image}: {len(left) - 3} more detections of {RUNTIMES[k]} without a partner')
-    diffs = [(np.abs(ref.boxes[i] - got.boxes[j]).max() / side, abs(ref.scores[i] - got.scores[j])) for i, j in pairs]
+    diffs = [(np.abs(ref.boxes[i] - got.boxes[j]).max() / box_tol[0][i] * tol.box_rel,
+              abs(ref.scores[i] - got.scores[j])) for i, j in pairs]
     return dict(matched=len(pairs), tie_explained=len(explained[0]) + len(explained[1]), failures=failures,
                 box_rel=max((d[0] for d in diffs), default=0.0), score=max((d[1] for d in diffs), default=0.0))
 

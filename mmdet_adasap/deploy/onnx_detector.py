@@ -9,14 +9,11 @@ metric implementation to drift.
 The dataloader's images (uint8, BGR as mmcv loads them, after the config's test pipeline) go into the graph as
 raw pixels; normalisation and colour conversion are inside the graph (see ``onnx_export``). A smaller image is
 padded bottom/right with the mean colour (zero after normalisation, as ``DetDataPreprocessor`` pads); a larger
-one is an error naming both sizes. Where the head clips boxes (SSD, RTMDet, Faster R-CNN), mmdet clips them to
-the resized image (``img_shape``), which a test pipeline's ``Pad`` may make smaller than the canvas: the boxes
-are clipped to it here too (the graph's NMS saw them clipped to the canvas; only boxes reaching into the
-padding can differ there).
+one is an error naming both sizes.
 """
 import hashlib
 import os.path as osp
-from typing import List, Optional, Union
+from typing import List, Optional, Union, Union
 
 import numpy as np
 import torch
@@ -55,7 +52,6 @@ class OnnxDetector(BaseModel):
         self.register_buffer('onnx_sha256', torch.tensor(list(digest), dtype=torch.uint8))
         h, w = self.meta['input_hw']
         self.input_hw = (h, w)
-        self.clip_border = bool(self.meta.get('postprocess', {}).get('clip_border', False))
         mean = np.asarray(self.meta['mean'], dtype=np.float32)
         self.pad_value = (mean[::-1] if self.meta['bgr_to_rgb'] else mean).reshape(3, 1, 1)  # raw channel order
 
@@ -96,9 +92,6 @@ class OnnxDetector(BaseModel):
         for d, l, sample in zip(dets, labels, data_samples):
             keep = l >= 0
             boxes = torch.from_numpy(d[keep, :4].copy())
-            if self.clip_border and 'img_shape' in sample.metainfo:  # mmdet clips to the image, not its padding
-                h, w = sample.metainfo['img_shape'][:2]
-                boxes = torch.min(boxes.clamp(min=0), boxes.new_tensor([w, h, w, h]))
             scale = sample.metainfo.get('scale_factor')
             if scale is not None:  # back to original-image pixels, as mmdet's rescale=True
                 boxes = boxes / boxes.new_tensor(scale).repeat(2)

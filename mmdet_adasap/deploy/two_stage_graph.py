@@ -20,7 +20,6 @@ class TwoStageGraph(nn.Module):
     """Faster R-CNN with its test-time post-processing, for a fixed input size."""
 
     PRE_NMS = ('rpn_boxes', 'rpn_scores')
-    clip_border = True
 
     def __init__(self, detector: nn.Module, hw: Tuple[int, int]):
         super().__init__()
@@ -38,7 +37,7 @@ class TwoStageGraph(nn.Module):
     def postprocess(self) -> dict:
         """The second stage's selection (the kept detections come from it)."""
         return dict(iou_threshold=self.rcnn_cfg.nms.iou_threshold, score_thr=self.rcnn_cfg.score_thr,
-                    max_per_img=self.max_per_img, nms_pre=-1, level_sizes=[], clip_border=self.clip_border)
+                    max_per_img=self.max_per_img, nms_pre=-1, level_sizes=[])
 
     def _proposals(self, feats):
         cls_scores, bbox_preds = self.rpn(feats)

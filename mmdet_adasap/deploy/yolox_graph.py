@@ -19,7 +19,6 @@ class YOLOXGraph(nn.Module):
     """A YOLOX detector with its test-time post-processing, for a fixed input size."""
 
     PRE_NMS = ('boxes', 'scores', 'objectness')
-    clip_border = False
 
     def __init__(self, detector: nn.Module, hw: Tuple[int, int]):
         super().__init__()
@@ -37,7 +36,7 @@ class YOLOXGraph(nn.Module):
 
     def postprocess(self) -> dict:
         return dict(iou_threshold=self.iou, score_thr=self.score_thr, max_per_img=self.max_per_img, nms_pre=-1,
-                    level_sizes=self.level_sizes, clip_border=self.clip_border)
+                    level_sizes=self.level_sizes)
 
     def forward(self, x):
         cls_scores, bbox_preds, objectnesses = self.head(self.detector.extract_feat(self.preprocess(x)))

@@ -145,5 +145,8 @@ def test_pre_nms_names_tensor_position_and_tolerance():
     got['scores'][0, 1, 0] += 5e-5  # within 1e-4
     worst, failures = compare_pre_nms(ref, got, 100)
     assert worst == pytest.approx(dict(boxes=2e-4, scores=5e-5))
-    assert failures == ["pre-NMS 'boxes' differs by 2.00e-04 of the input side (0.02 px) at image 0, prior 2, "
-                        'coordinate 1: PyTorch 0, ONNX Runtime 0.02; tolerance 1e-04 of the side']
+    assert failures == ["pre-NMS 'boxes' differs by 2.00e-04 of max(input side, |box coordinates|) (0.02 px) at image 0, "
+                        'prior 2, coordinate 1: PyTorch 0, ONNX Runtime 0.02; tolerance 1e-04']
+    ref['boxes'][0, 0, 0], got['boxes'][0, 0, 1] = 1e5, 5  # 5e-5 of the box's largest coordinate: within
+    got['boxes'][0, 0, 0] = 1e5
+    assert compare_pre_nms(ref, got, 100)[0]['boxes'] == pytest.approx(2e-4)
