@@ -1,5 +1,5 @@
-"""RTMDet and YOLOX: ONNX export with post-processing, judged against mmdet's own ``predict``, and evaluated in
-ONNX Runtime by the same robustness loop and metric as in PyTorch.
+"""RTMDet and YOLOX: ONNX export with post-processing, dense and pruned to 0.5 FLOPs, judged against mmdet's own
+``predict``, and evaluated in ONNX Runtime by the same robustness loop and metric as in PyTorch.
 
 Detectors are built from mmdet's own configs with the project's tame random initialisation
 (``build_random_detector``) at 160 px. The evaluation config puts each on the tiny synthetic VOC with the
@@ -16,7 +16,9 @@ import torch
 from mmdet_adasap.apis import build_detector as build_from_config
 from mmdet_adasap.apis import load_config
 from mmdet_adasap.benchmarks.generality import MMDET_CONFIGS, build_random_detector, random_init_
-from mmdet_adasap.deploy import ExportError, OnnxDetector, check_parity, export_onnx, match_detections
+from mmdet_adasap.deploy import (ExportError, OnnxDetector, check_parity, export_detector, export_onnx,
+                                 match_detections)
+from mmdet_adasap.pruning import ChannelPruner, channel_file_of, save_pruned_checkpoint
 from mmdet_adasap.robustness.api import evaluate_robustness
 from test_pruning.pruning_helpers import REPO
 
@@ -54,6 +56,29 @@ def test_dense_export_matches_pytorch_dynamic_and_fixed_batch(name, tmp_path):
     fixed = str(tmp_path / f'{name}_b2.onnx')
     export_onnx(model, fixed, (SIDE, SIDE), batch=2)
     _assert_judged_equal(check_parity(model, fixed, batch=4, threads=1))  # two runs of the fixed batch
+
+
+@pytest.mark.parametrize('name', sorted(HEADS))
+def test_pruned_checkpoint_exports_through_its_pruned_config_and_matches(name, tmp_path):
+    """One-shot prune to 0.5 FLOPs, saved as a pruned checkpoint, built again as the config's ``PrunedDetector``
+    (what tools/export_onnx.py does with a configs/pruned/ config), exported at a fixed and a dynamic batch."""
+    from mmengine.config import Config
+    model, cfg = build_random_detector(HEADS[name])
+    pruner = ChannelPruner(model, (1, 3, SIDE, SIDE), target=dict(type='flops', ratio=0.5))
+    pruner.prune_one_shot()
+    assert abs(pruner.cost_ratio() - 0.5) < 0.02
+    pruned, channels = pruner.export_with_config()
+    ckpt = save_pruned_checkpoint(str(tmp_path / 'pruned.pth'), pruned, channels)
+    pruned_cfg = Config(dict(model=dict(type='PrunedDetector', architecture=cfg.model,
+                                        channels=channel_file_of(ckpt))))
+    fixed = str(tmp_path / f'{name}_pruned_b2.onnx')
+    built, meta = export_detector(pruned_cfg, ckpt, fixed, batch=2, input_hw=(SIDE, SIDE))
+    assert sum(p.numel() for p in built.parameters()) == sum(p.numel() for p in pruned.parameters())
+    assert meta['batch'] == 2
+    _assert_judged_equal(check_parity(built, fixed, batch=2, threads=1))
+    dynamic = str(tmp_path / f'{name}_pruned_dynamic.onnx')
+    export_onnx(built, dynamic, (SIDE, SIDE), batch='dynamic')
+    _assert_judged_equal(check_parity(built, dynamic, batch=3, seed=3, threads=1))
 
 
 def test_yolox_input_must_be_a_multiple_of_its_pad_divisor(tmp_path):
