@@ -63,6 +63,18 @@ def _run_onnx(onnx_file: str, images: np.ndarray, threads: Optional[int]) -> dic
     return dict(dets=out[0], labels=out[1], pre_nms=dict(zip(meta['pre_nms'], out[2:])))
 
 
+def _selection_context(ref_pre: dict, post: dict, batch: int):
+    """Per image, the per-level ``nms_pre`` cut-off scores and the (boxes, per-class scores) the kept
+    detections are selected from, from PyTorch's pre-NMS tensors (none for Faster R-CNN, whose detections come
+    from its second stage)."""
+    if 'scores' not in ref_pre:
+        return np.full((batch, 0), np.nan), None
+    cuts = level_cuts(ref_pre['scores'], post['level_sizes'], post['nms_pre'])
+    scores = ref_pre['scores'] * ref_pre['objectness'][..., None] if 'objectness' in ref_pre \
+        else ref_pre['scores']  # YOLOX: class score x objectness
+    return cuts, (ref_pre['boxes'], scores)
+
+
 def check_parity(model, onnx_file: str, batch: int = 2, seed: int = 0, threads: Optional[int] = None,
                  tolerance: Tolerance = TOLERANCE) -> ParityReport:
     """Judge ``onnx_file`` against ``model`` (PyTorch, mmdet's own ``predict``) on ``batch`` random uint8 images
@@ -78,17 +90,13 @@ def check_parity(model, onnx_file: str, batch: int = 2, seed: int = 0, threads: 
     ref_pre = pytorch_pre_nms(model, _preprocessed(model, images)['inputs'], (h, w))
     report.pre_nms, report.failures = compare_pre_nms(ref_pre, ort['pre_nms'], side, tolerance)
     post = meta['postprocess']
-    cuts = level_cuts(ref_pre['scores'], post['level_sizes'], post['nms_pre']) if 'scores' in ref_pre \
-        else np.full((batch, 0), np.nan)
-    candidates = None if 'scores' not in ref_pre else (ref_pre['boxes'], ref_pre['scores'] * ref_pre['objectness'][
-        ..., None] if 'objectness' in ref_pre else ref_pre['scores'])  # YOLOX: class score x objectness
+    cuts, candidates = _selection_context(ref_pre, post, batch)
     kept_failures = []
     for i, ref in enumerate(pytorch_predictions(model, images)):
         keep = ort['labels'][i] >= 0
         got = Detections.of(ort['dets'][i][keep, :4], ort['dets'][i][keep, 4], ort['labels'][i][keep])
         r = judge_kept(Detections.of(ref.bboxes.numpy(), ref.scores.numpy(), ref.labels.numpy()), got, post, side,
-                       tolerance, cuts[i], None if candidates is None else (candidates[0][i], candidates[1][i]),
-                       image=i)
+                       tolerance, cuts[i], candidates and (candidates[0][i], candidates[1][i]), image=i)
         report.detections += len(ref.scores)
         report.matched += r['matched']
         report.tie_explained += r['tie_explained']
