@@ -8,7 +8,6 @@ spread enough that no tie decides anything: every kept detection must find its p
 """
 import copy
 import os.path as osp
-import sys
 
 import numpy as np
 import onnx
@@ -20,22 +19,15 @@ from mmdet_adasap.deploy import (ExportError, check_parity, export_detector, exp
                                  match_detections, read_metadata)
 from mmdet_adasap.deploy.parity import TOLERANCE
 from mmdet_adasap.pruning import save_pruned_checkpoint
+from helpers import load_tool
 from pruning_fixtures import REPO, build_detector
 
-sys.path.insert(0, osp.join(REPO, 'tools'))
-import export_onnx as export_tool  # noqa: E402
+export_tool = load_tool('export_onnx')
 
 TOL = 1e-4
 DEMO = osp.join(REPO, 'configs/demo/ssd-r18mini_synthvoc_dense.py')
 DEMO_PRUNED = osp.join(REPO, 'configs/pruned/ssd-r18mini_synthvoc_pruned.py')
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # see pruning_fixtures.single_thread
-    yield
-    torch.set_num_threads(before)
 
 
 def _assert_parity(p, ties=False):

@@ -3,7 +3,6 @@ in the ONNX file; the graph's NMS threshold edited), passes on the honest file, 
 tied scores (hand-built kept sets against the rules, and mmdet's own initialisation of SSDLite, whose scores
 are all near-equal)."""
 import os.path as osp
-import sys
 
 import numpy as np
 import onnx
@@ -15,21 +14,14 @@ from mmdet_adasap.deploy import check_parity, export_onnx
 from mmdet_adasap.deploy.kept_sets import Detections, judge_kept
 from mmdet_adasap.deploy.parity import TOLERANCE, compare_pre_nms
 from conftest import run_tool
-from test_pruning.pruning_helpers import REPO, build_detector
+from helpers import load_tool
+from pruning_fixtures import REPO, build_detector
 
-sys.path.insert(0, osp.join(REPO, 'tools'))
-import export_onnx as export_tool  # noqa: E402
+export_tool = load_tool('export_onnx')
 
 DEMO = osp.join(REPO, 'configs/demo/ssd-r18mini_synthvoc_dense.py')
 POST = dict(iou_threshold=0.5, score_thr=0.02, max_per_img=100)
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # see pruning_helpers.single_thread
-    yield
-    torch.set_num_threads(before)
 
 
 def _edited_copy(src: str, dst: str, edit) -> str:

@@ -20,7 +20,7 @@ from mmdet_adasap.deploy import (ExportError, OnnxDetector, check_parity, export
                                  match_detections)
 from mmdet_adasap.pruning import ChannelPruner, channel_file_of, save_pruned_checkpoint
 from mmdet_adasap.robustness.api import evaluate_robustness
-from test_pruning.pruning_helpers import REPO
+from pruning_fixtures import REPO
 
 SIDE = 160
 HEADS = {'rtmdet': f'{MMDET_CONFIGS}/rtmdet/rtmdet_tiny_8xb32-300e_coco.py',
@@ -28,13 +28,6 @@ HEADS = {'rtmdet': f'{MMDET_CONFIGS}/rtmdet/rtmdet_tiny_8xb32-300e_coco.py',
 PRE_NMS = {'rtmdet': {'boxes', 'scores'}, 'yolox': {'boxes', 'scores', 'objectness'}}
 DEMO = osp.join(REPO, 'configs/demo/ssd-r18mini_synthvoc_dense.py')
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # see pruning_helpers.single_thread
-    yield
-    torch.set_num_threads(before)
 
 
 def _assert_judged_equal(report):
