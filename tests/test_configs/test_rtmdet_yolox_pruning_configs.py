@@ -1,0 +1,98 @@
+"""The RTMDet / YOLOX pruning configs train on the tiny synthetic VOCdevkit: on synthetic VOC, AdaSAP runs all
+three phases (warm-up, pruning through the CSP blocks' channel slices, fine-tune on the physically pruned
+network with the EMA copy sliced alike), exports, and the export evaluates through ``configs/pruned/``; every
+other variant (L2 + SGD, AdaSAP_L with a latency table of this machine, the real-VOC ones at 256 px) builds and
+runs one iteration in its pruning phase with its own optimizer step."""
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.hooks import EMAHook
+from mmengine.runner import Runner
+
+from helpers import shrink_adasap_for_smoke_test, shrink_for_smoke_test
+from mmdet_adasap.apis import build_detector, load_config
+from mmdet_adasap.engine import AdaptiveRadius
+from mmdet_adasap.pruning import build_channel_groups
+from mmdet_adasap.pruning.latency_measure import measure_latency_table
+from mmdet_adasap.pruning.latency_table import save_table
+from test_configs.test_rtmdet_yolox_configs import shrink_scales
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+SYNTHETIC = ['rtmdet-tiny_synthvoc', 'yolox-s_synthvoc']
+REAL_VOC = ['rtmdet-tiny_voc0712', 'rtmdet-s_voc0712', 'yolox-s_voc0712']
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _cfg(model, method, tiny_voc, work_dir, phase_iters):
+    cfg = load_config(osp.join(REPO, f'configs/adasap/{model}_{method}.py'))
+    if 'voc0712' in model:
+        shrink_scales(cfg)
+    return shrink_adasap_for_smoke_test(cfg, tiny_voc, work_dir, phase_iters)
+
+
+def _hook(runner, kind):
+    return next(h for h in runner.hooks if isinstance(h, kind))
+
+
+@pytest.mark.parametrize('model', SYNTHETIC)
+def test_synthetic_adasap_prunes_the_csp_slices_switches_exports_and_evaluates(model, tiny_voc, tmp_path):
+    runner = Runner.from_cfg(_cfg(model, 'adasap_flops50', tiny_voc, str(tmp_path), (1, 1, 1)))
+    runner.train()
+    hub = runner.message_hub
+    assert list(hub.get_scalar('train/adasap_phase').data[0]) == [0, 1, 2]
+    assert list(hub.get_scalar('train/rho_max').data[0]) == [2.0, 2.0, 0.5]
+    adasap = next(h for h in runner.hooks if type(h).__name__ == 'AdaSAPHook')
+    assert adasap.physical_state['cost_ratio'] <= 0.5
+    live = {k: v.shape for k, v in runner.model.state_dict().items()}
+    ema = {k: v.shape for k, v in _hook(runner, EMAHook).ema_model.module.state_dict().items()}
+    assert ema == live, 'the EMA copy is sliced with the model at the physical switch'
+    pruned = osp.join(str(tmp_path), 'pruned.pth')
+    ckpt = torch.load(pruned, map_location='cpu', weights_only=False)
+    assert {k: v.shape for k, v in ckpt['state_dict'].items()} == live
+    records = ckpt['meta']['adasap_channels']
+    assert any(r['pruned'].get('out_channels', 0) < r['dense'].get('out_channels', 0) for r in records.values())
+
+    cfg = shrink_for_smoke_test(load_config(osp.join(REPO, f'configs/pruned/{model}_pruned.py')), tiny_voc,
+                                str(tmp_path / 'test'))
+    cfg.load_from = pruned
+    tester = Runner.from_cfg(cfg)
+    metrics = tester.test()
+    assert 0.0 <= metrics['pascal_voc/mAP'] <= 1.0
+    assert {k: v.shape for k, v in tester.model.state_dict().items()} == live, 'built at the pruned shapes'
+
+
+def _latency_table(cfg, path):
+    """A coarse table of this machine for the config's detector at batch 1 (the test's target batch)."""
+    model, _ = build_detector(cfg)
+    groups = build_channel_groups(model, (1, 3, 256, 256))
+    save_table(measure_latency_table(groups, batch=1, threads=1, points=2, repeats=1, model_repeats=1,
+                                     calibrate=False, show_progress=False), path)
+
+
+@pytest.mark.parametrize('variant', [(m, k) for m in SYNTHETIC for k in ('l2prune_sgd_flops50', 'adasap_latency50')]
+                         + [(m, k) for m in REAL_VOC for k in ('adasap_flops50', 'l2prune_sgd_flops50')],
+                         ids=lambda v: f'{v[0]}_{v[1]}')
+def test_variant_builds_and_runs_one_pruning_iteration(variant, tiny_voc, tmp_path):
+    model, method = variant
+    cfg = _cfg(model, method, tiny_voc, str(tmp_path), (0, 1, 0))
+    hook = cfg.default_hooks.adasap
+    if method == 'adasap_latency50':
+        hook.latency_table = str(tmp_path / 'latency.json')
+        _latency_table(cfg, hook.latency_table)
+        hook.pruning.target.update(batch=1, ratio=0.8)  # random init, coarse table: above its floor
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    assert runner.iter == 1
+    assert runner.adasap_pruner.cost_ratio() <= hook.pruning.target.ratio  # FLOPs, or the table's latency
+    if method.startswith('l2prune'):
+        assert 'train/eps_norm' not in runner.message_hub.log_scalars
+    else:
+        assert runner.optim_wrapper.sam_steps == 1 and isinstance(runner.optim_wrapper.radius_policy, AdaptiveRadius)
