@@ -21,10 +21,9 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 
 from mmdet_adasap.structures.neuron_groups import NeuronGroup, ParamSlice
+from .coupling import LAYER_TYPES, OUT_ROLES, SUPPORTED_TYPES, ChannelClass, Key, neuron_classes
 
-#: module types whose channels this package knows how to mask, count and reshape
-SUPPORTED_TYPES = (_ConvNd, nn.Linear, _BatchNorm, nn.GroupNorm, L2Norm)
-_LAYER_TYPES = (_ConvNd, nn.Linear)  # layers that produce (root) and consume channels
+__all__ = ['SUPPORTED_TYPES', 'LAYER_TYPES']  # re-exported: what the pruner can mask, count and reshape
 #: the trace input (N, C, H, W) when neither the caller nor the config's test pipeline gives one (SSD300's)
 DEFAULT_INPUT_SHAPE = (1, 3, 300, 300)
 
@@ -87,8 +86,15 @@ class LayerShape:
     in_tokens: int  # linear only: input numel / in_features (torch-pruning's counter quirk)
     bias: bool
     in_shape: Tuple[int, ...] = ()  # input tensor shape at trace time (for latency measurement)
-    in_group: Optional[str] = None
-    out_group: Optional[str] = None
+    #: the groups that own part of its input / output channels: (group, this layer's channels per group
+    #: channel, group size); a concatenation's consumer has one part per producer, an SPP consumer a count > 1
+    in_parts: Tuple[Tuple[str, int, int], ...] = ()
+    out_parts: Tuple[Tuple[str, int, int], ...] = ()
+
+    @property
+    def groups_touching(self) -> Tuple[str, ...]:
+        """The groups whose kept counts change this layer's shape."""
+        return tuple(dict.fromkeys(g for g, _, _ in self.in_parts + self.out_parts))
 
     @property
     def depthwise(self) -> bool:
@@ -98,19 +104,24 @@ class LayerShape:
 def layer_channels(layer: LayerShape, keep: Dict[str, int]) -> Tuple[int, int, int]:
     """(in channels, out channels, conv groups) of ``layer`` under ``keep``; a depthwise layer follows its
     one group on both sides (it is counted once, as one layer)."""
-    cin = keep.get(layer.in_group, layer.in_channels) if layer.in_group else layer.in_channels
-    cout = keep.get(layer.out_group, layer.out_channels) if layer.out_group else layer.out_channels
-    groups = cout if layer.depthwise else layer.groups
+    cin = kept_channels(layer.in_channels, layer.in_parts, keep)
+    cout = kept_channels(layer.out_channels, layer.out_parts, keep)
     if layer.depthwise:
-        cin = cout
-    return cin, cout, groups
+        return cout, cout, cout
+    return cin, cout, layer.groups
+
+
+def kept_channels(dense: int, parts: Sequence[Tuple[str, int, int]], keep: Dict[str, int]) -> int:
+    """A tensor's channel count under ``keep`` when ``parts`` (group, channels per group channel, group size)
+    own some of its ``dense`` channels."""
+    return dense - sum(k * (size - keep.get(g, size)) for g, k, size in parts)
 
 
 @dataclass
 class ChannelGroup:
     """A prunable set of coupled channels. ``members`` lists (module name, role, index) with role in
     {'out', 'in', 'dw', 'bn', 'gn', 'scale'}; index[j] is the channel of that module that is group channel j."""
-    name: str  # the root layer (a conv/linear whose output channels start the group)
+    name: str  # the root layer's name; ``root#k`` where the group owns only part of the root's channels
     size: int
     component: str  # 'backbone' | 'neck' | 'head' | other top-level child name
     members: List[Tuple[str, str, torch.Tensor]] = field(default_factory=list)
@@ -119,6 +130,10 @@ class ChannelGroup:
     #: channels are kept / removed in contiguous blocks of this size (e.g. a GroupNorm's channels per group,
     #: so that whole norm groups go and the masked model equals the exported one); every solver honours it
     block: int = 1
+    root: str = ''  # the conv/linear whose output channels number the group's channels (default: ``name``)
+
+    def __post_init__(self):
+        self.root = self.root or self.name
 
     def modules(self, role: Optional[str] = None) -> List[str]:
         return [n for n, r, _ in self.members if role is None or r == role]
@@ -133,7 +148,8 @@ class ChannelGroups:
         self.groups: List[ChannelGroup] = groups
         self.skipped: List[Tuple[str, str]] = skipped  # (root layer, reason)
         self.layers: Dict[str, LayerShape] = layers
-        self.extra_params: Dict[str, Tuple[str, int]] = extra_params  # bn/scale module -> (group, params/chan)
+        #: bn / gn / scale module -> (its parts, as LayerShape.out_parts; parameters per channel)
+        self.extra_params: Dict[str, Tuple[Tuple[Tuple[str, int, int], ...], int]] = extra_params
         self.input_shape = tuple(input_shape)
         self.forward_fn = forward_fn
         self.by_name = {g.name: g for g in groups}
@@ -173,6 +189,26 @@ class ChannelGroups:
                 prefixes = sorted({'.'.join(n.split('.')[:2]) for n in names})
                 lines.append(f'not pruned, {why}: {len(names)} layers under {", ".join(prefixes)}')
         return '\n'.join(lines)
+
+
+class UnfollowableChannels(TypeError):
+    """Layers whose channels the trace cannot follow, all of them: ``problems`` ``{module: why}``;
+    ``ignored_layers`` the value that leaves them alone (``verified``: a prune and export were checked with it,
+    see :func:`~.follow.build_followed_groups`)."""
+
+    def __init__(self, model: str, problems: Dict[str, str], ignored_layers: Sequence[str],
+                 verified: Optional[str] = None, note: Optional[str] = None):
+        self.problems, self.ignored_layers, self.verified = dict(problems), list(ignored_layers), verified
+        lines = [f'cannot prune through {len(problems)} module(s) of {model}: their channels cannot be followed']
+        lines += [f'  {name!r}: {why}' for name, why in sorted(problems.items())]
+        value = f'ignored_layers={self.ignored_layers!r}'
+        if verified:
+            lines.append(f'leave them alone with {value} (verified: {verified})')
+        elif note:
+            lines.append(f'{value} leaves them alone, but it is not a way out: {note}')
+        else:
+            lines.append(f'leave them alone with {value} (not verified; ChannelPruner checks the value it offers)')
+        super().__init__('\n'.join(lines))
 
 
 def trace(model: nn.Module, input_shape: Sequence[int], forward_fn: Optional[Callable] = None
@@ -217,7 +253,8 @@ class SideOutputs:
 
 
 #: torch's messages for a feature map smaller than a kernel / pooling window
-_SIZE_ERROR = re.compile(r'[Kk]ernel size|[Oo]utput size is too small|input size|[Pp]added input')
+_SIZE_ERROR = re.compile(r'[Kk]ernel size|[Oo]utput size is too small|input size|[Pp]added input|'
+                         r'smaller than (the )?kernel')
 
 
 def _trace_or_explain(model: nn.Module, input_shape: Sequence[int], forward_fn: Callable) -> tp.DependencyGraph:
@@ -300,11 +337,13 @@ def build_channel_groups(model: nn.Module, input_shape: Sequence[int] = DEFAULT_
     forward_fn = forward_fn or default_forward(model)
     name_of = {m: n for n, m in model.named_modules()}
     dg, forward_fn, positions, in_shapes = _trace_recording_shapes(model, input_shape, forward_fn, name_of)
-    groups, skipped = _prunable_groups(model, dg, name_of, ignored_layers, prunable)
+    groups, skipped, problems = _prunable_groups(model, dg, name_of, ignored_layers, prunable)
+    if problems:
+        raise UnfollowableChannels(type(model).__name__, problems, ignored_layers + sorted(problems))
     layers, extra_params = _layer_shapes(model, groups, positions, in_shapes)
     untraced = []
     for n, m in model.named_modules():
-        if isinstance(m, _LAYER_TYPES) and m not in dg.module2node:
+        if isinstance(m, LAYER_TYPES) and m not in dg.module2node:
             frozen = all(not p.requires_grad for p in m.parameters())
             untraced.append((n, 'frozen (requires_grad=False)' if frozen else 'outside the traced forward'))
     return ChannelGroups(model, groups, skipped, layers, extra_params, input_shape, forward_fn, untraced)
@@ -326,7 +365,7 @@ def _trace_recording_shapes(model, input_shape, forward_fn, name_of):
         prev = positions.get(name, (0, 0))
         positions[name] = (prev[0] + pos, prev[1] + tokens)
 
-    handles = [m.register_forward_hook(record) for m in model.modules() if isinstance(m, _LAYER_TYPES)]
+    handles = [m.register_forward_hook(record) for m in model.modules() if isinstance(m, LAYER_TYPES)]
     try:
         dg = _trace_or_explain(model, input_shape, forward_fn)
     finally:
@@ -341,37 +380,121 @@ def _trace_recording_shapes(model, input_shape, forward_fn, name_of):
 
 
 def _prunable_groups(model, dg, name_of, ignored_layers, prunable):
-    """(groups, [(root layer, why it is left alone)]) of the dependency graph's groups, one per root layer."""
+    """(groups, [(group, why it is left alone)], {module: why its channels cannot be followed}): the
+    neurons of :func:`~.coupling.neuron_classes` gathered by their member layers, one group per set."""
     param_owner = {}
     for n, m in model.named_modules():
         for p in m.parameters(recurse=False):
             param_owner[p] = (n, m)
-    groups, skipped, seen_roots = [], [], set()
-    for g in dg.get_all_groups(root_module_types=_LAYER_TYPES):
-        root = g[0].dep.target.module
-        root_name = name_of[root]
-        if root_name in seen_roots:
+    order = {name_of[m]: i for i, m in enumerate(dg.module2node) if m in name_of}
+    classes = neuron_classes(dg, list(dg.get_all_groups(root_module_types=LAYER_TYPES)), name_of, param_owner)
+    by_members: Dict[tuple, List[ChannelClass]] = {}
+    for c in classes:
+        by_members.setdefault(c.signature(), []).append(c)
+    candidates, problems = [], {}
+    for signature, members in by_members.items():
+        root = _root_of(signature, members, model, order)
+        keys = [k for k, _ in signature]
+        names = [n for n, _ in keys] + [n for c in members for n in c.problems]
+        if root is None:  # no conv/linear makes these channels: only what cannot be followed
+            if not any(_matches(n, ignored_layers) for n in names):
+                for c in members:
+                    problems.update(c.problems)
             continue
-        seen_roots.add(root_name)
-        reason = _why_left_alone(g, dg, model, name_of, param_owner, ignored_layers, prunable, root_name)
-        if reason is not None:
-            skipped.append((root_name, reason))
-            continue
-        group = _make_group(g, dg, name_of, param_owner, root_name)
-        reason = _set_norm_block(group, model)
-        if reason is not None:
-            skipped.append((root_name, reason))
-            continue
-        groups.append(group)
-    return groups, skipped
+        members.sort(key=lambda c: c.channels[root][0])
+        candidates.append((order.get(root[0], len(order)), members[0].channels[root][0], root, signature, members))
+    groups, skipped, partial = [], [], {}
+    for _, _, root, signature, members in sorted(candidates, key=lambda t: t[:2]):
+        name = _group_name(root[0], signature, members, model, partial)
+        reason = _why_left_alone(root[0], signature, members, model, dg, ignored_layers, prunable)
+        if reason is None:
+            found = {n: why for c in members for n, why in c.problems.items()}
+            if found:
+                problems.update(found)
+                continue
+            group = _make_group(name, root, signature, members, model, order)
+            reason = _set_norm_block(group, model)
+            if reason is None:
+                groups.append(group)
+                continue
+        skipped.append((name, reason))
+    return groups, skipped, problems
+
+
+def _root_of(signature, members, model, order) -> Optional[Key]:
+    """The member layer whose output channel numbers the group: one producing exactly the group's channels if
+    there is one (torch-pruning's root for a group it returns whole), else the first producer."""
+    producers = [k for k, n in signature if k[1] in ('out', 'dw') and n == 1
+                 and isinstance(model.get_submodule(k[0]), LAYER_TYPES)]
+    if not producers:
+        return None
+    full = [k for k in producers if _out_channels(model.get_submodule(k[0])) == len(members)]
+    return min(full or producers, key=lambda k: order.get(k[0], len(order)))
+
+
+def _out_channels(m: nn.Module) -> int:
+    return m.out_channels if isinstance(m, _ConvNd) else m.out_features
+
+
+def _group_name(root: str, signature, members, model, partial: Dict[str, int]) -> str:
+    """The root layer's name; ``root#k`` for the k-th group that owns only part of the root's channels."""
+    if _out_channels(model.get_submodule(root)) == len(members):
+        return root
+    partial[root] = partial.get(root, -1) + 1
+    return f'{root}#{partial[root]}'
+
+
+def _why_left_alone(root, signature, members, model, dg, ignored, prunable) -> Optional[str]:
+    if prunable is not None and not _matches(root, prunable):
+        return 'not in prunable'
+    names = [n for (n, _), _ in signature] + sorted({n for c in members for n in c.problems})
+    for name in names:  # first: ignoring is also how a user steps around a module this package cannot prune
+        if _matches(name, ignored):
+            return f'ignored_layers ({name})'
+    if any(c.reaches_output for c in members):
+        return 'feeds the traced output (prediction / feature channels kept)'
+    for (name, role), _ in signature:
+        # a frozen conv/linear is a frozen stage; a norm layer with requires_grad=False (caffe-style frozen
+        # BN) only has a fixed affine, which is sliced like any other while its trained convs are pruned
+        m = model.get_submodule(name)
+        if isinstance(m, LAYER_TYPES + (L2Norm,)) and any(not p.requires_grad for p in m.parameters(recurse=False)):
+            return f'frozen ({name})'
+    if _feeds_output({n for c in members for n in c.layer_nodes}):
+        return 'feeds the traced output (prediction / feature channels kept)'
+    return None
+
+
+def _make_group(name, root: Key, signature, members, model, order) -> ChannelGroup:
+    """The group of neurons ``members`` (sorted by the root's channel): per member layer and copy (a layer
+    with several channels per neuron, e.g. the consumer of an SPP concatenation, has several), the index of
+    its channel for every group channel, and the parameter slices the masks, importance and sharpness use."""
+    keys = sorted((k for k, _ in signature), key=lambda k: (k != root, order.get(k[0], len(order)), k))
+    count = dict(signature)
+    group = ChannelGroup(name, len(members), name.split('.')[0], root=root[0])
+    for key in keys:
+        mod_name, role = key
+        mod = model.get_submodule(mod_name)
+        param = next(iter(mod.parameters()), None)  # None: a GroupNorm without affine
+        for copy in range(count[key]):
+            index = torch.tensor([c.channels[key][copy] for c in members], dtype=torch.long)
+            group.members.append((mod_name, role, index))
+            index = index if param is None else index.to(param.device)
+            if role in OUT_ROLES:
+                for pname, p in mod.named_parameters(recurse=False):
+                    group.slices.append(ParamSlice(p, 0, index, f'{mod_name}.{pname}'))
+                    group.slice_roles.append(role)
+            else:  # input columns of a consumer conv / linear
+                group.slices.append(ParamSlice(mod.weight, 1, index, f'{mod_name}.weight'))
+                group.slice_roles.append(role)
+    return group
 
 
 def _layer_shapes(model, groups, positions, in_shapes):
     """Every traced conv/linear's :class:`LayerShape` (with the groups that set its channels) and the norm /
-    scale modules whose parameters follow a group: ``{module: (group, parameters per channel)}``."""
+    scale modules whose parameters follow groups: ``{module: (parts, parameters per channel)}``."""
     layers = {}
     for n, m in model.named_modules():
-        if isinstance(m, _LAYER_TYPES) and n in positions:
+        if isinstance(m, LAYER_TYPES) and n in positions:
             conv = isinstance(m, _ConvNd)
             layers[n] = LayerShape(
                 name=n, kind='conv' if conv else 'linear',
@@ -380,65 +503,29 @@ def _layer_shapes(model, groups, positions, in_shapes):
                 kernel_elems=int(torch.tensor(m.kernel_size).prod()) if conv else 1,
                 positions=positions[n][0], in_tokens=positions[n][1], bias=m.bias is not None,
                 in_shape=in_shapes[n])
-    extra_params = {}
+    ins: Dict[str, Dict[str, int]] = {}
+    outs: Dict[str, Dict[str, int]] = {}
+    size = {g.name: g.size for g in groups}
     for g in groups:
         for n, role, _ in g.members:
-            if role in ('out', 'dw'):
-                layers[n].out_group = g.name
+            if role in OUT_ROLES:
+                outs.setdefault(n, {}).setdefault(g.name, 0)
+                outs[n][g.name] += 1
             if role in ('in', 'dw'):
-                layers[n].in_group = g.name
-            if role in ('bn', 'gn') and any(True for _ in model.get_submodule(n).parameters(recurse=False)):
-                mod = model.get_submodule(n)
-                extra_params[n] = (g.name, sum(1 for _ in mod.parameters(recurse=False)))
-            if role == 'scale':
-                extra_params[n] = (g.name, 1)
+                ins.setdefault(n, {}).setdefault(g.name, 0)
+                ins[n][g.name] += 1
+    parts = {n: {side: tuple((g, k, size[g]) for g, k in d.get(n, {}).items()) for side, d in (('in', ins),
+                                                                                              ('out', outs))}
+             for n in set(ins) | set(outs)}
+    extra_params = {}
+    for n, p in parts.items():
+        if n in layers:
+            layers[n].in_parts, layers[n].out_parts = p['in'], p['out']
+            continue
+        per_channel = sum(1 for _ in model.get_submodule(n).parameters(recurse=False))
+        if per_channel:  # BN / GN affine, L2Norm scale
+            extra_params[n] = (p['out'], per_channel)
     return layers, extra_params
-
-
-def _member_name(dep, name_of, param_owner) -> Optional[str]:
-    target = dep.target.module
-    if isinstance(target, nn.Parameter):
-        return param_owner.get(target, ('?', None))[0]
-    return name_of.get(target)
-
-
-def _why_left_alone(g, dg, model, name_of, param_owner, ignored, prunable, root_name) -> Optional[str]:
-    if prunable is not None and not _matches(root_name, prunable):
-        return 'not in prunable'
-    names = [_member_name(dep, name_of, param_owner) for dep, _ in g]
-    for name in names:  # first: ignoring is also how a user steps around a module this package cannot prune
-        if name is not None and _matches(name, ignored):
-            return f'ignored_layers ({name})'
-    for (dep, _), name in zip(g, names):
-        target = dep.target.module
-        if dep.target.type == tp.ops.OPTYPE.OUTPUT:
-            return 'feeds the traced output (prediction / feature channels kept)'
-        if isinstance(target, nn.Parameter):
-            owner = param_owner.get(target, ('?', None))[1]
-            if not isinstance(owner, L2Norm):
-                raise TypeError(f'cannot prune channels through module {name!r} ({type(owner).__name__}): '
-                                f'unsupported module type; add {name!r} to ignored_layers')
-            if not target.requires_grad:
-                return f'frozen ({name})'
-            continue
-        if name is None:
-            continue  # torch-pruning's functional ops (add, relu, ...)
-        if not isinstance(target, SUPPORTED_TYPES):
-            if any(True for _ in target.parameters(recurse=False)):
-                raise TypeError(f'cannot prune channels through module {name!r} ({type(target).__name__}): '
-                                f'unsupported module type; add {name!r} to ignored_layers')
-            continue
-        if isinstance(target, _ConvNd) and 1 < target.groups and not (
-                target.groups == target.in_channels == target.out_channels):
-            raise TypeError(f'cannot prune channels through grouped conv {name!r} (groups={target.groups}); '
-                            f'add {name!r} to ignored_layers')
-        # a frozen conv/linear is a frozen stage; a norm layer with requires_grad=False (caffe-style frozen
-        # BN) only has a fixed affine, which is sliced like any other while its trained convs are pruned
-        if isinstance(target, _LAYER_TYPES) and any(not p.requires_grad for p in target.parameters(recurse=False)):
-            return f'frozen ({name})'
-    if _feeds_output(g, dg):
-        return 'feeds the traced output (prediction / feature channels kept)'
-    return None
 
 
 def _set_norm_block(group: ChannelGroup, model: nn.Module) -> Optional[str]:
@@ -462,12 +549,11 @@ def _set_norm_block(group: ChannelGroup, model: nn.Module) -> Optional[str]:
     return None
 
 
-def _feeds_output(g, dg) -> bool:
-    """True if an out-member's activation reaches the traced output before any consuming layer."""
+def _feeds_output(starts) -> bool:
+    """True if the activation of one of the tp nodes ``starts`` reaches the traced output before any
+    consuming layer."""
     stop = (tp.ops.OPTYPE.CONV, tp.ops.OPTYPE.LINEAR, tp.ops.OPTYPE.DEPTHWISE_CONV)
-    starts = [dep.target for dep, _ in g if dg.is_out_channel_pruning_fn(dep.handler)
-              and dep.target.type in stop]
-    seen, stack = set(), list(starts)
+    seen, stack = set(), [n for n in starts if n.type in stop]
     while stack:
         node = stack.pop()
         if node in seen:
@@ -477,46 +563,3 @@ def _feeds_output(g, dg) -> bool:
             return True
         stack.extend(o for o in node.outputs if o.type not in stop)
     return False
-
-
-def _make_group(g, dg, name_of, param_owner, root_name) -> ChannelGroup:
-    size = len(g[0].idxs)
-    component = root_name.split('.')[0]
-    members, slices, roles, done = [], [], [], set()
-    for item in g:
-        dep, idxs = item.dep, item.idxs
-        target = dep.target.module
-        root_idxs = item.root_idxs
-        if isinstance(target, nn.Parameter):
-            mod_name, role, mod = param_owner[target][0], 'scale', param_owner[target][1]
-        else:
-            mod_name, mod = name_of.get(target), target
-            if mod_name is None or not isinstance(mod, SUPPORTED_TYPES):
-                continue
-            if isinstance(mod, _BatchNorm):
-                role = 'bn'
-            elif isinstance(mod, nn.GroupNorm):
-                role = 'gn'
-            elif isinstance(mod, _ConvNd) and mod.groups > 1:
-                role = 'dw'
-            else:
-                role = 'out' if dg.is_out_channel_pruning_fn(dep.handler) else 'in'
-        if (mod_name, role) in done:
-            continue
-        if len(idxs) != size or sorted(root_idxs) != list(range(size)):
-            raise TypeError(f'module {mod_name!r} is only partly coupled to group {root_name!r} '
-                            '(concat/split of channels): not supported; add it to ignored_layers')
-        done.add((mod_name, role))
-        order = sorted(range(size), key=lambda k: root_idxs[k])
-        index = torch.tensor([idxs[k] for k in order], dtype=torch.long)
-        members.append((mod_name, role, index))
-        param = next(iter(mod.parameters()), None)  # None: a GroupNorm without affine
-        index = index if param is None else index.to(param.device)
-        if role in ('out', 'dw', 'bn', 'gn', 'scale'):
-            for pname, p in mod.named_parameters(recurse=False):
-                slices.append(ParamSlice(p, 0, index, f'{mod_name}.{pname}'))
-                roles.append(role)
-        else:  # input columns of a consumer conv / linear
-            slices.append(ParamSlice(mod.weight, 1, index, f'{mod_name}.weight'))
-            roles.append(role)
-    return ChannelGroup(root_name, size, component, members, slices, roles)

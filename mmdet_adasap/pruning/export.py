@@ -43,9 +43,9 @@ def export_pruned(groups: ChannelGroups, masks: Dict[str, torch.Tensor], check: 
         keep = masks[g.name]
         if bool(keep.all()):
             continue
-        root_index = next(index for name, role, index in g.members if name == g.name)
+        root_index = next(index for name, role, index in g.members if name == g.root)
         drop = root_index[~keep].tolist()
-        root = model.get_submodule(g.name)
+        root = model.get_submodule(g.root)
         pruner = dg.get_pruner_of_module(root)
         dg.get_pruning_group(root, pruner.prune_out_channels, drop).prune()
     dense = dict(groups.model.named_modules())

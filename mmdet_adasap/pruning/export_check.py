@@ -65,17 +65,30 @@ def _compare(name: str, ref: torch.Tensor, got: torch.Tensor) -> float:
 
 
 def _kept_channels(groups: ChannelGroups, masks: Dict[str, torch.Tensor]) -> Dict[str, Tuple[torch.Tensor, int]]:
-    """Layer name -> (its kept output channels in the order the export keeps them, channel dim)."""
-    kept = {}
+    """Layer name -> (its kept output channels in the order the export keeps them, channel dim); a layer whose
+    output channels several groups own (a channel attention over a concatenation) loses what each drops."""
+    dropped: Dict[str, set] = {}
     for g in groups:
         keep = masks[g.name]
         if bool(keep.all()):
             continue
         for name, role, index in g.members:
             if role in _OUT_ROLES:
-                dim = -1 if isinstance(groups.model.get_submodule(name), nn.Linear) else 1
-                kept[name] = (index[keep].sort().values, dim)
+                dropped.setdefault(name, set()).update(index[~keep].tolist())
+    kept = {}
+    for name, gone in dropped.items():
+        module = groups.model.get_submodule(name)
+        dim = -1 if isinstance(module, nn.Linear) else 1
+        total = _out_channels(module)
+        kept[name] = (torch.tensor(sorted(set(range(total)) - gone), dtype=torch.long), dim)
     return kept
+
+
+def _out_channels(m: nn.Module) -> int:
+    for attr in ('out_channels', 'out_features', 'num_features', 'num_channels'):
+        if hasattr(m, attr):
+            return int(getattr(m, attr))
+    return int(m.weight.shape[0])  # L2Norm: its scale
 
 
 @torch.no_grad()

@@ -108,9 +108,9 @@ def _layer_module(layer: LayerShape, cin: int, cout: int, dense: nn.Module) -> n
 
 def _measure_layer(layer, dense, batch, device, points, round_to, repeats) -> dict:
     """The layer at every grid point, timed round-robin (the grid's shape survives load changes)."""
-    cins = _grid(layer.in_channels, points, round_to) if layer.in_group and not layer.depthwise else \
+    cins = _grid(layer.in_channels, points, round_to) if layer.in_parts and not layer.depthwise else \
         [layer.in_channels]
-    couts = _grid(layer.out_channels, points, round_to) if layer.out_group else [layer.out_channels]
+    couts = _grid(layer.out_channels, points, round_to) if layer.out_parts else [layer.out_channels]
     calls = []
     for cin in cins:
         for cout in couts:
@@ -212,7 +212,7 @@ def measure_latency_table(groups: ChannelGroups, batch: Optional[int] = None, th
     torch.set_num_threads(threads)
     t0 = time.perf_counter()
     try:
-        layers = {n: l for n, l in groups.layers.items() if l.in_group or l.out_group}
+        layers = {n: l for n, l in groups.layers.items() if l.groups_touching}
         steps = len(layers) + (1 + len(CALIBRATION) + len(REFINE) if calibrate else 0)
         bar = ProgressBar(steps) if show_progress else None
         table = {'fingerprint': fingerprint(groups, batch, device_name(device), threads), 'layers': {}}

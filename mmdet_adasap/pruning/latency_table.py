@@ -64,7 +64,7 @@ def check_table(table: dict, groups: ChannelGroups, expect: Optional[dict] = Non
         if not ok:
             raise ValueError(f'latency table was measured with {key}={have!r}, the latency target asks for '
                              f'{key}={value!r}: build a table with that {key} (tools/build_latency_table.py)')
-    missing = [n for n, l in groups.layers.items() if (l.in_group or l.out_group) and n not in table['layers']]
+    missing = [n for n, l in groups.layers.items() if l.groups_touching and n not in table['layers']]
     if missing:
         raise ValueError(f'latency table has no entry for prunable layer {missing[0]!r} ({len(missing)} missing): '
                          'build the table again for this model')
@@ -130,7 +130,7 @@ def table_terms(table: dict, groups: ChannelGroups):
     for name, entry in table['layers'].items():
         layer = groups.layers[name]
         terms.append((lambda keep, e=entry, l=layer: scale * layer_ms(e, l, keep),
-                      tuple(g for g in (layer.in_group, layer.out_group) if g)))
+                      layer.groups_touching))
     for entry in table.get('modules', {}).values():
         if entry['follows']:
             terms.append((lambda keep, e=entry: scale * module_ms(e, keep, sizes), tuple(entry['follows'])))

@@ -15,8 +15,9 @@ from mmengine.logging import print_log
 
 from mmdet_adasap.structures.neuron_groups import NeuronGroup
 from ..utils.checks import check_int
-from .channel_groups import DEFAULT_INPUT_SHAPE, ChannelGroups, build_channel_groups
+from .channel_groups import DEFAULT_INPUT_SHAPE, ChannelGroups
 from .export import channel_config, export_pruned
+from .follow import build_followed_groups
 from .importance import BaseImportance, build_importance
 from .masks import ChannelMasks
 from .schedule import PruningSchedule, build_schedule
@@ -69,8 +70,8 @@ class ChannelPruner:
                       'unit cost (often the high-resolution stem) hardest. HALP ranks by raw first-order Taylor: '
                       'importance=dict(type=\'taylor\', normalize=None)', logger='current', level=logging.WARNING)
         self.model = model
-        self.groups: ChannelGroups = build_channel_groups(model, input_shape, forward_fn, ignored_layers,
-                                                          prunable)
+        self.groups: ChannelGroups = build_followed_groups(model, input_shape, forward_fn, ignored_layers,
+                                                           prunable)
         if len(self.groups) == 0:
             raise ValueError(f'no prunable channel groups found in {type(model).__name__}:\n'
                              + self.groups.report())

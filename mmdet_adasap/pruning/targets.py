@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from ..utils.checks import check_int
-from .channel_groups import ChannelGroups, LayerShape, layer_channels
+from .channel_groups import ChannelGroups, LayerShape, kept_channels, layer_channels
 from .latency_table import check_table, table_terms
 
 COST_TYPES = ('params', 'flops', 'latency')
@@ -114,20 +114,17 @@ class CostModel:
         return out
 
 
-def _groups_of(layer: LayerShape) -> Tuple[str, ...]:
-    return tuple(g for g in (layer.in_group, layer.out_group) if g)
-
-
 class ParamsCost(CostModel):
     name = 'params'
 
     def terms(self) -> List[Term]:
         groups = self.groups
-        out = [Term(lambda keep, layer=layer: self._layer(layer, keep), _groups_of(layer))
+        out = [Term(lambda keep, layer=layer: self._layer(layer, keep), layer.groups_touching)
                for layer in groups.layers.values()]
-        for module_name, (group, per_channel) in groups.extra_params.items():
+        for module_name, (parts, per_channel) in groups.extra_params.items():
             dense = next(groups.model.get_submodule(module_name).parameters()).shape[0]
-            out.append(Term(lambda keep, g=group, n=per_channel, d=dense: n * keep.get(g, d), (group,)))
+            out.append(Term(lambda keep, p=parts, n=per_channel, d=dense: n * kept_channels(d, p, keep),
+                            tuple(g for g, _, _ in parts)))
         total = sum(p.numel() for p in groups.model.parameters())
         self.const = total - sum(t.fn({}) for t in out)
         return out
@@ -144,7 +141,7 @@ class FlopsCost(CostModel):
 
     def terms(self) -> List[Term]:
         batch = self.groups.input_shape[0]
-        return [Term(lambda keep, layer=layer: self._layer(layer, keep, batch), _groups_of(layer))
+        return [Term(lambda keep, layer=layer: self._layer(layer, keep, batch), layer.groups_touching)
                 for layer in self.groups.layers.values()]
 
     @staticmethod

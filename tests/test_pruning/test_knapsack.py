@@ -29,7 +29,9 @@ class FakeGroups(list):
 
 
 def conv(name, cin, cout, in_group=None, out_group=None, k=9, positions=16, groups=1):
-    return LayerShape(name, 'conv', cin, cout, groups, k, positions, 0, False, (1, cin, 4, 4), in_group, out_group)
+    """A layer whose input / output channels are all one group's (group size = the layer's channels)."""
+    return LayerShape(name, 'conv', cin, cout, groups, k, positions, 0, False, (1, cin, 4, 4),
+                      ((in_group, 1, cin),) if in_group else (), ((out_group, 1, cout),) if out_group else ())
 
 
 def chain(a=12, b=16, c=8):
