@@ -11,7 +11,7 @@ from mmengine.hooks import EMAHook
 from mmengine.runner import Runner
 
 from helpers import shrink_adasap_for_smoke_test, shrink_for_smoke_test
-from mmdet_adasap.apis import build_detector, load_config
+from mmdet_adasap.apis import build_detector, fill_channels, load_config
 from mmdet_adasap.engine import AdaptiveRadius
 from mmdet_adasap.pruning import build_channel_groups
 from mmdet_adasap.pruning.latency_measure import measure_latency_table
@@ -63,6 +63,7 @@ def test_synthetic_adasap_prunes_the_csp_slices_switches_exports_and_evaluates(m
     cfg = shrink_for_smoke_test(load_config(osp.join(REPO, f'configs/pruned/{model}_pruned.py')), tiny_voc,
                                 str(tmp_path / 'test'))
     cfg.load_from = pruned
+    fill_channels(cfg, pruned)  # as tools/test.py does: the channel record of the checkpoint
     tester = Runner.from_cfg(cfg)
     metrics = tester.test()
     assert 0.0 <= metrics['pascal_voc/mAP'] <= 1.0
