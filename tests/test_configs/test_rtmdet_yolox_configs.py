@@ -41,14 +41,14 @@ def coco_checkpoint(mmdet_config: str) -> str:
     return next(m['Weights'] for m in models if m['Config'].endswith(mmdet_config))
 
 
-def shrink_scales(cfg, side: int = SMOKE_SIDE):
-    """Every 640 px scale of the RTMDet / YOLOX recipes (mosaic canvas, resize, crop, pad, affine border, the
-    multi-scale batch range) to ``side``, in place."""
+def shrink_scales(cfg, side: int = SMOKE_SIDE, base: int = 640):
+    """Every ``base`` px scale of the RTMDet / YOLOX pipelines (mosaic canvas and its 2x resize, resize, crop,
+    pad, affine border, the multi-scale batch range) to ``side``, in place."""
     def fix(d):
         for key in ('img_scale', 'scale', 'crop_size', 'size'):
             value = d.get(key)
-            if isinstance(value, (list, tuple)) and len(value) == 2 and value[0] == value[1] in (640, 1280):
-                d[key] = (value[0] * side // 640,) * 2
+            if isinstance(value, (list, tuple)) and len(value) == 2 and value[0] == value[1] in (base, 2 * base):
+                d[key] = (value[0] * side // base,) * 2
         if d.get('type') == 'RandomAffine':
             d['border'] = (-side // 2, -side // 2)
         if d.get('type') == 'BatchSyncRandomResize':
