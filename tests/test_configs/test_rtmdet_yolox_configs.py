@@ -3,7 +3,7 @@ each build, keep their recipe's hooks, train real iterations on the tiny synthet
 
 The real-VOC configs change only what cannot run offline or in seconds: data root, no COCO / ImageNet
 download (``load_from`` is checked, then dropped), two images per split, and the 640 px scales of every
-pipeline shrunk to 256 px.
+pipeline shrunk to 160 px.
 """
 import os.path as osp
 from types import SimpleNamespace
@@ -30,7 +30,7 @@ REAL_VOC = {  # config: the mmdet COCO config whose metafile checkpoint it fine-
     'configs/rtmdet/rtmdet-s_voc0712_dense.py': 'rtmdet/rtmdet_s_8xb32-300e_coco.py',
     'configs/yolox/yolox-s_voc0712_dense.py': 'yolox/yolox_s_8xb8-300e_coco.py',
 }
-SMOKE_SIDE = 256
+SMOKE_SIDE = 160
 
 
 def coco_checkpoint(mmdet_config: str) -> str:

@@ -1,8 +1,9 @@
 """The RTMDet / YOLOX pruning configs train on the tiny synthetic VOCdevkit: on synthetic VOC, AdaSAP runs all
 three phases (warm-up, pruning through the CSP blocks' channel slices, fine-tune on the physically pruned
 network with the EMA copy sliced alike), exports, and the export evaluates through ``configs/pruned/``; every
-other variant (L2 + SGD, AdaSAP_L with a latency table of this machine, the real-VOC ones at 256 px) builds and
-runs one iteration in its pruning phase with its own optimizer step."""
+synthetic variant (L2 + SGD, AdaSAP_L with a latency table of this machine) and the real-VOC AdaSAP configs
+(at 160 px) build and run one iteration in their pruning phase with their own optimizer step; the real-VOC
+L2 + SGD configs are their AdaSAP config with the plain step."""
 import os.path as osp
 
 import pytest
@@ -81,8 +82,7 @@ def _latency_table(cfg, path, side):
 
 
 @pytest.mark.parametrize('variant', [(m, k) for m in SYNTHETIC for k in ('l2prune_sgd_flops50', 'adasap_latency50')]
-                         + [(m, k) for m in REAL_VOC for k in ('adasap_flops50', 'l2prune_sgd_flops50')],
-                         ids=lambda v: f'{v[0]}_{v[1]}')
+                         + [(m, 'adasap_flops50') for m in REAL_VOC], ids=lambda v: f'{v[0]}_{v[1]}')
 def test_variant_builds_and_runs_one_pruning_iteration(variant, tiny_voc, tmp_path):
     model, method = variant
     latency = method == 'adasap_latency50'
@@ -100,3 +100,22 @@ def test_variant_builds_and_runs_one_pruning_iteration(variant, tiny_voc, tmp_pa
         assert 'train/eps_norm' not in runner.message_hub.log_scalars
     else:
         assert runner.optim_wrapper.sam_steps == 1 and isinstance(runner.optim_wrapper.radius_policy, AdaptiveRadius)
+
+
+@pytest.mark.parametrize('model', SYNTHETIC + REAL_VOC)
+def test_l2prune_sgd_is_the_adasap_config_with_the_plain_optimizer_step(model):
+    """The baseline differs from AdaSAP only in the step: same optimizer (the recipe's, with its parameter-wise
+    decay settings), schedule, pruner and hooks (the synthetic ones also train above; the real-VOC ones build and
+    prune like their AdaSAP config)."""
+    adasap = load_config(osp.join(REPO, f'configs/adasap/{model}_adasap_flops50.py'))
+    l2 = load_config(osp.join(REPO, f'configs/adasap/{model}_l2prune_sgd_flops50.py'))
+    plain = {k: v for k, v in adasap.optim_wrapper.items() if k != '_scope_'}
+    assert l2.optim_wrapper == dict(plain, type='OptimWrapper')
+    assert 'paramwise_cfg' in l2.optim_wrapper
+    assert (l2.train_cfg, l2.param_scheduler, l2.custom_hooks) == (adasap.train_cfg, adasap.param_scheduler,
+                                                                  adasap.custom_hooks)
+    hook, ref = l2.default_hooks.adasap, adasap.default_hooks.adasap
+    assert hook.warmup.sharpness is None and hook.finetune.sharpness is None
+    assert hook.pruning == ref.pruning and (hook.warmup.end, hook.pruning.end) == (ref.warmup.end, ref.pruning.end)
+    assert ref.warmup.sharpness.radius.type == 'AdaptiveRadius' and ref.finetune.sharpness == dict(rho=0.5,
+                                                                                                  adaptive=True)
