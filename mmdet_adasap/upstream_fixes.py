@@ -136,7 +136,7 @@ def switch_pipelines_inside_dataset_wrappers() -> None:
     still goes through the mosaic pipeline. After the hook's own switch we give every dataset inside the
     wrappers the new pipeline; a plain dataset (mmdet's COCO configs) is switched exactly as before.
     """
-    from mmcv.transforms import Compose  # the patched upstream class, imported when the fix runs
+    from mmcv.transforms import Compose  # the patched upstream class and what it builds, imported when the fix runs
     from mmdet.engine.hooks import PipelineSwitchHook
     if getattr(PipelineSwitchHook.before_train_epoch, '_adasap_fixed', False):
         return
@@ -165,9 +165,68 @@ def pipeline_owners(dataset) -> list:
     return [owner for d in inner for owner in pipeline_owners(d)]
 
 
+def order_torch_pruning_split_outputs() -> None:
+    """torch-pruning 1.6.0 maps the i-th piece of a ``torch.split`` / ``chunk`` to the i-th consumer in the order
+    its graph builder *discovered* the consumers (tracing back from the outputs), not to the consumer of piece
+    i. With ``q(y1) + r(y2)`` it gives ``r`` the first piece's channels: a group that prunes channel 5 of the
+    producer removes an input column of the wrong consumer (or one beyond its width). Before torch-pruning
+    builds the split's index mapping, its consumers are put in piece order, read off each consumer's autograd
+    edge to the split (``output_nr``); a consumer that takes several pieces, or none visibly, leaves the order
+    as it is.
+    """
+    from torch_pruning.dependency import index_mapping  # the patched upstream module, imported when the fix runs
+    original = index_mapping.update_split_index_mapping
+    if getattr(original, '_adasap_fixed', False):
+        return
+
+    def update_split_index_mapping(graph, split_node):
+        pieces = [_piece_of(out, split_node.grad_fn) for out in split_node.outputs]
+        if split_node.grad_fn is not None and None not in pieces and len(set(pieces)) == len(pieces):
+            split_node.outputs = [out for _, out in sorted(zip(pieces, split_node.outputs), key=lambda t: t[0])]
+        return original(graph, split_node)
+
+    update_split_index_mapping._adasap_fixed = True
+    update_split_index_mapping._adasap_original = original  # for the test that shows the problem is real
+    index_mapping.update_split_index_mapping = update_split_index_mapping  # looked up at call time
+
+
+def _piece_of(node, split_fn):
+    """Which output of the split autograd node ``split_fn`` feeds ``node`` (None if not exactly one)."""
+    edges = {nr for fn, nr in getattr(node.grad_fn, 'next_functions', ()) if fn is split_fn}
+    return edges.pop() if len(edges) == 1 else None
+
+
+#: mmengine's notices about its own deprecated file API, which every run triggers without using that API
+_FILE_API_NOTICES = ('"FileClient" will be deprecated', '"HardDiskBackend" is the alias of "LocalBackend"')
+
+
+def quiet_mmengine_file_client_notices() -> None:
+    """mmengine 0.10.7's ``CheckpointHook.before_train`` (and ``LoggerHook``) build a deprecated ``FileClient``
+    "to avoid breaking backward compatibility" even when no ``file_client_args`` is given, so every training
+    run logs two warnings ("FileClient" will be deprecated, "HardDiskBackend" is the alias of "LocalBackend")
+    about an API the user never called and cannot avoid. Those two notices only are dropped; a config that does
+    pass ``file_client_args`` still gets mmengine's own ``DeprecationWarning`` for it.
+    """
+    from mmengine.fileio import file_client  # the patched upstream module, imported when the fix runs
+    original = file_client.print_log
+    if getattr(original, '_adasap_fixed', False):
+        return
+
+    def print_log(msg, *args, **kwargs):
+        if isinstance(msg, str) and msg.startswith(_FILE_API_NOTICES):
+            return None
+        return original(msg, *args, **kwargs)
+
+    print_log._adasap_fixed = True
+    print_log._adasap_original = original  # for the test that shows the problem is real
+    file_client.print_log = print_log
+
+
 def apply_all() -> None:
     allow_mmengine_checkpoint_globals()
     name_the_checkpoint_in_load_errors()
     give_ssd_head_a_loss_cls()
     let_mmengine_ddp_run_on_cpu()
     switch_pipelines_inside_dataset_wrappers()
+    order_torch_pruning_split_outputs()
+    quiet_mmengine_file_client_notices()

@@ -1,10 +1,14 @@
-"""The two upstream workarounds: mmengine checkpoints under torch's weights_only default, SSD predict."""
+"""Upstream workarounds: mmengine checkpoints under torch's weights_only default, SSD predict, torch-pruning's
+split pieces."""
+import logging
 import os.path as osp
 import subprocess
 import sys
 
 import pytest
 import torch
+from mmengine.fileio import FileClient, file_client
+from mmengine.logging import MMLogger
 from mmengine.runner import Runner
 
 import mmdet_adasap  # noqa: F401
@@ -13,6 +17,8 @@ from mmdet.models.dense_heads import SSDHead
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmdet_adasap.apis import load_config
+from mmdet_adasap.pruning.channel_groups import trace
+from torch_pruning.dependency import index_mapping
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = osp.join(REPO, 'configs/demo/ssd-r18mini_synthvoc_dense.py')
@@ -76,3 +82,54 @@ def test_ssd_head_predicts_with_the_fix_and_crashes_without_it():
     assert (result.pred_instances.scores <= 1).all()  # softmax scores: use_sigmoid_cls=False path
     with pytest.raises(AttributeError, match='loss_cls'):
         _predict(SSDHead.__init__.__wrapped__)
+
+
+class _UnevenSplit(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.p, self.q, self.r = (torch.nn.Conv2d(3, 10, 3, padding=1), torch.nn.Conv2d(4, 5, 1),
+                                  torch.nn.Conv2d(6, 5, 1))
+
+    def forward(self, x):
+        y1, y2 = torch.split(self.p(x), [self.q.in_channels, self.r.in_channels], dim=1)
+        return self.q(y1) + self.r(y2)
+
+
+def _consumer_columns(model):
+    """{consumer: the producer channels torch-pruning maps to its input columns}."""
+    dg = trace(model, (1, 3, 8, 8), lambda m, x: m(x))
+    group = dg.get_pruning_group(model.p, dg.get_pruner_of_module(model.p).prune_out_channels, list(range(10)))
+    return {name: sorted(item.root_idxs) for item in group for name in ('q', 'r')
+            if item.dep.target.module is getattr(model, name)}
+
+
+def test_torch_pruning_split_pieces_go_to_their_own_consumers_with_the_fix_and_not_without(monkeypatch):
+    assert _consumer_columns(_UnevenSplit()) == {'q': list(range(4)), 'r': list(range(4, 10))}
+    monkeypatch.setattr(index_mapping, 'update_split_index_mapping',
+                        index_mapping.update_split_index_mapping._adasap_original)
+    assert _consumer_columns(_UnevenSplit()) == {'q': list(range(4, 10)), 'r': list(range(4))}  # the bug is real
+
+
+def _file_client_notices():
+    """What a FileClient built as mmengine's CheckpointHook builds it (no file_client_args) logs."""
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = MMLogger.get_instance(f'adasap-notices-{len(MMLogger._instance_dict)}')
+    logger.addHandler(handler)
+    try:
+        FileClient.infer_client(None, '.')
+        file_client.print_log('a notice the fix keeps', logger='current', level=logging.WARNING)
+    finally:
+        logger.removeHandler(handler)
+    return [r.getMessage() for r in records]
+
+
+def test_mmengine_file_api_notices_are_dropped_with_the_fix_and_only_they(monkeypatch):
+    monkeypatch.setattr(FileClient, '_instances', {})  # FileClient caches its instances: build afresh
+    assert _file_client_notices() == ['a notice the fix keeps']
+    monkeypatch.setattr(FileClient, '_instances', {})
+    monkeypatch.setattr(file_client, 'print_log', file_client.print_log._adasap_original)
+    logged = _file_client_notices()
+    assert any(m.startswith('"FileClient" will be deprecated') for m in logged)  # the upstream noise is real
+    assert any(m.startswith('"HardDiskBackend" is the alias') for m in logged)

@@ -20,7 +20,7 @@ from mmdet_adasap.benchmarks.generality import DETECTORS, markdown_table, matrix
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--only', nargs='+', default=(), help='substrings of detector names to run')
-    p.add_argument('--ratio', type=float, default=0.5, help='FLOPs ratio to prune to')
+    p.add_argument('--ratio', type=float, default=0.5, help='FLOPs ratio to prune to (a row that names its own, e.g. TOOD with its head left alone, keeps it)')
     p.add_argument('--round-to', type=int, default=8)
     args = p.parse_args(argv)
     names = [n for n in DETECTORS if not args.only or any(s.lower() in n.lower() for s in args.only)]

@@ -18,7 +18,7 @@ from typing import Callable, List, Optional
 import torch
 from mmengine.hooks import Hook
 
-from mmdet_adasap.apis import find_resize_shape, interleaved_latency, load_config, params_and_flops
+from mmdet_adasap.apis import interleaved_latency, load_config, params_and_flops, trace_shape
 from mmdet_adasap.pruning import ChannelPruner
 from mmdet_adasap.pruning.latency_table import load_table
 from mmdet_adasap.pruning.pruner import REACH_KEYS
@@ -108,7 +108,7 @@ def check_methods(matrix: Matrix) -> None:
         checked.add(key)
         model = R.build_model(cfg)
         try:  # only the floor's cost decides reachability: any importance will do
-            ChannelPruner(model, find_resize_shape(cfg) or (1, 3, 300, 300), target=target,
+            ChannelPruner(model, trace_shape(cfg), target=target,
                           importance=dict(type='l2', normalize=None), **kwargs).prune_to(lowest)
         except ValueError as e:
             raise ValueError(f'method {m.name!r} cannot reach ratio {lowest:g} (run {m.name}/ratio{lowest:g}): '

@@ -387,7 +387,7 @@ def _prunable_groups(model, dg, name_of, ignored_layers, prunable):
         for p in m.parameters(recurse=False):
             param_owner[p] = (n, m)
     order = {name_of[m]: i for i, m in enumerate(dg.module2node) if m in name_of}
-    classes = neuron_classes(dg, list(dg.get_all_groups(root_module_types=LAYER_TYPES)), name_of, param_owner)
+    classes = neuron_classes(dg, _traced_groups(dg, name_of, ignored_layers), name_of, param_owner)
     by_members: Dict[tuple, List[ChannelClass]] = {}
     for c in classes:
         by_members.setdefault(c.signature(), []).append(c)
@@ -396,16 +396,17 @@ def _prunable_groups(model, dg, name_of, ignored_layers, prunable):
         root = _root_of(signature, members, model, order)
         keys = [k for k, _ in signature]
         names = [n for n, _ in keys] + [n for c in members for n in c.problems]
-        if root is None:  # no conv/linear makes these channels: only what cannot be followed
+        if root is None:  # no conv/linear makes these channels (what made them could not be followed)
             if not any(_matches(n, ignored_layers) for n in names):
-                for c in members:
-                    problems.update(c.problems)
+                found = {n: why for c in members for n, why in c.problems.items()}
+                problems.update(found or {n: 'its channels come from no conv / linear layer of the trace'
+                                          for n, _ in keys})
             continue
         members.sort(key=lambda c: c.channels[root][0])
         candidates.append((order.get(root[0], len(order)), members[0].channels[root][0], root, signature, members))
     groups, skipped, partial = [], [], {}
     for _, _, root, signature, members in sorted(candidates, key=lambda t: t[:2]):
-        name = _group_name(root[0], signature, members, model, partial)
+        name = _group_name(root, signature, members, model, partial)
         reason = _why_left_alone(root[0], signature, members, model, dg, ignored_layers, prunable)
         if reason is None:
             found = {n: why for c in members for n, why in c.problems.items()}
@@ -421,27 +422,49 @@ def _prunable_groups(model, dg, name_of, ignored_layers, prunable):
     return groups, skipped, problems
 
 
+def _traced_groups(dg: tp.DependencyGraph, name_of, ignored_layers) -> list:
+    """Torch-pruning's groups, one per conv / linear not yet met as a producer (``get_all_groups``), except that
+    an ignored layer is never made a root: a group through a head the trace cannot follow can take a minute
+    to map (TOOD), and every coupling of an ignored layer that matters shows in the groups of its partners."""
+    groups, seen = [], set()
+    for m in list(dg.module2node):
+        if not isinstance(m, LAYER_TYPES) or m in seen or _matches(name_of.get(m, ''), ignored_layers):
+            continue
+        pruner = dg.get_pruner_of_module(m)
+        if pruner is None or pruner.get_out_channels(m) is None:
+            continue
+        group = dg.get_pruning_group(m, pruner.prune_out_channels, list(range(pruner.get_out_channels(m))))
+        seen.update(dep.target.module for dep, _ in group if dg.is_out_channel_pruning_fn(dep.handler))
+        groups.append(group)
+    return groups
+
+
 def _root_of(signature, members, model, order) -> Optional[Key]:
-    """The member layer whose output channel numbers the group: one producing exactly the group's channels if
-    there is one (torch-pruning's root for a group it returns whole), else the first producer."""
-    producers = [k for k, n in signature if k[1] in ('out', 'dw') and n == 1
-                 and isinstance(model.get_submodule(k[0]), LAYER_TYPES)]
+    """The member layer whose output channels number the group: one whose output channels are exactly the
+    group's (torch-pruning's root for a group it returns whole) if there is one, one channel per neuron
+    preferred, else the first producer (a channel attention's output, of which the group owns part)."""
+    count = dict(signature)
+    producers = [k for k in count if k[1] in ('out', 'dw') and isinstance(model.get_submodule(k[0]), LAYER_TYPES)]
     if not producers:
         return None
-    full = [k for k in producers if _out_channels(model.get_submodule(k[0])) == len(members)]
-    return min(full or producers, key=lambda k: order.get(k[0], len(order)))
+
+    def rank(k):
+        full = _out_channels(model.get_submodule(k[0])) == count[k] * len(members)
+        return not full, count[k] != 1, order.get(k[0], len(order))
+    return min(producers, key=rank)
 
 
 def _out_channels(m: nn.Module) -> int:
     return m.out_channels if isinstance(m, _ConvNd) else m.out_features
 
 
-def _group_name(root: str, signature, members, model, partial: Dict[str, int]) -> str:
+def _group_name(root: Key, signature, members, model, partial: Dict[str, int]) -> str:
     """The root layer's name; ``root#k`` for the k-th group that owns only part of the root's channels."""
-    if _out_channels(model.get_submodule(root)) == len(members):
-        return root
-    partial[root] = partial.get(root, -1) + 1
-    return f'{root}#{partial[root]}'
+    name = root[0]
+    if _out_channels(model.get_submodule(name)) == dict(signature)[root] * len(members):
+        return name
+    partial[name] = partial.get(name, -1) + 1
+    return f'{name}#{partial[name]}'
 
 
 def _why_left_alone(root, signature, members, model, dg, ignored, prunable) -> Optional[str]:

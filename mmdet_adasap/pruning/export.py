@@ -39,12 +39,13 @@ def export_pruned(groups: ChannelGroups, masks: Dict[str, torch.Tensor], check: 
     """
     model = copy.deepcopy(groups.model)
     dg = trace(model, groups.input_shape, groups.forward_fn)
-    for g in groups:
+    for g in _surgery_order(groups):
         keep = masks[g.name]
         if bool(keep.all()):
             continue
-        root_index = next(index for name, role, index in g.members if name == g.root)
-        drop = root_index[~keep].tolist()
+        # every copy: a root with several channels per neuron (a reshape that stacks channels) loses them all
+        drop = sorted({i for name, role, index in g.members if name == g.root and role in ('out', 'dw')
+                       for i in index[~keep].tolist()})
         root = model.get_submodule(g.root)
         pruner = dg.get_pruner_of_module(root)
         dg.get_pruning_group(root, pruner.prune_out_channels, drop).prune()
@@ -52,6 +53,10 @@ def export_pruned(groups: ChannelGroups, masks: Dict[str, torch.Tensor], check: 
     for name, m in model.named_modules():  # keep bookkeeping attributes honest
         if isinstance(m, L2Norm):
             m.n_dims = m.weight.shape[0]
+        if isinstance(m, _ConvNd) and not m.transposed:  # torch-pruning counts a twice-mapped index twice
+            m.out_channels, m.in_channels = m.weight.shape[0], m.weight.shape[1] * m.groups
+        if isinstance(m, nn.Linear):
+            m.out_features, m.in_features = m.weight.shape
         if isinstance(m, nn.GroupNorm):  # torch-pruning leaves num_groups; whole norm groups went (block)
             per_group = dense[name].num_channels // dense[name].num_groups
             if m.num_channels % per_group:
@@ -62,6 +67,20 @@ def export_pruned(groups: ChannelGroups, masks: Dict[str, torch.Tensor], check: 
     if check:
         check_export(groups, masks, model)
     return model
+
+
+def _surgery_order(groups: ChannelGroups):
+    """The groups in their order, except that the groups owning parts of one root go from its last channels to
+    its first: torch-pruning keeps a split's offsets as traced, so only pieces after the ones already cut may
+    be cut with them (concatenation offsets it recomputes)."""
+    first_seen = {}
+    for i, g in enumerate(groups):
+        first_seen.setdefault(g.root, i)
+
+    def key(g):
+        root = next(index for name, role, index in g.members if name == g.root and role in ('out', 'dw'))
+        return first_seen[g.root], -int(root.min())
+    return sorted(groups, key=key)
 
 
 # ------------------------------------------------------------------------------- channel configuration

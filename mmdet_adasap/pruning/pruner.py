@@ -82,7 +82,7 @@ class ChannelPruner:
         self._last_importance: Dict[str, torch.Tensor] = {}
 
     @classmethod
-    def tracer(cls, model: nn.Module, input_shape: Sequence[int] = (1, 3, 300, 300), importance='l2',
+    def tracer(cls, model: nn.Module, input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE, importance='l2',
                ranking: str = 'global', ignored_layers: Sequence[str] = (), prunable: Optional[Sequence[str]] = None,
                forward_fn=None) -> 'ChannelPruner':
         """A pruner that never prunes: the channel groups, importance and neuron groups of ``model`` (e.g. a

@@ -21,7 +21,9 @@ from mmengine.runner import IterBasedTrainLoop
 from mmdet_adasap.apis import find_resize_shape
 from mmdet_adasap.engine.optim_wrappers import SAMOptimWrapper, UniformRadius, build_radius_policy
 from mmdet_adasap.engine.optim_wrappers.sam_optim_wrapper import check_adaptive, check_rho
+from mmdet_adasap.pruning.channel_groups import DEFAULT_INPUT_SHAPE
 from mmdet_adasap.pruning.targets import build_cost, check_ratio
+from mmdet_adasap.utils.checks import check_int
 from .pruning_hook import PruningHook
 
 PHASES = ('warmup', 'pruning', 'finetune')
@@ -46,9 +48,7 @@ def _check_sharpness(cfg, phase: str) -> Optional[dict]:
     if out['rho'] is not None:  # the wrapper's own checks, now rather than when the phase starts
         check_rho(f'AdaSAPHook: {phase}.sharpness', out['rho'])
     check_adaptive(f'AdaSAPHook: {phase}.sharpness', out['adaptive'])
-    n = out['refresh_interval']
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f'AdaSAPHook: {phase}.sharpness.refresh_interval must be an int >= 1, got {n!r}')
+    check_int(out['refresh_interval'], f'AdaSAPHook: {phase}.sharpness.refresh_interval')
     if out['radius'] is not None:
         build_radius_policy(out['radius'])  # fail on a bad policy now, not at the phase start
     return out
@@ -120,9 +120,8 @@ class AdaSAPHook(PruningHook):
         if 'start' in self.schedule_cfg:
             raise ValueError('AdaSAPHook places the pruning steps itself (from warmup.end); remove schedule.start '
                              'and move the phase ends instead')
-        super().__init__(input_shape=input_shape or (1, 3, 300, 300), latency_table=latency_table, export=export,
-                         physical=physical,
-                         **pruner_cfg)
+        super().__init__(input_shape=input_shape or DEFAULT_INPUT_SHAPE,  # set from the config in before_train
+                         latency_table=latency_table, export=export, physical=physical, **pruner_cfg)
         self.by_epoch = by_epoch
         self._auto_input_shape = input_shape is None
         self.bounds = None  # first iteration of pruning, of finetune

@@ -31,6 +31,7 @@ from mmengine.model import MMDistributedDataParallel, is_model_wrapper
 
 from mmdet_adasap.pruning import ChannelPruner
 from mmdet_adasap.models.pruned_detector import channel_record_of, mark_pruned
+from mmdet_adasap.pruning.channel_groups import DEFAULT_INPUT_SHAPE
 from mmdet_adasap.pruning.export import apply_channel_config, compose_records, save_pruned_checkpoint
 from mmdet_adasap.pruning.latency_table import load_table
 from mmdet_adasap.pruning.surgery import prune_physically, reshape_averaged
@@ -55,7 +56,7 @@ class PruningHook(Hook):
 
     def __init__(self, target: dict = dict(type='flops', ratio=0.5), importance='l2',
                  schedule: dict = dict(type='one_shot'), round_to: int = 8, ranking: str = 'global',
-                 input_shape: Sequence[int] = (1, 3, 300, 300),
+                 input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE,
                  ignored_layers: Sequence[str] = (), prunable: Optional[Sequence[str]] = None,
                  latency_table: Optional[str] = None, export: Optional[str] = 'pruned.pth',
                  physical: bool = True):
