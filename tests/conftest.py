@@ -6,7 +6,8 @@ import sys
 import pytest
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.join(REPO, 'tests'))
+#: fixtures every test may use (pytest.ini puts tests/ on the path: helpers import as top-level modules)
+pytest_plugins = ['pruning_fixtures']
 
 if os.environ.get('PYTEST_XDIST_WORKER'):  # pytest -n N: share the cores out (torch reads this at import), so
     _share = max(1, (os.cpu_count() or 1) // int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1')))

@@ -16,7 +16,7 @@ from mmdet_adasap.apis import build_detector as build_from_config
 from mmdet_adasap.apis import load_config
 from mmdet_adasap.deploy import OnnxDetector, export_onnx, match_detections
 from mmdet_adasap.robustness.api import evaluate_robustness
-from test_pruning.pruning_helpers import REPO, build_detector
+from pruning_fixtures import REPO, build_detector
 
 CONFIG = osp.join(REPO, 'configs/demo/ssd-r18mini_synthvoc_dense.py')
 
@@ -30,7 +30,7 @@ def _options(tiny_voc):
 @pytest.fixture(scope='module')
 def exported(tiny_voc, tmp_path_factory):
     before = torch.get_num_threads()
-    torch.set_num_threads(1)  # see pruning_helpers.single_thread
+    torch.set_num_threads(1)  # see pruning_fixtures.single_thread
     tmp = tmp_path_factory.mktemp('onnx_eval')
     model = build_detector('demo')
     ckpt = str(tmp / 'demo.pth')

@@ -18,7 +18,7 @@ from mmdet_adasap.apis import load_config
 from mmdet_adasap.deploy import (ExportError, check_parity, export_detector, export_onnx, make_session,
                                  match_detections, read_metadata)
 from mmdet_adasap.pruning import save_pruned_checkpoint
-from test_pruning.pruning_helpers import REPO, build_detector, pruned_export  # noqa: F401  (fixture)
+from pruning_fixtures import REPO, build_detector
 
 sys.path.insert(0, osp.join(REPO, 'tools'))
 import export_onnx as export_tool  # noqa: E402
@@ -31,7 +31,7 @@ DEMO_PRUNED = osp.join(REPO, 'configs/pruned/ssd-r18mini_synthvoc_pruned.py')
 @pytest.fixture(autouse=True)
 def one_thread():
     before = torch.get_num_threads()
-    torch.set_num_threads(1)  # see pruning_helpers.single_thread
+    torch.set_num_threads(1)  # see pruning_fixtures.single_thread
     yield
     torch.set_num_threads(before)
 

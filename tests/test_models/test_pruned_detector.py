@@ -10,8 +10,7 @@ from mmengine.config import Config
 from mmdet_adasap.apis import build_detector, load_detector_checkpoint
 from mmdet_adasap.models import channel_record_of
 from mmdet_adasap.pruning import channel_file_of, save_pruned_checkpoint
-from test_pruning.pruning_helpers import (ARCHS, REPO, flat_outputs, pruned_export,  # noqa: F401  (fixtures)
-                             single_thread)
+from pruning_fixtures import ARCHS, REPO, flat_outputs
 
 DEMO = osp.join(REPO, ARCHS['demo'][0])
 DEMO_PRUNED = osp.join(REPO, 'configs/pruned/ssd-r18mini_synthvoc_pruned.py')

@@ -2,7 +2,6 @@ import pytest
 import torch
 import torch.nn as nn
 
-from pruning_helpers import detector, fresh_pruner, single_thread  # noqa: F401  (fixtures)
 from mmdet_adasap.pruning import build_channel_groups
 
 

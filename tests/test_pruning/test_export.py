@@ -10,8 +10,7 @@ from conftest import run_tool
 from helpers import shrink_for_smoke_test
 from mmdet_adasap.apis import fill_channels, load_config, load_detector_checkpoint
 from mmdet_adasap.pruning import apply_channel_config, save_pruned_checkpoint
-from pruning_helpers import (REPO, detector, flat_outputs, pruned_export,  # noqa: F401  (fixtures)
-                             single_thread)
+from pruning_fixtures import REPO, flat_outputs
 
 
 def _no_tracing(monkeypatch):

@@ -10,7 +10,6 @@ import torch.nn as nn
 from mmdet_adasap.benchmarks.generality import DETECTORS, matrix_row
 from mmdet_adasap.pruning import ChannelMasks, ChannelPruner, build_channel_groups, export_pruned
 from mmdet_adasap.pruning.export_check import ExportMismatch, check_export
-from pruning_helpers import single_thread  # noqa: F401  (fixture)
 
 GN_HEADS = ('FCOS', 'ATSS', 'GFL')
 

@@ -3,7 +3,6 @@ import torch
 import torch.nn as nn
 from mmdet.registry import TASK_UTILS
 
-from pruning_helpers import detector, fresh_pruner, single_thread  # noqa: F401  (fixtures)
 from mmdet_adasap.pruning import BaseImportance, build_importance
 
 

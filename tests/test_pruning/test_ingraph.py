@@ -10,7 +10,6 @@ from mmdet_adasap.pruning.ingraph import ModuleTimer, channel_probe, time_module
 from mmdet_adasap.pruning.latency_measure import fit_affine, fit_curve
 from mmdet_adasap.pruning.latency_table import curve_at
 from mmdet_adasap.utils.timing import steady_allocator
-from pruning_helpers import fresh_pruner  # noqa: F401  (fixture)
 
 
 class Sleeper(nn.Module):

@@ -3,7 +3,6 @@ import pytest
 from mmdet_adasap.pruning import ChannelPruner, LatencyCost
 from mmdet_adasap.pruning.latency_measure import measure_latency_table
 from mmdet_adasap.pruning.latency_table import fingerprint, interpolate
-from pruning_helpers import detector, fresh_pruner, single_thread  # noqa: F401  (fixtures)
 
 
 def test_interpolation_is_bilinear_and_clamped():

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from pruning_helpers import flat_outputs, fresh_pruner, single_thread  # noqa: F401  (fixtures)
+from pruning_fixtures import flat_outputs
 
 
 def _masked_entries(pruner):

@@ -5,12 +5,11 @@ import os.path as osp
 import torch
 
 from conftest import run_tool
-from pruning_helpers import single_thread  # noqa: F401  (fixture)
 from mmdet_adasap.pruning.export import META_KEY
 
 
 def test_prune_then_report(tmp_path, monkeypatch):
-    monkeypatch.setenv('OMP_NUM_THREADS', '1')  # see pruning_helpers.single_thread
+    monkeypatch.setenv('OMP_NUM_THREADS', '1')  # see pruning_fixtures.single_thread
     cfg = 'configs/demo/ssd-r18mini_synthvoc_dense.py'
     dense = tmp_path / 'dense.pth'
     # a "trained" checkpoint: the config's own init, saved the way mmengine saves checkpoints

@@ -1,6 +1,5 @@
 import pytest
 
-from pruning_helpers import detector, fresh_pruner, single_thread  # noqa: F401  (fixtures)
 from mmdet_adasap.pruning import build_schedule
 
 

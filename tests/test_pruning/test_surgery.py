@@ -12,7 +12,7 @@ import torch
 from mmengine.model import ExponentialMovingAverage
 from mmengine.optim import build_optim_wrapper
 
-from pruning_helpers import flat_outputs, fresh_pruner, single_thread  # noqa: F401  (fixtures)
+from pruning_fixtures import flat_outputs
 from mmdet_adasap.pruning.surgery import kept_indices, prune_physically, slice_kept
 
 X = torch.randn(2, 3, 128, 128, generator=torch.Generator().manual_seed(1), dtype=torch.float64)

@@ -2,7 +2,6 @@ import pytest
 import torch
 import torch_pruning as tp
 
-from pruning_helpers import detector, fresh_pruner, pruned_export, single_thread  # noqa: F401  (fixtures)
 from mmdet_adasap.pruning import ChannelPruner, FlopsCost, ParamsCost, solve
 from mmdet_adasap.pruning.channel_groups import TracedPart
 from mmdet_adasap.pruning.targets import CostModel, allowed_sizes

@@ -15,7 +15,6 @@ import torch
 from conftest import REPO, run_tool
 from helpers import state_digest
 from mmdet_adasap.pruning import save_pruned_checkpoint
-from test_pruning.pruning_helpers import pruned_export, single_thread  # noqa: F401  (fixtures)
 from test_tools.test_train_test_tools import DEMO, tiny_overrides
 
 PRUNED = 'configs/pruned/ssd-r18mini_synthvoc_pruned.py'

@@ -1,4 +1,5 @@
-"""Detectors for the pruning tests, built from the real configs with tame random weights."""
+"""Fixtures shared by the suite (registered in ``conftest.py`` as a plugin): detectors built from the real configs
+with tame random weights, their pruners and pruned exports (cached), and one intra-op thread per test."""
 import copy
 import math
 import os.path as osp
@@ -8,7 +9,7 @@ import torch
 import torch.nn as nn
 from mmengine.config import Config
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 # config -> trace input (N, C, H, W): small where the architecture allows (SSD300's VGG extra layers need 300)
 ARCHS = {

@@ -7,7 +7,7 @@ from mmengine.runner import Runner
 from helpers import shrink_for_smoke_test
 from mmdet_adasap.apis import load_config
 from mmdet_adasap.engine.hooks.pruning_state import STATE_KEY
-from pruning_helpers import REPO, single_thread  # noqa: F401  (fixture)
+from pruning_fixtures import REPO
 
 
 def _cfg(tiny_voc, work_dir, max_epochs, schedule, physical=False):
