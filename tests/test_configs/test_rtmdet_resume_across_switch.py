@@ -18,14 +18,6 @@ PHASES = (1, 1, 2)  # warm-up: iteration 1; pruning: iteration 2 (one shot); fin
 LAST = sum(PHASES)
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _cfg(tiny_voc, work_dir):
     cfg = shrink_adasap_for_smoke_test(load_config(ADASAP), tiny_voc, work_dir, PHASES, samples=4)
     # RTMDet's second-stage pipeline (random resize, crop, HSV, flip; RandomStateHook restores their draws). The

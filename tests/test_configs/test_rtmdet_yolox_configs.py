@@ -15,7 +15,7 @@ from mmengine.logging import MMLogger
 from mmengine.runner import Runner
 
 import mmdet
-from helpers import _walk, shrink_for_smoke_test
+from helpers import shrink_for_smoke_test, shrink_scales
 from mmdet.engine.hooks import PipelineSwitchHook
 from mmdet.registry import DATASETS
 from mmdet_adasap.apis import load_config
@@ -30,7 +30,6 @@ REAL_VOC = {  # config: the mmdet COCO config whose metafile checkpoint it fine-
     'configs/rtmdet/rtmdet-s_voc0712_dense.py': 'rtmdet/rtmdet_s_8xb32-300e_coco.py',
     'configs/yolox/yolox-s_voc0712_dense.py': 'yolox/yolox_s_8xb8-300e_coco.py',
 }
-SMOKE_SIDE = 160
 
 
 def coco_checkpoint(mmdet_config: str) -> str:
@@ -39,24 +38,6 @@ def coco_checkpoint(mmdet_config: str) -> str:
     with open(osp.join(mim, osp.dirname(mmdet_config), 'metafile.yml')) as f:
         models = yaml.safe_load(f)['Models']
     return next(m['Weights'] for m in models if m['Config'].endswith(mmdet_config))
-
-
-def shrink_scales(cfg, side: int = SMOKE_SIDE, base: int = 640):
-    """Every ``base`` px scale of the RTMDet / YOLOX pipelines (mosaic canvas and its 2x resize, resize, crop,
-    pad, affine border, the multi-scale batch range) to ``side``, in place."""
-    def fix(d):
-        for key in ('img_scale', 'scale', 'crop_size', 'size'):
-            value = d.get(key)
-            if isinstance(value, (list, tuple)) and len(value) == 2 and value[0] == value[1] in (base, 2 * base):
-                d[key] = (value[0] * side // base,) * 2
-        if d.get('type') == 'RandomAffine':
-            d['border'] = (-side // 2, -side // 2)
-        if d.get('type') == 'BatchSyncRandomResize':
-            d['random_size_range'] = (side * 3 // 4, side * 5 // 4)
-
-    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader', 'custom_hooks', 'model'):
-        _walk(cfg[key], fix)
-    return cfg
 
 
 def _train_and_test(cfg):
@@ -91,7 +72,7 @@ def test_real_voc_config_fine_tunes_coco_weights_on_voc0712(config, tiny_voc, tm
     train = train.get('dataset', train) if train.type == 'MultiImageMixDataset' else train
     assert [d.ann_file for d in train.datasets] == [f'VOC{y}/ImageSets/Main/trainval.txt' for y in (2007, 2012)]
     assert cfg.test_dataloader.dataset.ann_file == 'VOC2007/ImageSets/Main/test.txt'
-    cfg = shrink_for_smoke_test(shrink_scales(cfg), tiny_voc, str(tmp_path))
+    cfg = shrink_for_smoke_test(shrink_scales(cfg, 160), tiny_voc, str(tmp_path))
     cfg.load_from = None  # offline: COCO weights are the user's download
     _train_and_test(cfg)
 

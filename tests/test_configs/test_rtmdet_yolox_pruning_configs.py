@@ -11,31 +11,22 @@ import torch
 from mmengine.hooks import EMAHook
 from mmengine.runner import Runner
 
-from helpers import shrink_adasap_for_smoke_test, shrink_for_smoke_test
+from helpers import shrink_adasap_for_smoke_test, shrink_for_smoke_test, shrink_scales
 from mmdet_adasap.apis import build_detector, fill_channels, load_config
 from mmdet_adasap.engine import AdaptiveRadius
 from mmdet_adasap.pruning import build_channel_groups
 from mmdet_adasap.pruning.latency_measure import measure_latency_table
 from mmdet_adasap.pruning.latency_table import save_table
-from test_configs.test_rtmdet_yolox_configs import shrink_scales
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SYNTHETIC = ['rtmdet-tiny_synthvoc', 'yolox-s_synthvoc']
 REAL_VOC = ['rtmdet-tiny_voc0712', 'rtmdet-s_voc0712', 'yolox-s_voc0712']
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _cfg(model, method, tiny_voc, work_dir, phase_iters, side=None):
     cfg = load_config(osp.join(REPO, f'configs/adasap/{model}_{method}.py'))
     if 'voc0712' in model:
-        shrink_scales(cfg)
+        shrink_scales(cfg, 160)
     if side is not None:
         shrink_scales(cfg, side, base=cfg.input_size)
     return shrink_adasap_for_smoke_test(cfg, tiny_voc, work_dir, phase_iters)
