@@ -1,4 +1,7 @@
 """Shrinking real configs so that one real iteration runs on the tiny synthetic set in the test suite."""
+import importlib.util
+import os.path as osp
+
 from mmengine.config import Config
 
 from mmdet_adasap.apis import strip_pretrained
@@ -115,3 +118,13 @@ def state_digest(state_dict) -> str:
         h.update(str(tuple(value.shape)).encode())
         h.update(value.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
+
+
+def load_tool(name: str):
+    """``tools/<name>.py`` as a module (its ``main(argv)`` is what the command line runs), without putting
+    ``tools/`` on ``sys.path``."""
+    path = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools', f'{name}.py')
+    spec = importlib.util.spec_from_file_location(f'tools_{name}', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -5,16 +5,18 @@
 The graph takes raw pixels (float32, 0-255, BGR as mmcv loads them; mean/std and BGR->RGB are inside) at a fixed
 H x W (default: the test pipeline's Resize) and returns ``dets`` (B, K, 5: x1, y1, x2, y2, score in input
 pixels) and ``labels`` (B, K; -1 = padding), mmdeploy's convention, with box decoding and ONNX
-NonMaxSuppression inside. After writing, the tool runs the same random images through PyTorch (mmdet's
-``predict``) and ONNX Runtime and prints the worst box / score difference (``--no-check`` skips it).
+NonMaxSuppression inside. After writing, the tool judges the file against PyTorch (mmdet's ``predict``) on
+random images: the pre-NMS boxes and scores of every prior, then the kept detections, matched robustly to tied
+scores (``mmdet_adasap.deploy.parity``); beyond the tolerances it exits with status 1 and a message naming each
+difference (``--no-check`` skips the check; ``--check-only`` judges an existing OUT.onnx without exporting).
 Evaluate the result with ``tools/test_robustness.py CONFIG OUT.onnx --backend onnxruntime``.
 """
 import argparse
 import sys
 
 import mmdet_adasap  # noqa: F401  (registers modules, applies upstream fixes)
-from mmdet_adasap.apis import load_config
-from mmdet_adasap.deploy import DEFAULT_OPSET, ExportError, check_parity, export_detector
+from mmdet_adasap.apis import build_detector, load_config
+from mmdet_adasap.deploy import DEFAULT_OPSET, ExportError, check_parity, export_detector, read_metadata
 
 
 def batch_arg(value: str):
@@ -36,6 +38,10 @@ def parse_args(argv=None):
     p.add_argument('--input-size', type=int, nargs='+', metavar='H [W]',
                    help='input height [width] (default: the test pipeline Resize)')
     p.add_argument('--no-check', action='store_true', help='skip the PyTorch vs ONNX Runtime comparison')
+    p.add_argument('--check-only', action='store_true',
+                   help='do not export: judge the existing OUT.onnx against CONFIG + CHECKPOINT')
+    p.add_argument('--check-images', type=int, default=2,
+                   help='random images the check runs (a multiple of a fixed --batch; default 2)')
     return p.parse_args(argv)
 
 
@@ -43,20 +49,31 @@ def main(argv=None):
     args = parse_args(argv)
     if args.input_size and len(args.input_size) > 2:
         raise SystemExit(f'error: --input-size takes H [W], got {args.input_size}')
+    if args.check_only and args.no_check:
+        raise SystemExit('error: --check-only and --no-check exclude each other: pass one')
     hw = (args.input_size * 2)[:2] if args.input_size else None
     try:
         cfg = load_config(args.config)
-        model, meta = export_detector(cfg, args.checkpoint, args.out, args.batch, args.opset, hw)
+        if args.check_only:
+            meta = read_metadata(args.out)
+            model, _ = build_detector(cfg, args.checkpoint)
+        else:
+            model, meta = export_detector(cfg, args.checkpoint, args.out, args.batch, args.opset, hw)
+            h, w = meta['input_hw']
+            print(f'wrote {args.out}: input (B={meta["batch"]}, 3, {h}, {w}) {meta["input"]}; outputs dets (B, '
+                  f'{meta["max_per_img"]}, 5), labels (B, {meta["max_per_img"]}); opset {meta["opset"]}')
+        if args.no_check:
+            return 0
+        images = args.check_images if meta['batch'] == 'dynamic' else max(args.check_images // meta['batch'], 1) \
+            * meta['batch']
+        report = check_parity(model, args.out, batch=images)
     except (ExportError, ValueError, FileNotFoundError) as e:
         raise SystemExit(f'error: {e}')
-    h, w = meta['input_hw']
-    print(f'wrote {args.out}: input (B={meta["batch"]}, 3, {h}, {w}) {meta["input"]}; outputs dets (B, '
-          f'{meta["max_per_img"]}, 5), labels (B, {meta["max_per_img"]}); opset {meta["opset"]}')
-    if not args.no_check:
-        p = check_parity(model, args.out, batch=2 if meta['batch'] == 'dynamic' else meta['batch'])
-        print(f'PyTorch vs ONNX Runtime on {len(p["images"])} random images ({p["detections"]} detections): '
-              f'max |dbox| {p["box"]:.2e} px ({p["box_rel"]:.1e} of the input side), '
-              f'max |dscore| {p["score"]:.2e}, unmatched {p["unmatched"]}')
+    print(f'PyTorch vs ONNX Runtime on {images} random images: {report.summary()}')
+    if not report.ok:
+        raise SystemExit(f'error: {args.out} differs from PyTorch beyond tolerance:\n  '
+                         + '\n  '.join(report.failures))
+    return 0
 
 
 if __name__ == '__main__':

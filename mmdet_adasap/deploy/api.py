@@ -7,9 +7,11 @@ import torch
 from mmdet.structures import DetDataSample
 
 from ..apis import build_detector, find_resize_shape
+from .kept_sets import Detections, judge_kept
 from .onnx_detector import make_session
-from .onnx_export import DEFAULT_OPSET, export_onnx, read_metadata
-from .parity import match_detections
+from .onnx_export import DEFAULT_OPSET, export_onnx, read_metadata, with_pre_nms_outputs
+from .parity import TOLERANCE, ParityReport, Tolerance, compare_pre_nms, level_cuts
+from .pre_nms import pytorch_pre_nms
 
 
 def default_input_hw(cfg, model) -> Tuple[int, int]:
@@ -32,38 +34,76 @@ def export_detector(cfg, checkpoint: Optional[str], out_file: str, batch: Union[
     return model, meta
 
 
-@torch.no_grad()
-def pytorch_predictions(model, images: torch.Tensor):
-    """mmdet's own test path (data preprocessor + ``predict``, boxes in input pixels) for raw BGR images."""
+def _preprocessed(model, images: torch.Tensor) -> dict:
     h, w = images.shape[-2:]
     samples = [DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w), scale_factor=(1., 1.),
                                            pad_shape=(h, w), batch_input_shape=(h, w))) for _ in images]
-    data = model.data_preprocessor(dict(inputs=list(images), data_samples=samples), False)
+    return model.data_preprocessor(dict(inputs=list(images), data_samples=samples), False)
+
+
+@torch.no_grad()
+def pytorch_predictions(model, images: torch.Tensor):
+    """mmdet's own test path (data preprocessor + ``predict``, boxes in input pixels) for raw BGR images."""
+    data = _preprocessed(model, images)
     return [r.pred_instances for r in model.predict(data['inputs'], data['data_samples'], rescale=False)]
 
 
-def check_parity(model, onnx_file: str, batch: int = 2, seed: int = 0, session=None) -> dict:
-    """Worst box / score difference (after matching order) between PyTorch and ONNX Runtime on ``batch``
-    random uint8 images of the exported size; one entry per image plus the overall worst (``box`` in pixels,
-    ``box_rel`` as a fraction of the longer input side: float32 coordinates of a few hundred pixels carry
-    ~1e-5 px rounding per operation, so two correct runtimes differ by ~1e-4 px after a deep network)."""
+def _run_onnx(onnx_file: str, images: np.ndarray, threads: Optional[int]) -> dict:
+    """The graph's ``dets``, ``labels`` and pre-NMS tensors (by short name) for ``images``, in chunks of the
+    exported batch size."""
+    meta = read_metadata(onnx_file)
+    session = make_session(with_pre_nms_outputs(onnx_file), threads)
+    names = ['dets', 'labels'] + list(meta['pre_nms'].values())
+    size = len(images) if meta['batch'] == 'dynamic' else meta['batch']
+    if len(images) % size:
+        raise ValueError(f'{onnx_file!r} has a fixed batch of {size}: check parity on a multiple of it, not '
+                         f'{len(images)} images')
+    chunks = [session.run(names, {'input': images[i:i + size]}) for i in range(0, len(images), size)]
+    out = [np.concatenate(parts) for parts in zip(*chunks)]
+    return dict(dets=out[0], labels=out[1], pre_nms=dict(zip(meta['pre_nms'], out[2:])))
+
+
+def _selection_context(ref_pre: dict, post: dict, batch: int):
+    """Per image, the per-level ``nms_pre`` cut-off scores and the (boxes, per-class scores) the kept
+    detections are selected from, from PyTorch's pre-NMS tensors (none for Faster R-CNN, whose detections come
+    from its second stage)."""
+    if 'scores' not in ref_pre:
+        return np.full((batch, 0), np.nan), None
+    cuts = level_cuts(ref_pre['scores'], post['level_sizes'], post['nms_pre'])
+    scores = ref_pre['scores'] * ref_pre['objectness'][..., None] if 'objectness' in ref_pre \
+        else ref_pre['scores']  # YOLOX: class score x objectness
+    return cuts, (ref_pre['boxes'], scores)
+
+
+def check_parity(model, onnx_file: str, batch: int = 2, seed: int = 0, threads: Optional[int] = None,
+                 tolerance: Tolerance = TOLERANCE) -> ParityReport:
+    """Judge ``onnx_file`` against ``model`` (PyTorch, mmdet's own ``predict``) on ``batch`` random uint8 images
+    of the exported size: the pre-NMS tensors element by element, then the kept detections robustly to ties
+    (``parity``); the report's ``failures`` name what differs, by how much, against which tolerance."""
     meta = read_metadata(onnx_file)
     h, w = meta['input_hw']
-    g = torch.Generator().manual_seed(seed)
-    images = torch.randint(0, 256, (batch, 3, h, w), generator=g, dtype=torch.uint8)
-    session = session or make_session(onnx_file)
-    run_batch = batch if meta['batch'] == 'dynamic' else meta['batch']
-    dets, labels = [], []
-    for start in range(0, batch, run_batch):
-        d, l = session.run(['dets', 'labels'], {'input': images[start:start + run_batch].float().numpy()})
-        dets.append(d)
-        labels.append(l)
-    dets, labels = np.concatenate(dets), np.concatenate(labels)
-    per_image = []
+    side = max(h, w)
+    images = torch.randint(0, 256, (batch, 3, h, w), generator=torch.Generator().manual_seed(seed),
+                           dtype=torch.uint8)
+    ort = _run_onnx(onnx_file, images.float().numpy(), threads)
+    report = ParityReport(side=side, tolerance=tolerance)
+    ref_pre = pytorch_pre_nms(model, _preprocessed(model, images)['inputs'], (h, w))
+    report.pre_nms, report.failures = compare_pre_nms(ref_pre, ort['pre_nms'], side, tolerance)
+    post = meta['postprocess']
+    cuts, candidates = _selection_context(ref_pre, post, batch)
+    kept_failures = []
     for i, ref in enumerate(pytorch_predictions(model, images)):
-        keep = labels[i] >= 0
-        per_image.append(match_detections(ref.bboxes.numpy(), ref.scores.numpy(), ref.labels.numpy(),
-                                          dets[i][keep, :4], dets[i][keep, 4], labels[i][keep]))
-    box = max(p['box'] for p in per_image)
-    return dict(images=per_image, box=box, box_rel=box / max(h, w), score=max(p['score'] for p in per_image),
-                unmatched=sum(p['unmatched'] for p in per_image), detections=sum(p['count'][0] for p in per_image))
+        keep = ort['labels'][i] >= 0
+        got = Detections.of(ort['dets'][i][keep, :4], ort['dets'][i][keep, 4], ort['labels'][i][keep])
+        r = judge_kept(Detections.of(ref.bboxes.numpy(), ref.scores.numpy(), ref.labels.numpy()), got, post, side,
+                       tolerance, cuts[i], candidates and (candidates[0][i], candidates[1][i]), image=i)
+        report.detections += len(ref.scores)
+        report.matched += r['matched']
+        report.tie_explained += r['tie_explained']
+        report.box_rel, report.score = max(report.box_rel, r['box_rel']), max(report.score, r['score'])
+        kept_failures += r['failures']
+    if report.failures and kept_failures:  # the network differs: the kept sets cannot agree either
+        kept_failures = [f'kept detections: {len(kept_failures)} differences, following from the pre-NMS ones '
+                         f'above; the first: {kept_failures[0]}']
+    report.failures += kept_failures
+    return report

@@ -13,7 +13,7 @@ one is an error naming both sizes.
 """
 import hashlib
 import os.path as osp
-from typing import List, Optional
+from typing import List, Optional, Union, Union
 
 import numpy as np
 import torch
@@ -25,8 +25,9 @@ from mmengine.structures import InstanceData
 from .onnx_export import read_metadata
 
 
-def make_session(onnx_file: str, threads: Optional[int] = None):
-    """An ONNX Runtime CPU session; ``threads`` sets intra-op threads (default: ORT's, all cores)."""
+def make_session(onnx_file: Union[str, bytes], threads: Optional[int] = None):
+    """An ONNX Runtime CPU session of a file (or a serialised model); ``threads`` sets intra-op threads
+    (default: ORT's, all cores)."""
     import onnxruntime as ort  # optional runtime: only an ONNX Runtime session needs it
     opts = ort.SessionOptions()
     if threads:

@@ -1,31 +1,105 @@
-"""Comparing two detectors' outputs for the same input (ONNX Runtime vs PyTorch) independently of order.
+"""Judging two runtimes' outputs for the same input (ONNX Runtime vs PyTorch): tolerances, pre-NMS tensors,
+kept detections.
 
-Detections whose scores tie (to float precision) may come out in either order from two NMS implementations,
-so rows are matched per class: each reference detection pairs with the unmatched candidate of its class with
-the closest (score, box). The result is the worst box / score difference over matched pairs plus how many
-detections found no partner (a count mismatch, or a tie at the ``max_per_img`` cut-off).
+Two stages, so that near-tied scores cannot decide the verdict:
+
+1. **Pre-NMS tensors** (every prior's decoded box and score, before any selection; ``pre_nms``): no order and
+   no tie is involved, so they must agree element by element: boxes within ``box_rel`` of the longer input
+   side, scores (probabilities) within ``score``.
+2. **Kept detections** (after top-k, NMS, ``max_per_img``): the ONNX Runtime set must be a valid NMS result
+   (no two kept boxes of one class overlap above the NMS IoU threshold), and the two sets are matched per class
+   within the tolerances. A detection left without a partner is accepted only when a tie decides it: its
+   score within ``2 * score`` (two scores each within ``score`` of the truth may come out in either order)
+   of an overlapping same-class detection of the other runtime that could have suppressed it (or their IoU
+   within ``iou`` of the threshold), of the ``score_thr`` / per-level ``nms_pre`` / ``max_per_img`` cut-off,
+   or of a detection on the same box with another class (the best class of a prior tied), or when it was
+   suppressed in the other runtime by a detection whose own presence a tie explains.
 """
-from typing import Dict
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
 
-def match_detections(ref_boxes, ref_scores, ref_labels, boxes, scores, labels) -> Dict[str, float]:
-    """``{'box': max |dbox| (px), 'score': max |dscore|, 'unmatched': n, 'count': (n_ref, n)}``."""
-    ref_boxes, ref_scores, ref_labels = (np.asarray(a, dtype=np.float64) for a in (ref_boxes, ref_scores,
-                                                                                  ref_labels))
-    boxes, scores, labels = (np.asarray(a, dtype=np.float64) for a in (boxes, scores, labels))
-    worst_box, worst_score, unmatched = 0.0, 0.0, 0
-    for c in np.union1d(np.unique(ref_labels), np.unique(labels)):
-        r, o = np.nonzero(ref_labels == c)[0], np.nonzero(labels == c)[0]
-        free = list(o)
-        for i in r[np.argsort(-ref_scores[r], kind='stable')]:
-            if not free:
-                unmatched += 1
-                continue
-            cost = np.abs(scores[free] - ref_scores[i]) * 1e3 + np.abs(boxes[free] - ref_boxes[i]).max(1)
-            j = free.pop(int(np.argmin(cost)))
-            worst_box = max(worst_box, float(np.abs(boxes[j] - ref_boxes[i]).max()))
-            worst_score = max(worst_score, float(abs(scores[j] - ref_scores[i])))
-        unmatched += len(free)
-    return dict(box=worst_box, score=worst_score, unmatched=unmatched, count=(len(ref_scores), len(scores)))
+@dataclass(frozen=True)
+class Tolerance:
+    """The parity check's tolerances, in one place.
+
+    ``box_rel``: box coordinates, as a fraction of the longer input side, or of the box's largest coordinate
+    where that is larger (float32 pixel coordinates of a few hundred carry ~1.5e-5 px per rounding and two runtimes'
+    convolutions round differently: measured worst 1.6e-4 px at 256 px for the demo SSD, 2.9e-3 px at 128 px
+    for Faster R-CNN's 50 layers, 2.3e-5 of the side; an unclipped head such as YOLOX's puts randomly
+    initialised boxes tens of thousands of pixels outside the image, where float32 itself resolves ~1e-2 px).
+    ``score``: scores and objectness (probabilities), absolute. ``iou``: how close to the NMS threshold an IoU
+    may be for the two runtimes to decide it differently (boxes within ``box_rel`` move an IoU by ~1e-4 for
+    boxes of a tenth of the side)."""
+    box_rel: float = 1e-4
+    score: float = 1e-4
+    iou: float = 1e-3
+
+
+TOLERANCE = Tolerance()
+
+
+@dataclass
+class ParityReport:
+    """The verdict: ``ok`` when ``failures`` is empty; the worst differences seen either way."""
+    side: int
+    tolerance: Tolerance
+    pre_nms: Dict[str, float] = field(default_factory=dict)  # name -> worst |diff| (boxes: relative, as box_rel)
+    box_rel: float = 0.0  # worst matched kept box difference, of max(side, |coordinate|)
+    score: float = 0.0  # worst matched kept score difference
+    detections: int = 0  # kept by PyTorch
+    matched: int = 0
+    tie_explained: int = 0  # detections without a partner whose presence a tie decides
+    failures: List[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def summary(self) -> str:
+        pre = ', '.join(f'{k} {v:.1e}' for k, v in self.pre_nms.items())
+        return (f'pre-NMS max |diff| ({pre}); kept: {self.matched}/{self.detections} matched, '
+                f'{self.tie_explained} decided by ties, max |dbox| {self.box_rel:.1e}, max |dscore| '
+                f'{self.score:.1e}; tolerances: boxes {self.tolerance.box_rel:.0e} of max(input side '
+                f'{self.side} px, |box coordinates|), scores {self.tolerance.score:.0e}')
+
+
+# ----------------------------------------------------------------------------------------------- stage 1
+def compare_pre_nms(ref: Dict[str, np.ndarray], got: Dict[str, np.ndarray], side: int,
+                    tol: Tolerance = TOLERANCE) -> tuple:
+    """``({name: worst diff}, [failure messages])``: tensors named ``*boxes`` relative to ``side`` (or to the
+    coordinate where it is larger), the rest (probabilities) absolute."""
+    worst, failures = {}, []
+    for name, a in ref.items():
+        b = np.asarray(got[name], dtype=np.float64)
+        if a.shape != b.shape:
+            failures.append(f'pre-NMS {name!r}: PyTorch gives shape {a.shape}, ONNX Runtime {b.shape}')
+            continue
+        is_box = name.endswith('boxes')
+        scale, limit = (np.maximum(float(side), np.abs(a).max(-1, keepdims=True)), tol.box_rel) if is_box \
+            else (1.0, tol.score)
+        diff = np.abs(a - b) / scale
+        worst[name] = float(diff.max()) if diff.size else 0.0
+        if worst[name] > limit or not np.isfinite(diff).all():
+            at = np.unravel_index(int(np.nanargmax(np.where(np.isfinite(diff), diff, np.inf))), diff.shape)
+            where = f'image {at[0]}, prior {at[1]}' + (f', {"coordinate" if is_box else "class"} {at[2]}'
+                                                       if len(at) > 2 else '')
+            unit = f' of max(input side, |box coordinates|) ({abs(a[at] - b[at]):.3g} px)' if is_box else ''
+            failures.append(f'pre-NMS {name!r} differs by {worst[name]:.2e}{unit} at {where}: PyTorch '
+                            f'{a[at]:.6g}, ONNX Runtime {b[at]:.6g}; tolerance {limit:.0e}')
+    return worst, failures
+
+
+def level_cuts(scores: np.ndarray, level_sizes: Sequence[int], nms_pre: int) -> np.ndarray:
+    """Per image, the lowest score each level's top-``nms_pre`` selection keeps (where it drops any):
+    ``scores`` (B, N, C) pre-NMS -> (B, L) (NaN where a level keeps every pair)."""
+    cuts = np.full((scores.shape[0], len(level_sizes)), np.nan)
+    start = 0
+    for i, size in enumerate(level_sizes):
+        flat = scores[:, start:start + size].reshape(scores.shape[0], -1)
+        if 0 < nms_pre < flat.shape[1]:
+            cuts[:, i] = -np.partition(-flat, nms_pre - 1, axis=1)[:, nms_pre - 1]
+        start += size
+    return cuts

@@ -2,12 +2,12 @@
 
 The reference is mmdet's ``predict`` (data preprocessor, head, ``_bbox_post_process`` with mmcv NMS) on the same
 raw images, not our graph run eagerly, so decoding, top-k, NMS and preprocessing are all under test. Detections
-are compared after matching order (``match_detections``; ties may come out in either order). Weights are the
-pruning tests' tame random initialisation (outputs O(1), many overlapping boxes: NMS does real work).
+are judged by ``check_parity`` (pre-NMS tensors, then kept sets matched robustly to ties). Weights are the
+pruning tests' tame random initialisation (outputs O(1), many overlapping boxes: NMS does real work, scores
+spread enough that no tie decides anything: every kept detection must find its partner).
 """
 import copy
 import os.path as osp
-import sys
 
 import numpy as np
 import onnx
@@ -17,31 +17,26 @@ import torch
 from mmdet_adasap.apis import load_config
 from mmdet_adasap.deploy import (ExportError, check_parity, export_detector, export_onnx, make_session,
                                  match_detections, read_metadata)
+from mmdet_adasap.deploy.parity import TOLERANCE
 from mmdet_adasap.pruning import save_pruned_checkpoint
+from helpers import load_tool
 from pruning_fixtures import REPO, build_detector
 
-sys.path.insert(0, osp.join(REPO, 'tools'))
-import export_onnx as export_tool  # noqa: E402
+export_tool = load_tool('export_onnx')
 
 TOL = 1e-4
 DEMO = osp.join(REPO, 'configs/demo/ssd-r18mini_synthvoc_dense.py')
 DEMO_PRUNED = osp.join(REPO, 'configs/pruned/ssd-r18mini_synthvoc_pruned.py')
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # see pruning_fixtures.single_thread
-    yield
-    torch.set_num_threads(before)
 
-
-def _assert_parity(p):
-    """Scores within 1e-4; boxes within 1e-4 of the input side (float32 pixel coordinates of a few hundred
-    carry ~1.5e-5 px per rounding, and two runtimes' convolutions round differently: measured worst 1.6e-4 px
-    at 256 px for the demo SSD, 2.9e-3 px at 128 px for Faster R-CNN's 50 layers, which is 2.3e-5 of the side)."""
-    assert p['detections'] > 0 and p['unmatched'] == 0, p
-    assert p['score'] < TOL and p['box_rel'] < TOL, p
+def _assert_parity(p, ties=False):
+    """The verdict (tolerances: ``parity.Tolerance``) and, with tame weights, every detection paired."""
+    assert p.ok, p.failures
+    assert p.detections > 0 and p.pre_nms and max(p.pre_nms.values()) < TOL, p
+    assert p.score < TOLERANCE.score and p.box_rel < TOLERANCE.box_rel, p
+    if not ties:
+        assert p.matched == p.detections and p.tie_explained == 0, p.summary()
 
 
 def test_demo_dense_dynamic_batch_matches_pytorch_at_two_batch_sizes(tmp_path):
@@ -54,7 +49,7 @@ def test_demo_dense_dynamic_batch_matches_pytorch_at_two_batch_sizes(tmp_path):
     assert meta == read_metadata(out) and meta['input_hw'] == [256, 256] and meta['bgr_to_rgb']
     session = make_session(out, threads=1)
     for batch in (1, 3):
-        _assert_parity(check_parity(model, out, batch=batch, seed=batch, session=session))
+        _assert_parity(check_parity(model, out, batch=batch, seed=batch, threads=1))
     # the same image gives the same detections alone and inside a batch
     x = torch.randint(0, 256, (3, 3, 256, 256), generator=torch.Generator().manual_seed(5)).float().numpy()
     d3, l3 = session.run(None, {'input': x})
@@ -71,7 +66,7 @@ def test_demo_pruned_checkpoint_exports_through_the_pruned_config_and_matches(pr
     model, meta = export_detector(load_config(DEMO_PRUNED), ckpt, out, batch=2)
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in pruned.parameters())
     assert meta['batch'] == 2
-    _assert_parity(check_parity(model, out, batch=2, session=make_session(out, threads=1)))
+    _assert_parity(check_parity(model, out, batch=2, threads=1))
 
 
 def test_faster_rcnn_tiny_input_matches_pytorch(tmp_path):
@@ -79,7 +74,7 @@ def test_faster_rcnn_tiny_input_matches_pytorch(tmp_path):
     out = str(tmp_path / 'frcnn.onnx')
     export_onnx(model, out, (128, 128), batch=1)
     assert 'RoiAlign' in {n.op_type for n in onnx.load(out).graph.node}
-    _assert_parity(check_parity(model, out, batch=1, session=make_session(out, threads=1)))
+    _assert_parity(check_parity(model, out, batch=1, threads=1))
 
 
 def test_match_detections_pairs_ties_in_any_order_and_counts_leftovers():
