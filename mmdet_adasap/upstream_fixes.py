@@ -129,6 +129,42 @@ def let_mmengine_ddp_run_on_cpu() -> None:
     MMDistributedDataParallel.__init__ = __init__
 
 
+def switch_pipelines_inside_dataset_wrappers() -> None:
+    """mmdet 3.3.0's ``PipelineSwitchHook`` (RTMDet's second training stage) assigns
+    ``train_loader.dataset.pipeline``. When the training set is a dataset wrapper (``ConcatDataset`` of
+    VOC2007 + VOC2012, ``RepeatDataset``) that attribute is read by nothing: the switch is logged but every image
+    still goes through the mosaic pipeline. After the hook's own switch we give every dataset inside the
+    wrappers the new pipeline; a plain dataset (mmdet's COCO configs) is switched exactly as before.
+    """
+    from mmcv.transforms import Compose  # the patched upstream class and what it builds, imported when the fix runs
+    from mmdet.engine.hooks import PipelineSwitchHook
+    if getattr(PipelineSwitchHook.before_train_epoch, '_adasap_fixed', False):
+        return
+    original = PipelineSwitchHook.before_train_epoch
+
+    def before_train_epoch(self, runner):
+        switched_before, top = self._has_switched, runner.train_dataloader.dataset
+        owners = pipeline_owners(top)  # before the hook gives the wrapper a pipeline attribute of its own
+        original(self, runner)
+        if self._has_switched and not switched_before and owners != [top]:
+            for dataset in owners:
+                dataset.pipeline = Compose(self.switch_pipeline)
+
+    before_train_epoch._adasap_fixed = True
+    before_train_epoch.__wrapped__ = original
+    PipelineSwitchHook.before_train_epoch = before_train_epoch
+
+
+def pipeline_owners(dataset) -> list:
+    """The datasets whose own pipeline a sample of ``dataset`` goes through: ``dataset`` itself when it has a
+    pipeline (a plain dataset, ``MultiImageMixDataset``), else those inside its wrapper (``datasets`` of a
+    concatenation, ``dataset`` of a repeat or class-balanced wrapper), recursively."""
+    if hasattr(dataset, 'pipeline'):
+        return [dataset]
+    inner = getattr(dataset, 'datasets', None) or ([dataset.dataset] if hasattr(dataset, 'dataset') else [])
+    return [owner for d in inner for owner in pipeline_owners(d)]
+
+
 def order_torch_pruning_split_outputs() -> None:
     """torch-pruning 1.6.0 maps the i-th piece of a ``torch.split`` / ``chunk`` to the i-th consumer in the order
     its graph builder *discovered* the consumers (tracing back from the outputs), not to the consumer of piece
@@ -191,5 +227,6 @@ def apply_all() -> None:
     name_the_checkpoint_in_load_errors()
     give_ssd_head_a_loss_cls()
     let_mmengine_ddp_run_on_cpu()
+    switch_pipelines_inside_dataset_wrappers()
     order_torch_pruning_split_outputs()
     quiet_mmengine_file_client_notices()

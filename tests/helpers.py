@@ -92,6 +92,23 @@ def shrink_adasap_for_smoke_test(cfg: Config, data_root: str, work_dir: str, pha
     return cfg
 
 
+def shrink_scales(cfg: Config, side: int, base: int = 640) -> Config:
+    """Every ``base`` px scale of the RTMDet / YOLOX pipelines (mosaic canvas and its 2x resize, resize, crop,
+    pad, affine border, the multi-scale batch range) to ``side``, in place."""
+    def fix(d):
+        for key in ('img_scale', 'scale', 'crop_size', 'size'):
+            value = d.get(key)
+            if isinstance(value, (list, tuple)) and len(value) == 2 and value[0] == value[1] in (base, 2 * base):
+                d[key] = (value[0] * side // base,) * 2
+        if d.get('type') == 'RandomAffine':
+            d['border'] = (-side // 2, -side // 2)
+        if d.get('type') == 'BatchSyncRandomResize':
+            d['random_size_range'] = (side * 3 // 4, side * 5 // 4)
+
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader', 'custom_hooks', 'model'):
+        _walk(cfg[key], fix)
+    return cfg
+
 def state_digest(state_dict) -> str:
     """sha256 over a state dict's names, shapes and bytes: equal digests, bit-identical weights."""
     import hashlib

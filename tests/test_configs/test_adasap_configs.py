@@ -20,6 +20,10 @@ MODELS = ['ssd-r18mini_synthvoc', *SMOKE_SCALES]
 METHODS = ['adasap', 'sam_asam', 'l2prune_sgd']
 SCALES = dict(SMOKE_SCALES, **{'ssd-r18mini_synthvoc': None})
 LATENCY_MODELS = ['ssd-r18mini_synthvoc', 'ssd300_voc0712', 'ssd512_voc0712']  # AdaSAP_L (HALP knapsack)
+RTMDET_YOLOX_VARIANTS = {f'{m}_{k}_flops50.py' for m in ('rtmdet-tiny_synthvoc', 'yolox-s_synthvoc', 'rtmdet-tiny_voc0712',
+                                                          'rtmdet-s_voc0712', 'yolox-s_voc0712')
+                         for k in ('adasap', 'l2prune_sgd')} | {'rtmdet-tiny_synthvoc_adasap_latency50.py',
+                                                                'yolox-s_synthvoc_adasap_latency50.py'}
 
 
 def _path(model, method, flops):
@@ -30,6 +34,7 @@ def test_every_detector_has_every_variant_with_one_schedule():
     found = {osp.basename(p) for p in glob.glob(osp.join(REPO, 'configs/adasap/*.py'))}
     expected = {osp.basename(_path(m, k, f)) for m in MODELS for k in METHODS for f in (50, 25)}
     expected |= {f'{m}_{k}_latency50.py' for m in LATENCY_MODELS for k in ('adasap', 'l2prune_sgd')}
+    expected |= RTMDET_YOLOX_VARIANTS  # their own tests: tests/test_configs/test_rtmdet_yolox_configs.py
     assert found == expected
     for model in MODELS:
         ref = load_config(_path(model, 'adasap', 50))

@@ -1,0 +1,8 @@
+# The magnitude-pruning baseline on RTMDet-s, Pascal VOC07+12: the AdaSAP schedule and pruner of
+# rtmdet-s_voc0712_adasap_flops50.py (global L2, exponential steps to 50% FLOPs, the same hooks) with the plain
+# optimizer step in every phase: the recipe's AdamW with its parameter-wise decay settings ("sgd" names the
+# family, the plain step without a sharpness term).
+_base_ = './rtmdet-s_voc0712_adasap_flops50.py'
+optim_wrapper = dict(_delete_=True, type='OptimWrapper', optimizer={{_base_.optim_wrapper.optimizer}},
+                     paramwise_cfg={{_base_.optim_wrapper.paramwise_cfg}})
+default_hooks = dict(adasap=dict(warmup=dict(sharpness=None), finetune=dict(sharpness=None)))
