@@ -58,6 +58,13 @@ def kept_indices(groups: ChannelGroups, masks: Dict[str, torch.Tensor]) -> KeptI
     for name, dims in dropped.items():
         kept[name] = {dim: torch.tensor(sorted(set(range(sizes[name][dim])) - gone), dtype=torch.long)
                       for dim, gone in dims.items()}
+    # a module shared under several names (RTMDetSepBNHead's convs shared across levels) has one parameter but
+    # a state_dict entry per name: every alias keeps what its first name keeps
+    first_name: Dict[int, str] = {}
+    for name, t in model.state_dict(keep_vars=True).items():
+        first = first_name.setdefault(id(t), name)
+        if first != name and first in kept:
+            kept[name] = kept[first]
     return kept
 
 
