@@ -1,6 +1,8 @@
 """Shrinking real configs so that one real iteration runs on the tiny synthetic set in the test suite."""
 import importlib.util
+import os
 import os.path as osp
+import sys
 
 from mmengine.config import Config
 
@@ -128,3 +130,23 @@ def load_tool(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def tool_exit_message(name: str, *argv: str) -> str:
+    """Run ``tools/<name>.py ARGV`` in this process, from the repository root, as the command line would (its
+    ``main()`` under that ``sys.argv``), and return the message it exits with ('' when it returns normally).
+
+    For the bad-input tests: a tool's error is a ``SystemExit`` carrying its message, and starting a fresh
+    interpreter (several seconds of imports) for each one would tell nothing more."""
+    module = load_tool(name)
+    old_argv, old_cwd = sys.argv, os.getcwd()
+    sys.argv = [f'tools/{name}.py', *argv]
+    os.chdir(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    try:
+        module.main()
+    except SystemExit as e:
+        return '' if e.code in (None, 0) else str(e.code)
+    finally:
+        sys.argv = old_argv
+        os.chdir(old_cwd)
+    return ''

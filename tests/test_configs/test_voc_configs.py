@@ -27,6 +27,8 @@ def test_real_voc_config_trains_and_evaluates_one_iteration(config, tiny_voc, tm
     n_classes = cfg.model.get('bbox_head', cfg.model.get('roi_head', {}).get('bbox_head', {})).get('num_classes')
     assert n_classes == 20, f'{config} must predict the 20 VOC classes'
     cfg = shrink_for_smoke_test(cfg, tiny_voc, str(tmp_path), scale=CONFIGS[config])
+    cfg.train_cfg.val_interval = 10 ** 6  # evaluated once, by the test loop below
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=10 ** 6, save_last=False)
     runner = Runner.from_cfg(cfg)
     runner.train()
     assert runner.iter == len(runner.train_dataloader) >= 1, 'one epoch of real training iterations'

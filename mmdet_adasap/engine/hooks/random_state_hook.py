@@ -15,7 +15,8 @@ state data augmentation, the dataloader's worker seeds, the sharpness step or th
   randomness does not depend on whether it validated where it was resumed;
 - seeds dataloader workers per epoch (mmengine's default seeds them identically every epoch), from the seed,
   epoch, rank and worker. Persistent workers keep their streams across epochs, so a resumed run restarts them
-  elsewhere: use ``persistent_workers=False`` where resumes must be exact (a warning says so).
+  elsewhere: use ``persistent_workers=False`` where resumes must be exact (a resumed run with persistent
+  workers warns; a run that is not resumed has nothing to repeat and does not).
 """
 import functools
 import random
@@ -70,13 +71,6 @@ class RandomStateHook(Hook):
         state = capture()
         self._states = (iteration, all_gather_object(state) if is_distributed() else [state])
 
-    def before_train(self, runner) -> None:
-        loader = runner.train_dataloader
-        if getattr(loader, 'num_workers', 0) > 0 and getattr(loader, 'persistent_workers', False):
-            warnings.warn('RandomStateHook: persistent dataloader workers keep their random streams across epochs, '
-                          'so a resumed run cannot repeat them; set train_dataloader.persistent_workers=False '
-                          'for exact resumes')
-
     def before_train_epoch(self, runner) -> None:
         self._seed_workers(runner)
         if self._pending is None:
@@ -89,6 +83,11 @@ class RandomStateHook(Hook):
             warnings.warn(f'RandomStateHook: the checkpoint holds random states of {len(states)} processes, this '
                           f'run has {get_world_size()}; the resumed run cannot repeat the interrupted one exactly')
             return
+        loader = runner.train_dataloader
+        if getattr(loader, 'num_workers', 0) > 0 and getattr(loader, 'persistent_workers', False):
+            warnings.warn('RandomStateHook: persistent dataloader workers keep their random streams across epochs, '
+                          'so this resumed run cannot repeat the interrupted one exactly; set '
+                          'train_dataloader.persistent_workers=False where resumes must be exact')
         loop = runner.train_loop
         if isinstance(loop, IterBasedTrainLoop) and runner.iter > 0:  # it skips runner.iter batches first
             loop.dataloader_iterator = _RestoreAfter(loop.dataloader_iterator, runner.iter, states[get_rank()])
