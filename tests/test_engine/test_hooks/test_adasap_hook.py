@@ -348,7 +348,8 @@ def test_two_pruning_hooks_are_refused(tiny_voc, tmp_path):
 
 
 def test_dist_train_runs_the_three_phases_on_two_cpu_processes(tiny_voc, tmp_path):
-    """The same hook and step under tools/dist_train.sh (2 gloo processes, stock MMDistributedDataParallel)."""
+    """The same hook and step under tools/dist_train.sh (2 gloo processes, stock MMDistributedDataParallel); its
+    warm-up is also the test of the SAM wrapper's two passes on two processes."""
     import os
     import subprocess
     import sys
@@ -363,6 +364,7 @@ def test_dist_train_runs_the_three_phases_on_two_cpu_processes(tiny_voc, tmp_pat
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-3000:]
     assert 'Distributed training: True' in log
+    assert 'loss_perturbed' in log and 'eps_norm' in log, 'the SAM wrapper took its two passes under DDP'
     for phase in ("1/3 'warmup'", "2/3 'pruning'", "3/3 'finetune'"):
         assert phase in log, log[-3000:]
     assert log.count('exported the pruned detector') == 1, 'rank 0 exports, once'
