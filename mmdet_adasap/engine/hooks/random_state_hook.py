@@ -15,8 +15,9 @@ state data augmentation, the dataloader's worker seeds, the sharpness step or th
   randomness does not depend on whether it validated where it was resumed;
 - seeds dataloader workers per epoch (mmengine's default seeds them identically every epoch), from the seed,
   epoch, rank and worker. Persistent workers keep their streams across epochs, so a resumed run restarts them
-  elsewhere: use ``persistent_workers=False`` where resumes must be exact (a resumed run with persistent
-  workers warns; a run that is not resumed has nothing to repeat and does not).
+  elsewhere: use ``persistent_workers=False`` where resumes must be exact. A resumed run warns where it cannot
+  be exact: persistent workers, or no ``randomness.seed`` in the config (mmengine then draws a new seed, and the
+  sampler's shuffle and the workers' seeds come from it); a run that is not resumed has nothing to repeat.
 """
 import functools
 import random
@@ -83,11 +84,7 @@ class RandomStateHook(Hook):
             warnings.warn(f'RandomStateHook: the checkpoint holds random states of {len(states)} processes, this '
                           f'run has {get_world_size()}; the resumed run cannot repeat the interrupted one exactly')
             return
-        loader = runner.train_dataloader
-        if getattr(loader, 'num_workers', 0) > 0 and getattr(loader, 'persistent_workers', False):
-            warnings.warn('RandomStateHook: persistent dataloader workers keep their random streams across epochs, '
-                          'so this resumed run cannot repeat the interrupted one exactly; set '
-                          'train_dataloader.persistent_workers=False where resumes must be exact')
+        _warn_where_a_resume_cannot_be_exact(runner)
         loop = runner.train_loop
         if isinstance(loop, IterBasedTrainLoop) and runner.iter > 0:  # it skips runner.iter batches first
             loop.dataloader_iterator = _RestoreAfter(loop.dataloader_iterator, runner.iter, states[get_rank()])
@@ -126,6 +123,20 @@ class RandomStateHook(Hook):
         state: Optional[dict] = checkpoint.get(STATE_KEY)
         if state is not None:
             self._pending = (state['iter'], state['ranks'])
+
+
+def _warn_where_a_resume_cannot_be_exact(runner) -> None:
+    """What the saved states cannot bring back: a seed drawn afresh by this run (mmengine draws one when the
+    config sets none; the sampler's shuffle and the workers' seeds derive from it), and persistent workers."""
+    if (runner.cfg.get('randomness') or {}).get('seed') is None:
+        warnings.warn('RandomStateHook: this resumed run has no randomness.seed in its config, so mmengine drew a '
+                      'new seed and the data order and worker seeds differ from the interrupted run; set '
+                      'randomness.seed (e.g. --cfg-options randomness.seed=0) in runs that must resume exactly')
+    loader = runner.train_dataloader
+    if getattr(loader, 'num_workers', 0) > 0 and getattr(loader, 'persistent_workers', False):
+        warnings.warn('RandomStateHook: persistent dataloader workers keep their random streams across epochs, '
+                      'so this resumed run cannot repeat the interrupted one exactly; set '
+                      'train_dataloader.persistent_workers=False where resumes must be exact')
 
 
 class _RestoreAfter:
