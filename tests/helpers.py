@@ -9,6 +9,8 @@ from mmengine.config import Config
 from mmdet_adasap.apis import strip_pretrained
 from mmdet_adasap.datasets import SYNTHETIC_VOC_CLASSES
 
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
 
 def _walk(node, fn):
     if isinstance(node, dict):
@@ -111,6 +113,7 @@ def shrink_scales(cfg: Config, side: int, base: int = 640) -> Config:
         _walk(cfg[key], fix)
     return cfg
 
+
 def state_digest(state_dict) -> str:
     """sha256 over a state dict's names, shapes and bytes: equal digests, bit-identical weights."""
     import hashlib
@@ -125,7 +128,7 @@ def state_digest(state_dict) -> str:
 def load_tool(name: str):
     """``tools/<name>.py`` as a module (its ``main(argv)`` is what the command line runs), without putting
     ``tools/`` on ``sys.path``."""
-    path = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools', f'{name}.py')
+    path = osp.join(REPO, 'tools', f'{name}.py')
     spec = importlib.util.spec_from_file_location(f'tools_{name}', path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -141,7 +144,7 @@ def tool_exit_message(name: str, *argv: str) -> str:
     module = load_tool(name)
     old_argv, old_cwd = sys.argv, os.getcwd()
     sys.argv = [f'tools/{name}.py', *argv]
-    os.chdir(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    os.chdir(REPO)
     try:
         module.main()
     except SystemExit as e:
