@@ -14,4 +14,4 @@ test: env
 	$(PY) -m pytest $(TEST_ARGS)
 
 clean-demo:
-	rm -rf work_dirs/demo work_dirs/demo_full_voc_c work_dirs/demo_dense work_dirs/demo_adasap work_dirs/demo_l2prune_sgd work_dirs/demo_sam_asam work_dirs/demo_report work_dirs/demo_summary.json
+	rm -rf work_dirs/demo work_dirs/demo_full_voc_c work_dirs/demo_train_dense work_dirs/demo_train_dense_full_voc_c work_dirs/demo_dense work_dirs/demo_adasap work_dirs/demo_l2prune_sgd work_dirs/demo_sam_asam work_dirs/demo_report work_dirs/demo_summary.json

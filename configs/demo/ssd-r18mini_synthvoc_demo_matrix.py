@@ -1,12 +1,15 @@
 # The demo (`make demo`, tools/demo.py): one seed of the method comparison on the demo detector. From ONE dense
-# checkpoint (the dense config's last epoch, trained into OUT/dense; nothing is chosen on test): L2 pruning + SGD
-# and AdaSAP to 50 % of the dense FLOPs, AdaSAP_L (HALP's latency knapsack inside AdaSAP's schedule) to 60 % of
-# the dense batch-1 latency on this CPU, every model evaluated on clean test images and 4 corruptions (one per
-# category) at severity 3. One seed is a demonstration; docs/results.md holds the multi-seed answer.
+# checkpoint, the comparison's committed dense start (docs/results/demo/dense_start.pth: the converged dense
+# config's last epoch, trained on the search split; nothing was chosen on test): L2 pruning + SGD and AdaSAP to
+# 50 % of the dense FLOPs, AdaSAP_L (HALP's latency knapsack inside AdaSAP's schedule) to 60 % of the dense batch-1
+# latency on this CPU, every model evaluated on clean test images and 4 corruptions (one per category) at
+# severity 3. One seed is a demonstration; docs/results.md holds the multi-seed answer.
 #   python tools/demo.py                     # builds the latency table first, then runs this matrix
+#   python tools/demo.py --train-dense       # trains the dense start too (the 22-epoch dense config, ~10 min more)
 #   python tools/compare_methods.py configs/demo/ssd-r18mini_synthvoc_demo_matrix.py --out work_dirs/demo
 _base_ = '../compare/ssd-r18mini_synthvoc_matrix.py'
-dense = dict(config='configs/demo/ssd-r18mini_synthvoc_dense.py', checkpoint=None)
+dense = dict(config='configs/demo/ssd-r18mini_synthvoc_dense_converged.py',
+             checkpoint='docs/results/demo/dense_start.pth')
 methods = dict(
     _delete_=True,
     l2prune_sgd=dict(config='configs/adasap/ssd-r18mini_synthvoc_l2prune_sgd_flops50.py', label='L2 + SGD'),

@@ -3,8 +3,8 @@
 ``run_demo`` builds what the matrix needs first (the synthetic data, the latency table of its latency-target
 methods, each timed), then hands the matrix to :func:`~.compare.run_matrix`, the one code path that trains,
 evaluates, records and tables the runs. Its summary is one row per model read back from the records: the dense
-start (the dense config's last epoch, trained once into ``OUT/dense``), and every run, all of which start from
-that checkpoint.
+start (the matrix's checkpoint, or the dense config's last epoch, trained once into ``OUT/dense``), and every
+run, all of which start from that checkpoint.
 """
 import os.path as osp
 import time
@@ -76,8 +76,9 @@ def run_demo(matrix: Matrix, out_dir: str, build_table: Callable[[str], None], e
             log(f'[demo] reusing the latency table of {name}: {path}')
             continue
         _timed(walls, f'latency table for {name} ({path})', lambda p=path: build_table(p), log)
-    dense = _timed(walls, 'dense start (the dense config\'s last epoch)',
-                   lambda: ensure_dense(matrix, out_dir, split, transform, log), log)
+    what = (f'dense start ({matrix.dense_checkpoint})' if matrix.dense_checkpoint else
+            f'dense start (trains {matrix.dense_config}; its last epoch)')
+    dense = _timed(walls, what, lambda: ensure_dense(matrix, out_dir, split, transform, log), log)
     paths = _timed(walls, 'the runs: train, evaluate, record',
                    lambda: run_matrix(matrix, out_dir, split, transform=transform, log=log), log)
     rows = summary_rows(matrix, out_dir, split)

@@ -1,6 +1,7 @@
 """The demo's one-seed matrix (configs/demo/ssd-r18mini_synthvoc_demo_matrix.py) on the tiny synthetic set, through
 the same code as `make demo` (mmdet_adasap.experiments.demo.run_demo): its table's numbers are the runs' records,
-and the dense row's checkpoint (the dense config's last epoch) is every pruned run's start."""
+and the dense row's checkpoint is every pruned run's start. The fixture trains the dense start (`--train-dense`);
+the default start is the comparison's committed checkpoint, checked against the comparison's records."""
 import os.path as osp
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 from conftest import REPO
-from helpers import shrink_adasap_for_smoke_test, shrink_for_smoke_test
+from helpers import load_tool, shrink_adasap_for_smoke_test, shrink_for_smoke_test
 from mmdet_adasap.experiments import load_matrix
 from mmdet_adasap.experiments.demo import old_layout, run_demo, summary_table
 from mmdet_adasap.experiments.matrix import file_sha256
@@ -44,7 +45,7 @@ def demo(tiny_voc, tmp_path_factory):
     opts = {'test_dataloader.dataset.data_root': tiny_voc + '/', 'test_dataloader.num_workers': 0,
             'test_dataloader.persistent_workers': False, 'test_evaluator.iou_thrs': 0.1}
     matrix = load_matrix(MATRIX, {
-        'evaluation.cfg_options': opts, 'evaluation.latency.repeats': 2, 'evaluation.corruptions': ['gaussian_noise'],
+        **load_tool('demo').TRAIN_DENSE, 'evaluation.cfg_options': opts, 'evaluation.latency.repeats': 2, 'evaluation.corruptions': ['gaussian_noise'],
         'splits.test': {'train_cfg.max_epochs': 1},  # the dense start's last epoch is then epoch_1.pth
         'methods.adasap_l.ratios': [0.8],  # random init: keep the latency target above the table's floor
         'methods.adasap_l.cfg_options': {'default_hooks.adasap.latency_table': table,
@@ -94,12 +95,25 @@ def test_steps_are_timed_and_a_rerun_reuses_everything(demo, tiny_voc):
 
 
 def test_a_work_dir_from_another_protocol_is_refused_naming_what_to_delete(demo, tiny_voc):
-    matrix = load_matrix(MATRIX, {'evaluation.corruptions': ['fog'], 'splits.test': {'train_cfg.max_epochs': 1}})
+    matrix = load_matrix(MATRIX, {**load_tool('demo').TRAIN_DENSE, 'evaluation.corruptions': ['fog'],
+                                  'splits.test': {'train_cfg.max_epochs': 1}})
     matrix.methods['adasap_l'].cfg_options['default_hooks.adasap.latency_table'] = demo['table']
     matrix.methods['adasap_l'].ratios = [0.8]
     with pytest.raises(ValueError, match=r'dense/record.json: this dense record was made with corruptions=.*'
                                          r'delete that run'):
         run_demo(matrix, demo['out'], _quick_table, lambda: None, transform=_transform(tiny_voc), log=lambda s: None)
+
+
+def test_the_default_start_is_the_comparisons_committed_dense_start():
+    import json
+    demo = load_matrix(MATRIX)
+    compare = load_matrix(osp.join(REPO, 'configs/compare/ssd-r18mini_synthvoc_compare.py'))
+    assert (demo.dense_config, demo.dense_checkpoint) == (compare.dense_config, compare.dense_checkpoint)
+    with open(osp.join(REPO, 'docs/results/demo/results.json')) as f:
+        protocol = json.load(f)['protocol']
+    assert file_sha256(osp.join(REPO, demo.dense_checkpoint)) == protocol['dense_sha256']
+    trained = load_matrix(MATRIX, load_tool('demo').TRAIN_DENSE)
+    assert trained.dense_checkpoint is None and trained.dense_config.endswith('ssd-r18mini_synthvoc_dense.py')
 
 
 def test_old_demo_layout_is_named(tmp_path):
