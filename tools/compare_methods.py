@@ -5,6 +5,7 @@
     python tools/compare_methods.py MATRIX --out DIR --methods adasap l2prune_sgd      # a subset
     python tools/compare_methods.py MATRIX --out DIR --ratios 0.25 1.0     # the runs at 0.25 and the controls
     python tools/compare_methods.py MATRIX --out DIR --table-only                      # rebuild the tables
+    python tools/compare_methods.py MATRIX --out DIR --remeasure-latency   # time the finished runs again, idle
     python tools/compare_methods.py MATRIX --out DIR --estimate 6     # time 6 iterations per method, no runs
 
 Rerunning the same command continues: finished runs (OUT/runs/*/*/*/record.json) are skipped, an interrupted
@@ -21,6 +22,7 @@ from mmengine.config import DictAction
 import mmdet_adasap  # noqa: F401
 from mmdet_adasap.experiments import load_matrix, run_matrix
 from mmdet_adasap.experiments.compare import table_only
+from mmdet_adasap.experiments.remeasure import remeasure_latency
 
 
 def main(argv=None):
@@ -31,6 +33,9 @@ def main(argv=None):
     p.add_argument('--methods', nargs='+', help='run only these methods of the table')
     p.add_argument('--ratios', nargs='+', type=float, help='run only the runs at these ratios (1.0: the controls)')
     p.add_argument('--table-only', action='store_true', help='rebuild the tables and plots from finished runs')
+    p.add_argument('--remeasure-latency', action='store_true',
+                   help='time the dense start and the finished runs again (run it when nothing else runs: runs '
+                        'timed beside other runs are slowed), then rebuild the tables; keeps the in-run numbers')
     p.add_argument('--estimate', type=int, metavar='ITERS',
                    help='only estimate the matrix\'s wall time from ITERS training iterations per method')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override matrix settings, key=value')
@@ -43,6 +48,8 @@ def main(argv=None):
             return
         if args.table_only:
             paths = table_only(matrix, args.out, args.split)
+        elif args.remeasure_latency:
+            paths = remeasure_latency(matrix, args.out, args.split, methods=args.methods, ratios=args.ratios)
         else:
             paths = run_matrix(matrix, args.out, args.split, methods=args.methods, ratios=args.ratios)
     except (ValueError, FileNotFoundError) as e:

@@ -8,8 +8,10 @@
 # (6 more epochs of SGD, of uniform ASAM) bound what sharpness-aware training can show here.
 #   python tools/make_voc_c.py data/synthetic_voc/VOCdevkit data/synthetic_voc_c --corruptions all --severities 3 --split test
 #   M=configs/compare/ssd-r18mini_synthvoc_compare.py
-#   for r in 0.25 1.0 0.5; do python tools/compare_methods.py $M --out work_dirs/compare --ratios $r; done
-# (the same loop in a second process shares the work: each passes over the runs the other holds)
+#   for r in 0.25 1.0 0.5 0.53; do python tools/compare_methods.py $M --out work_dirs/compare --ratios $r; done
+# (the same loop in a second process shares the work: each passes over the runs the other holds; 0.53: the
+# latency pair below), then, with nothing else running, time every run again:
+#   python tools/compare_methods.py $M --out work_dirs/compare --remeasure-latency
 _base_ = './ssd-r18mini_synthvoc_final.py'
 dense = dict(checkpoint='docs/results/demo/dense_start.pth')  # the search split's dense start, committed
 ratios = [0.25, 0.5]
@@ -17,6 +19,12 @@ _keep = {'default_hooks.checkpoint.max_keep_ckpts': -1}
 _ada = 'configs/adasap/ssd-r18mini_synthvoc_adasap_flops50.py'
 _end = [0.25]  # the end-of-pruning evaluation
 _control = 'configs/compare/methods/ssd-r18mini_synthvoc_control_'
+# AdaSAP_L against HALP (the same Taylor latency knapsack, SGD throughout) at 0.53 of the dense batch-1 latency,
+# the median measured latency of the 0.25-FLOPs runs. The table, built on the machine that runs the matrix:
+#   python tools/build_latency_table.py configs/demo/ssd-r18mini_synthvoc_dense_converged.py --input-size 256 \
+#       --batch 1 --threads 1 --out work_dirs/compare/latency_table_cpu1_b1.json
+_lat = {**_keep, 'default_hooks.adasap.latency_table': 'work_dirs/compare/latency_table_cpu1_b1.json',
+        'default_hooks.adasap.pruning.target.batch': 1}
 methods = dict(
     _delete_=True,
     l2prune_sgd=dict(config='configs/adasap/ssd-r18mini_synthvoc_l2prune_sgd_flops50.py', label='L2 + SGD',
@@ -26,8 +34,12 @@ methods = dict(
     adasap=dict(config=_ada, label='AdaSAP (L2)', cfg_options=_keep, end_of_pruning=_end),
     adasap_every5=dict(config=_ada, label='AdaSAP, sharpness every 5th step',
                        cfg_options={**_keep, 'optim_wrapper.sam_interval': 5}, end_of_pruning=_end),
+    adasap_l=dict(config='configs/adasap/ssd-r18mini_synthvoc_adasap_latency50.py', label='AdaSAP_L', ratios=[0.53],
+                  cfg_options=_lat),
+    halp_sgd=dict(config='configs/adasap/ssd-r18mini_synthvoc_l2prune_sgd_latency50.py',
+                  label='HALP (latency knapsack + SGD)', ratios=[0.53], cfg_options=_lat),
     control_sgd=dict(config=_control + 'sgd.py', label='control: SGD, no pruning', control=True),
     control_asam=dict(config=_control + 'asam.py', label='control: uniform ASAM, no pruning', control=True))
-reference = dict(_delete_=True, flops='adasap', control='control_asam')
+reference = dict(_delete_=True, flops='adasap', latency='adasap_l', control='control_asam')
 seeds = dict(test=[11, 12, 13, 14, 15])
 evaluation = dict(severities=[3], category_ratio=0.25)

@@ -156,7 +156,7 @@ def ensure_dense(matrix: Matrix, out_dir: str, split: str, transform=None, log=p
     return final
 
 
-def _cost(matrix: Matrix, dense_ckpt: str, ckpt: Optional[str], split: str, pruned: bool = True) -> dict:
+def model_cost(matrix: Matrix, dense_ckpt: str, ckpt: Optional[str], split: str, pruned: bool = True) -> dict:
     """Params, FLOPs and latency of ``ckpt`` (pruned, or a dense-shaped control) next to the dense model
     (``ckpt=None``: the dense alone)."""
     opts, lat = matrix.eval_options(split), matrix.evaluation['latency']
@@ -187,7 +187,7 @@ def dense_record(matrix: Matrix, out_dir: str, split: str, dense_ckpt: str, prot
                         matrix.evaluation['cache_root'], 'dense')
     rec = dict(method='dense', label='dense', ratio=1.0, seed=None, split=split, checkpoint=dense_ckpt,
                protocol=protocol, params_ratio=1.0, flops_ratio=1.0, latency_ratio=1.0,
-               **_cost(matrix, dense_ckpt, None, split), **R.scores(result),
+               **model_cost(matrix, dense_ckpt, None, split), **R.scores(result),
                robustness='robustness/robustness.json', wall_s=dict(evaluate=time.perf_counter() - t))
     return R.write_record(path, rec)
 
@@ -265,7 +265,7 @@ def _train_and_evaluate(matrix, run, out_dir, dense_ckpt, protocol, progress, tr
                         matrix.evaluation['cache_root'], f'{method.label}, {what}, seed {run.seed}')
     wall['evaluate'] = time.perf_counter() - t
     t = time.perf_counter()
-    cost = _cost(matrix, dense_ckpt, export, run.split, pruned=not control)
+    cost = model_cost(matrix, dense_ckpt, export, run.split, pruned=not control)
     wall['cost'] = time.perf_counter() - t
     wall['total'] = time.perf_counter() - start
     rec = dict(spec, label=method.label, kind=method.kind, protocol=protocol, resumed=resumed, **cost,
@@ -323,7 +323,7 @@ def _end_of_pruning(matrix, run, out_dir, dense_ckpt, options, progress, transfo
                         matrix.evaluation['cache_root'], f'{matrix.methods[run.method].label}, end of pruning, '
                         f'seed {run.seed}', folder=R.END_OF_PRUNING_DIR)
     seconds = time.perf_counter() - t
-    cost = {k: v for k, v in _cost(matrix, dense_ckpt, path, run.split).items()
+    cost = {k: v for k, v in model_cost(matrix, dense_ckpt, path, run.split).items()
             if k in ('params_ratio', 'flops_ratio', 'latency_ratio')}
     return dict(checkpoint=osp.relpath(path, work_dir), **cost, **R.scores(result),
                 robustness=f'{R.END_OF_PRUNING_DIR}/robustness.json', wall_s=dict(evaluate=seconds))

@@ -347,3 +347,40 @@ def test_a_run_whose_method_config_changed_is_refused(matrix_run, tmp_path):
             run_matrix(matrix, matrix_run['out'], transform=_shrink(matrix_run['tiny_voc']), log=lambda s: None)
     finally:
         matrix.methods['l2prune_sgd'].cfg_options = {}
+
+
+def test_remeasured_latency_replaces_the_in_run_numbers_and_keeps_them(matrix_run, tmp_path, monkeypatch):
+    import shutil
+    from mmdet_adasap.experiments import compare
+    from mmdet_adasap.experiments.remeasure import remeasure_latency
+    out = str(tmp_path / 'copy')
+    shutil.copytree(matrix_run['out'], out)
+    gone = 'l2prune_sgd/ratio0.5/seed2'
+    os.remove(osp.join(out, 'runs', *gone.split('/'), 'pruned.pth'))
+
+    def read(run):
+        with open(osp.join(out, 'runs', *run.split('/'), 'record.json')) as f:
+            return json.load(f)
+    before = {r: read(r) for r in ('adasap/ratio0.5/seed1', 'control_sgd/ratio1/seed1', gone)}
+    # a stand-in clock: each model's "milliseconds" are its parameter count, so the new ratio must be params_ratio
+    monkeypatch.setattr(compare, 'interleaved_latency',
+                        lambda models, shape, repeats, threads: [sum(p.numel() for p in m.parameters()) / 1e4
+                                                                 for m in models])
+    logs = []
+    for _ in range(2):  # a second pass keeps the first in-run numbers
+        paths = remeasure_latency(matrix_run['matrix'], out, log=logs.append)
+    for run, old in before.items():
+        rec = read(run)
+        if run == gone:
+            assert rec['latency_ratio'] == old['latency_ratio'] and 'latency_in_run' not in rec
+            continue
+        assert rec['latency_ratio'] == pytest.approx(rec['params_ratio'])
+        assert rec['latency_in_run'] == {k: old[k] for k in ('latency_ms', 'dense_latency_ms', 'latency_ratio')}
+        assert (rec['clean_map'], rec['mpc']) == (old['clean_map'], old['mpc'])
+    assert read('control_sgd/ratio1/seed1')['latency_ratio'] == pytest.approx(1.0)
+    assert any(f'whose model is not on disk: {gone}' in line for line in logs)
+    with open(paths['json']) as f:
+        res = json.load(f)
+    run = next(r for r in res['runs'] if (r['method'], r['seed']) == ('adasap', 1))
+    assert run['latency_ratio'] == pytest.approx(run['params_ratio'])
+    assert res['dense']['latency_ms'] == pytest.approx(res['dense']['params'] / 1e4)

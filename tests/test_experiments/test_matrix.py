@@ -104,12 +104,22 @@ def test_adasap_taylor_method_prunes_with_taylor_importance(tiny_voc, tmp_path):
 def test_compare_matrix_pairs_each_kind_and_its_controls_differ_only_by_the_pruning_hook():
     m = load_matrix(osp.join(REPO, 'configs/compare/ssd-r18mini_synthvoc_compare.py'))
     search = load_matrix(SEARCH)
-    assert m.references == dict(flops='adasap', control='control_asam')
-    assert {k: v.kind for k, v in m.methods.items() if v.kind != 'flops'} == dict(control_sgd='control',
-                                                                                   control_asam='control')
+    assert m.references == dict(flops='adasap', latency='adasap_l', control='control_asam')
+    assert {k: v.kind for k, v in m.methods.items() if v.kind != 'flops'} == dict(
+        adasap_l='latency', halp_sgd='latency', control_sgd='control', control_asam='control')
     assert all(v.end_of_pruning == [0.25] for v in m.methods.values() if v.kind == 'flops')
     assert m.seeds['test'] == [11, 12, 13, 14, 15] and not set(m.seeds['test']) & set(search.seeds['val'])
-    assert m.evaluation['severities'] == [3] and len(m.runs('test')) == (4 * 2 + 2) * 5
+    assert m.evaluation['severities'] == [3] and len(m.runs('test')) == (4 * 2 + 2 + 2) * 5
+    ada_l, halp = (load_config(osp.join(REPO, m.methods[k].config), m.methods[k].cfg_options).to_dict()
+                   for k in ('adasap_l', 'halp_sgd'))  # the latency pair differs only by its optimizer
+    assert m.methods['adasap_l'].ratios == m.methods['halp_sgd'].ratios == [0.53]
+    assert ada_l['default_hooks']['adasap']['pruning'] == halp['default_hooks']['adasap']['pruning']
+    assert ada_l['default_hooks']['adasap']['pruning']['target']['batch'] == 1
+    assert halp['optim_wrapper']['type'] == 'OptimWrapper' and ada_l['optim_wrapper']['type'] == 'SAMOptimWrapper'
+    for cfg in (ada_l, halp):
+        del cfg['optim_wrapper'], cfg['work_dir'], cfg['default_hooks']['adasap']['warmup'], \
+            cfg['default_hooks']['adasap']['finetune']
+    assert ada_l == halp
     assert m.methods['adasap_every5'].cfg_options['optim_wrapper.sam_interval'] == 5
     pruning = load_config(osp.join(REPO, m.methods['l2prune_sgd'].config)).to_dict()
     control = load_config(osp.join(REPO, m.methods['control_sgd'].config)).to_dict()
