@@ -21,6 +21,7 @@ methods = dict(
 reference = dict(_delete_=True, flops='adasap', latency='adasap_l')
 ratios = [0.5]
 seeds = dict(_delete_=True, test=[1])
-splits = dict(_delete_=True, test={'train_cfg.val_interval': 10 ** 6})  # test is only looked at by the evaluation
+# test is only looked at by the evaluation: no validation while training, not even after the last epoch
+splits = dict(_delete_=True, test={'train_cfg.val_interval': 10 ** 6, 'train_cfg.val_begin': 10 ** 6})
 evaluation = dict(corruptions=['gaussian_noise', 'motion_blur', 'snow', 'contrast'], unseen=None, severities=[3],
                   cache_root=None, latency=dict(repeats=30, threads=1), category_ratio=0.5)

@@ -116,6 +116,16 @@ def test_the_default_start_is_the_comparisons_committed_dense_start():
     assert trained.dense_checkpoint is None and trained.dense_config.endswith('ssd-r18mini_synthvoc_dense.py')
 
 
+def test_demo_runs_never_validate_on_the_test_split():
+    from mmdet_adasap.apis import load_config
+    matrix = load_matrix(MATRIX, load_tool('demo').TRAIN_DENSE)
+    for run in matrix.runs('test'):
+        cfg = load_config(matrix.methods[run.method].config, matrix.train_options(run, 'dense.pth'))
+        assert cfg.train_cfg.val_begin > cfg.train_cfg.max_epochs, run.name  # mmengine validates the last epoch
+    dense = load_config(matrix.dense_config, matrix.splits['test'])
+    assert dense.train_cfg.val_begin > dense.train_cfg.max_epochs
+
+
 def test_old_demo_layout_is_named(tmp_path):
     (tmp_path / 'demo_dense').mkdir()
     (tmp_path / 'demo_summary.json').write_text('{}')
