@@ -145,7 +145,7 @@ def markdown(results: dict, matrix: Matrix) -> str:
              f'{len(p["corruptions"])} benchmark corruptions x severities {p["severities"]}; "unseen": '
              f'{", ".join(p["unseen"]) or "none"} (never in mPC); latency: median of {p["latency"]["repeats"]} '
              f'batch-1 runs on {p["latency"]["threads"]} CPU thread(s), interleaved with the dense model; '
-             f'params / FLOPs as fractions of the dense model.', '',
+             f'params / FLOPs as fractions of the dense model.' + _retimed(results), '',
              f'Dense start (sha256 {p["dense_sha256"][:12]}): clean mAP {dense["clean_map"]:.1f}, mPC '
              f'{dense["mpc"]:.1f}, rPC {dense["rpc"]:.1f} %, {dense["params"] / 1e6:.3f} M params, '
              f'{dense["flops"] / 1e9:.3f} G FLOPs, {dense["latency_ms"]:.2f} ms.', '',
@@ -154,6 +154,15 @@ def markdown(results: dict, matrix: Matrix) -> str:
         lines += _section(results, matrix, kind, ratio)
     lines += _end_of_pruning_section(results, matrix)
     return '\n'.join(lines)
+
+
+def _retimed(results: dict) -> str:
+    """Which latencies were timed again on an idle machine (``--remeasure-latency``) and which during the runs."""
+    n = sum('latency_in_run' in r for r in results['runs'])
+    if not n and 'latency_in_run' not in results['dense']:
+        return ''
+    return (f' Latency timed again on an idle machine for the dense start and {n} of {len(results["runs"])} '
+            'runs (`--remeasure-latency`); the others as timed during the run, beside other runs.')
 
 
 def _section(results: dict, matrix: Matrix, kind: str, ratio: float) -> List[str]:

@@ -381,6 +381,8 @@ def test_remeasured_latency_replaces_the_in_run_numbers_and_keeps_them(matrix_ru
     assert any(f'whose model is not on disk: {gone}' in line for line in logs)
     with open(paths['json']) as f:
         res = json.load(f)
+    with open(paths['markdown']) as f:
+        assert f'for the dense start and {len(res["runs"]) - 1} of {len(res["runs"])} runs' in f.read()
     run = next(r for r in res['runs'] if (r['method'], r['seed']) == ('adasap', 1))
     assert run['latency_ratio'] == pytest.approx(run['params_ratio'])
     assert res['dense']['latency_ms'] == pytest.approx(res['dense']['params'] / 1e4)
