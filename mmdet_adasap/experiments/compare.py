@@ -338,15 +338,9 @@ def _log_search(out_dir: str, rec: dict) -> None:
         f.write(json.dumps(line) + '\n')
 
 
-def run_matrix(matrix: Matrix, out_dir: str, split: str = 'test', transform: Optional[Callable] = None,
-               methods: Optional[List[str]] = None, log: Callable[[str], None] = print,
-               ratios: Optional[List[float]] = None) -> dict:
-    """Run (or continue) the matrix on ``split`` into ``out_dir``; returns the paths of the tables and plots.
-
-    ``transform(cfg, run=RunSpec | None)``: a last edit of each training config (tests shrink the schedule).
-    ``methods`` / ``ratios``: a subset of the method table / of the runs' ratios (1.0: the controls); the other
-    finished runs still appear in the table.
-    """
+def selected_runs(matrix: Matrix, split: str, methods: Optional[List[str]] = None,
+                  ratios: Optional[List[float]] = None) -> List[RunSpec]:
+    """The runs of ``split``, or of a subset of the method table / of the runs' ratios, each checked."""
     if split not in matrix.splits:
         raise ValueError(f'split {split!r} is not one of the matrix splits {sorted(matrix.splits)}')
     unknown = sorted(set(methods or ()) - set(matrix.methods))
@@ -356,13 +350,25 @@ def run_matrix(matrix: Matrix, out_dir: str, split: str = 'test', transform: Opt
     if ratios is not None and not set(ratios) <= all_ratios:
         raise ValueError(f'ratio(s) {sorted(set(ratios) - all_ratios)} are not among the runs\' ratios '
                          f'{sorted(all_ratios)} (1.0: the controls)')
+    return [r for r in matrix.runs(split) if (not methods or r.method in methods)
+            and (ratios is None or r.ratio in ratios)]
+
+
+def run_matrix(matrix: Matrix, out_dir: str, split: str = 'test', transform: Optional[Callable] = None,
+               methods: Optional[List[str]] = None, log: Callable[[str], None] = print,
+               ratios: Optional[List[float]] = None) -> dict:
+    """Run (or continue) the matrix on ``split`` into ``out_dir``; returns the paths of the tables and plots.
+
+    ``transform(cfg, run=RunSpec | None)``: a last edit of each training config (tests shrink the schedule).
+    ``methods`` / ``ratios``: a subset of the method table / of the runs' ratios (1.0: the controls); the other
+    finished runs still appear in the table.
+    """
+    runs = selected_runs(matrix, split, methods, ratios)
     check_methods(matrix)
     os.makedirs(out_dir, exist_ok=True)
     dense_ckpt = ensure_dense(matrix, out_dir, split, transform, log)
     protocol = matrix.protocol(split, file_sha256(dense_ckpt))
     dense = dense_record(matrix, out_dir, split, dense_ckpt, protocol, log)
-    runs = [r for r in matrix.runs(split) if (not methods or r.method in methods)
-            and (ratios is None or r.ratio in ratios)]
     progress = Progress(len(runs), log)
     for i, run in enumerate(runs):
         progress.index = i

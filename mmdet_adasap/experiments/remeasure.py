@@ -12,7 +12,7 @@ import os.path as osp
 from typing import Callable, List, Optional
 
 from . import run as R
-from .compare import model_cost, table_only
+from .compare import model_cost, selected_runs, table_only
 from .matrix import Matrix
 
 LATENCY_KEYS = ('latency_ms', 'dense_latency_ms', 'latency_ratio')
@@ -33,6 +33,7 @@ def remeasure_latency(matrix: Matrix, out_dir: str, split: str = 'test', methods
                       ratios: Optional[List[float]] = None, log: Callable[[str], None] = print) -> dict:
     """Re-time the dense start and the finished runs of ``out_dir`` (a subset: ``methods`` / ``ratios``) and
     rebuild its tables; returns the paths of the tables and plots."""
+    runs = selected_runs(matrix, split, methods, ratios)
     dense_path = osp.join(out_dir, 'dense', R.RECORD_FILE)
     dense = R.read_json(dense_path)
     if dense is None:
@@ -41,8 +42,6 @@ def remeasure_latency(matrix: Matrix, out_dir: str, split: str = 'test', methods
         raise FileNotFoundError(f'{dense_path}: its dense checkpoint {dense["checkpoint"]!r} is not on disk')
     _retime(dense_path, dense, dict(model_cost(matrix, dense['checkpoint'], None, split), latency_ratio=1.0))
     missing = []
-    runs = [r for r in matrix.runs(split) if (not methods or r.method in methods)
-            and (ratios is None or r.ratio in ratios)]
     for run in runs:
         path = osp.join(run.work_dir(out_dir), R.RECORD_FILE)
         rec = R.read_json(path)

@@ -366,6 +366,8 @@ def test_remeasured_latency_replaces_the_in_run_numbers_and_keeps_them(matrix_ru
     monkeypatch.setattr(compare, 'interleaved_latency',
                         lambda models, shape, repeats, threads: [sum(p.numel() for p in m.parameters()) / 1e4
                                                                  for m in models])
+    with pytest.raises(ValueError, match=r'ratio\(s\) \[0.3\] are not among the runs'):
+        remeasure_latency(matrix_run['matrix'], out, ratios=[0.3])
     logs = []
     for _ in range(2):  # a second pass keeps the first in-run numbers
         paths = remeasure_latency(matrix_run['matrix'], out, log=logs.append)
