@@ -99,13 +99,15 @@ def run_config(config: str, options: dict, work_dir: str, transform: Optional[Ca
 
 
 def last_checkpoint(work_dir: str) -> str:
-    """The checkpoint the Runner saved last in ``work_dir`` (its ``last_checkpoint`` file)."""
+    """The checkpoint the Runner saved last in ``work_dir`` (its ``last_checkpoint`` file), as a path under
+    ``work_dir`` as given: mmengine writes it absolute, which would put this machine's folders into records."""
     path = osp.join(work_dir, 'last_checkpoint')
     if not osp.isfile(path):
         raise FileNotFoundError(f'{work_dir} holds no checkpoint (no last_checkpoint file): did its training run?')
     with open(path) as f:
         ckpt = f.read().strip()
-    return ckpt if osp.isabs(ckpt) or osp.isfile(ckpt) else osp.join(work_dir, osp.basename(ckpt))
+    here = osp.join(work_dir, osp.basename(ckpt))
+    return here if osp.isfile(here) else ckpt
 
 
 def train(config: str, options: dict, work_dir: str, transform: Optional[Callable] = None, hooks=()) -> float:

@@ -388,3 +388,15 @@ def test_remeasured_latency_replaces_the_in_run_numbers_and_keeps_them(matrix_ru
     run = next(r for r in res['runs'] if (r['method'], r['seed']) == ('adasap', 1))
     assert run['latency_ratio'] == pytest.approx(run['params_ratio'])
     assert res['dense']['latency_ms'] == pytest.approx(res['dense']['params'] / 1e4)
+
+
+def test_last_checkpoint_is_named_under_the_work_dir_as_given(tmp_path, monkeypatch):
+    from mmdet_adasap.experiments.run import last_checkpoint
+    monkeypatch.chdir(tmp_path)
+    os.makedirs('w/run')
+    open('w/run/epoch_6.pth', 'w').close()
+    with open('w/run/last_checkpoint', 'w') as f:
+        f.write(str(tmp_path / 'w' / 'run' / 'epoch_6.pth'))  # mmengine writes it absolute
+    assert last_checkpoint('w/run') == osp.join('w/run', 'epoch_6.pth')
+    with pytest.raises(FileNotFoundError, match='no last_checkpoint file'):
+        last_checkpoint('w')
