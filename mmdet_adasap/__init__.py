@@ -13,7 +13,7 @@ from .engine import plugin_hooks  # noqa: E402
 
 plugin_hooks.install()
 
-__version__ = '0.5.0'
+__version__ = '0.6.0'
 
 
 from .utils.renamed import refuse_renamed  # noqa: E402

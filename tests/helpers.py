@@ -82,7 +82,7 @@ SMOKE_SCALES = {
 def shrink_adasap_for_smoke_test(cfg: Config, data_root: str, work_dir: str, phase_iters=(1, 1, 1), scale=None,
                                  samples: int = 2) -> Config:
     """:func:`shrink_for_smoke_test` plus AdaSAP phases of ``phase_iters`` (warm-up, pruning, fine-tune)
-    iterations, one pruning step, no dense checkpoint to load."""
+    iterations, one pruning step, no dense checkpoint to load (random weights, allowed on purpose)."""
     cfg = shrink_for_smoke_test(cfg, data_root, work_dir, scale=scale, samples=samples)
     warmup, pruning, finetune = phase_iters
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=warmup + pruning + finetune, val_interval=10 ** 6)
@@ -91,6 +91,7 @@ def shrink_adasap_for_smoke_test(cfg: Config, data_root: str, work_dir: str, pha
     hook.warmup.end = warmup
     hook.pruning.end = warmup + pruning
     hook.pruning.schedule = dict(type='one_shot')
+    hook.allow_random_init = True
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=10 ** 6, by_epoch=False, save_last=False)
     cfg.load_from = None
     return cfg
@@ -139,8 +140,10 @@ def tool_exit_message(name: str, *argv: str) -> str:
     """Run ``tools/<name>.py ARGV`` in this process, from the repository root, as the command line would (its
     ``main()`` under that ``sys.argv``), and return the message it exits with ('' when it returns normally).
 
-    For the bad-input tests: a tool's error is a ``SystemExit`` carrying its message, and starting a fresh
+    For the bad-input tests: a tool's error is an exception, which the command line prints as
+    :func:`mmdet_adasap.apis.cli.error_line` gives it, or a ``SystemExit`` carrying its message; starting a fresh
     interpreter (several seconds of imports) for each one would tell nothing more."""
+    from mmdet_adasap.apis.cli import error_line
     module = load_tool(name)
     old_argv, old_cwd = sys.argv, os.getcwd()
     sys.argv = [f'tools/{name}.py', *argv]
@@ -149,6 +152,8 @@ def tool_exit_message(name: str, *argv: str) -> str:
         module.main()
     except SystemExit as e:
         return '' if e.code in (None, 0) else str(e.code)
+    except Exception as e:  # noqa: BLE001  (what run_tool prints)
+        return error_line(e)
     finally:
         sys.argv = old_argv
         os.chdir(old_cwd)

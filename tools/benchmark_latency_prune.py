@@ -14,7 +14,6 @@ model through ``configs/pruned/`` (run from the repository root so the config's 
 of the dense model (HALP's criterion: a loss estimate, comparable across layers), instead of the L2 norm.
 Speed targets live here, not in timed tests; rerun on a quiet machine for the reported numbers.
 """
-import argparse
 import copy
 import tempfile
 import time
@@ -22,7 +21,7 @@ import time
 import torch
 
 import mmdet_adasap  # noqa: E402,F401
-from mmdet_adasap.apis import build_detector, interleaved_latency, load_config  # noqa: E402
+from mmdet_adasap.apis import ToolParser, build_detector, interleaved_latency, load_config, run_tool  # noqa: E402
 from mmdet_adasap.benchmarks.latency_prune import (clean_map, finetune_map, kept_importance,  # noqa: E402
                                                    prune_one_shot, taylor_importance)
 from mmdet_adasap.pruning import FlopsCost, build_channel_groups, build_importance  # noqa: E402
@@ -97,7 +96,7 @@ def compare_maps(args, cfg, rows, pruners, measured):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p = ToolParser(description=__doc__.split('\n')[0])
     p.add_argument('config', nargs='?', default=DEMO)
     p.add_argument('--checkpoint', help='trained weights (needed for the mAP comparison)')
     p.add_argument('--table', help='latency table for the first batch (default: build one now)')
@@ -131,4 +130,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

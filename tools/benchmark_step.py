@@ -19,7 +19,6 @@ times and checks that the final masks agree (``--checkpoint`` = the dense demo c
 
     python tools/benchmark_step.py --hook-path [--phase-iters 8 8 8] [--checkpoint DENSE.pth] [--demo-wall]
 """
-import argparse
 import statistics
 import time
 
@@ -33,7 +32,7 @@ from mmengine.structures import InstanceData
 from mmengine.utils import ProgressBar
 
 import mmdet_adasap  # noqa: F401  (registers modules, applies upstream fixes)
-from mmdet_adasap.apis import build_detector, load_config
+from mmdet_adasap.apis import ToolParser, build_detector, load_config, run_tool
 from mmdet_adasap.engine import AdaptiveRadius
 from mmdet_adasap.engine.optim_wrappers import amp_variant_of
 from mmdet_adasap.utils.timing import time_round_robin
@@ -46,7 +45,7 @@ DETECTORS = {  # name -> (config, default size, default batch)
 
 
 def parse_args():
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p = ToolParser(description=__doc__.split('\n')[0])
     p.add_argument('--detectors', nargs='+', default=list(DETECTORS), choices=list(DETECTORS))
     p.add_argument('--size-demo', type=int, help='input size of the demo detector (default 256)')
     p.add_argument('--size-ssd300', type=int, help='input size of SSD300 (default 272 on CPU)')
@@ -342,4 +341,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

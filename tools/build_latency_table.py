@@ -8,21 +8,20 @@ and module by module inside the graph, to calibrate the prediction (see ``mmdet_
 and ``ingraph.py``); prints the build time and how well the table predicts the calibration models. The table records model, input, batch, device and threads; a pruner
 given a table from another model or input, or a target asking for another batch/device/threads, refuses it.
 """
-import argparse
 import os
 import os.path as osp
 
 import torch
 
 import mmdet_adasap  # noqa: E402,F401  (registers modules, applies upstream fixes)
-from mmdet_adasap.apis import build_detector, load_config, trace_shape  # noqa: E402
+from mmdet_adasap.apis import ToolParser, build_detector, load_config, run_tool, trace_shape  # noqa: E402
 from mmdet_adasap.pruning import build_channel_groups  # noqa: E402
 from mmdet_adasap.pruning.latency_measure import measure_latency_table  # noqa: E402
 from mmdet_adasap.pruning.latency_table import save_table  # noqa: E402
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description='Measure a latency lookup table for a detector config')
+    p = ToolParser(description='Measure a latency lookup table for a detector config')
     p.add_argument('config')
     p.add_argument('--checkpoint', help='weights (only shapes matter for timing; default: random init)')
     p.add_argument('--input-size', type=int, help='square input (default: the test pipeline Resize scale)')
@@ -71,4 +70,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -14,19 +14,18 @@ same command share the work: each passes over the runs the other holds. Writes O
 OUT/results.md, OUT/results_vs_flops.png, OUT/results_categories.png (and OUT/search_log.jsonl on a search
 split).
 """
-import argparse
-import sys
 
 from mmengine.config import DictAction
 
 import mmdet_adasap  # noqa: F401
+from mmdet_adasap.apis import ToolParser, run_tool
 from mmdet_adasap.experiments import load_matrix, run_matrix
 from mmdet_adasap.experiments.compare import table_only
 from mmdet_adasap.experiments.remeasure import remeasure_latency
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p = ToolParser(description=__doc__.split('\n')[0])
     p.add_argument('matrix', help='matrix config (configs/compare/*_matrix.py)')
     p.add_argument('--out', required=True, help='results folder (one split per folder)')
     p.add_argument('--split', default='test', help='a split of the matrix: test (report) or val (search)')
@@ -40,24 +39,21 @@ def main(argv=None):
                    help='only estimate the matrix\'s wall time from ITERS training iterations per method')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override matrix settings, key=value')
     args = p.parse_args(argv)
-    try:
-        matrix = load_matrix(args.matrix, args.cfg_options)
-        if args.estimate:
-            from mmdet_adasap.experiments.estimate import estimate
-            estimate(matrix, args.split, args.out, args.estimate)
-            return
-        if args.table_only:
-            paths = table_only(matrix, args.out, args.split)
-        elif args.remeasure_latency:
-            paths = remeasure_latency(matrix, args.out, args.split, methods=args.methods, ratios=args.ratios)
-        else:
-            paths = run_matrix(matrix, args.out, args.split, methods=args.methods, ratios=args.ratios)
-    except (ValueError, FileNotFoundError) as e:
-        sys.exit(f'error: {e}')
+    matrix = load_matrix(args.matrix, args.cfg_options)
+    if args.estimate:
+        from mmdet_adasap.experiments.estimate import estimate
+        estimate(matrix, args.split, args.out, args.estimate)
+        return
+    if args.table_only:
+        paths = table_only(matrix, args.out, args.split)
+    elif args.remeasure_latency:
+        paths = remeasure_latency(matrix, args.out, args.split, methods=args.methods, ratios=args.ratios)
+    else:
+        paths = run_matrix(matrix, args.out, args.split, methods=args.methods, ratios=args.ratios)
     with open(paths['markdown']) as f:
         print(f.read())
     print('written: ' + ', '.join(paths.values()))
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

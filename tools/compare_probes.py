@@ -6,16 +6,16 @@ Per measure: the mean over the neurons pruned first (the bottom half of each che
 over the rest, each with a 95 % Student's t interval over the probed neurons, and the Spearman correlation with
 the rank.
 """
-import argparse
 import json
 import os.path as osp
 import sys
 
+from mmdet_adasap.apis import ToolParser, run_tool
 from mmdet_adasap.analysis.probe import compare_probes
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p = ToolParser(description=__doc__.split('\n')[0])
     p.add_argument('dirs', nargs='+', help='folders holding a neuron_probe.json')
     p.add_argument('--bottom', type=float, default=0.5, help='fraction of the importance order pruned first')
     p.add_argument('--out', help='also write the table here')
@@ -27,10 +27,7 @@ def main(argv=None):
             sys.exit(f'error: {path} does not exist; run tools/neuron_sensitivity.py CONFIG CKPT --out {d}')
         with open(path) as f:
             results.append(json.load(f))
-    try:
-        table = compare_probes(results, args.bottom)
-    except ValueError as e:
-        sys.exit(f'error: {e}')
+    table = compare_probes(results, args.bottom)
     print(table, end='')
     if args.out:
         with open(args.out, 'w') as f:
@@ -38,4 +35,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

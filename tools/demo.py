@@ -25,6 +25,8 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
+from mmdet_adasap.apis import ToolParser, run_tool  # noqa: E402
+
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 MATRIX = 'configs/demo/ssd-r18mini_synthvoc_demo_matrix.py'
 REMOVED = {'--work-dir': 'use --out DIR (the demo writes into one folder, default work_dirs/demo)',
@@ -56,7 +58,7 @@ def ensure_data() -> None:
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ToolParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--out', help='results folder (default: work_dirs/demo, work_dirs/demo_full_voc_c)')
     p.add_argument('--full-voc-c', action='store_true',
                    help='all 15 benchmark corruptions x 5 severities (default: 4 corruptions at severity 3)')
@@ -77,12 +79,12 @@ def main():
     if stale:
         print('not used by this demo, written by an older one (delete them, or `make clean-demo`): ' + ', '.join(stale))
     start = time.perf_counter()
+    matrix = load_matrix(MATRIX, {**(FULL_VOC_C if args.full_voc_c else {}),
+                                  **(TRAIN_DENSE if args.train_dense else {})})
     try:
-        matrix = load_matrix(MATRIX, {**(FULL_VOC_C if args.full_voc_c else {}),
-                                      **(TRAIN_DENSE if args.train_dense else {})})
         summary = run_demo(matrix, out, functools.partial(build_table, matrix.dense_config), ensure_data)
     except (ValueError, FileNotFoundError) as e:
-        sys.exit(f'error: {e}\n(to start the demo over: `make clean-demo`, or --out another folder)')
+        raise type(e)(f'{e} (to start the demo over: `make clean-demo`, or --out another folder)') from e
     total = time.perf_counter() - start
     print('\n' + summary['table'])
     ev = matrix.evaluation
@@ -99,4 +101,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -14,11 +14,12 @@ from mmdet.utils import register_all_modules
 from tqdm import tqdm
 
 import mmdet_adasap  # noqa: F401
+from mmdet_adasap.apis import ToolParser, run_tool
 from mmdet_adasap.benchmarks.generality import DETECTORS, markdown_table, matrix_row
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ToolParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--only', nargs='+', default=(), help='substrings of detector names to run')
     p.add_argument('--ratio', type=float, default=0.5, help='FLOPs ratio to prune to (a row that names its own, e.g. TOOD with its head left alone, keeps it)')
     p.add_argument('--round-to', type=int, default=8)
@@ -34,4 +35,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    run_tool(main)

@@ -4,12 +4,13 @@
 """
 import argparse
 
+from mmdet_adasap.apis import ToolParser, run_tool
 from mmdet_adasap.datasets import SyntheticVOCSpec, make_synthetic_voc
 
 
 def parse_args():
     d = SyntheticVOCSpec()
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ToolParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('out_dir', help='folder that will contain VOCdevkit/')
     for year in ('2007', '2012'):
         p.add_argument(f'--trainval-{year}', type=int, default=d.trainval[f'VOC{year}'])
@@ -28,12 +29,9 @@ def main():
     spec = SyntheticVOCSpec(trainval={'VOC2007': a.trainval_2007, 'VOC2012': a.trainval_2012},
                             test={'VOC2007': a.test_2007, 'VOC2012': a.test_2012}, min_side=a.min_side,
                             max_side=a.max_side, max_objects=a.max_objects, seed=a.seed)
-    try:
-        devkit = make_synthetic_voc(a.out_dir, spec, overwrite=a.overwrite, workers=a.workers)
-    except (FileExistsError, ValueError) as e:
-        raise SystemExit(f'error: {e}')
+    devkit = make_synthetic_voc(a.out_dir, spec, overwrite=a.overwrite, workers=a.workers)
     print(f'synthetic VOC written to {devkit}')
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

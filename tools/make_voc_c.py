@@ -6,17 +6,16 @@ skipped, so an interrupted run is resumed by repeating the command.
 
     python tools/make_voc_c.py data/synthetic_voc/VOCdevkit data/synthetic_voc_c --workers 2
 """
-import argparse
 import os
-import sys
 
 import mmdet_adasap  # noqa: F401
+from mmdet_adasap.apis import ToolParser, run_tool
 from mmdet_adasap.robustness.corruptions import SEVERITIES, resolve_corruptions
 from mmdet_adasap.robustness.voc_c import FORMATS, render_voc_c
 
 
 def parse_args():
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p = ToolParser(description=__doc__.split('\n')[0])
     p.add_argument('data_root', help='VOCdevkit folder (holds VOC2007/...)')
     p.add_argument('out_root', help='where the corrupted copies go')
     p.add_argument('--corruptions', nargs='+', default=['benchmark'],
@@ -34,12 +33,9 @@ def parse_args():
 
 def main():
     args = parse_args()
-    try:
-        corruptions = resolve_corruptions(args.corruptions)
-        summary = render_voc_c(args.data_root, args.out_root, corruptions, args.severities, args.years, args.split,
-                               workers=args.workers, fmt=args.format, jpeg_quality=args.jpeg_quality, seed=args.seed)
-    except (ValueError, FileNotFoundError) as e:
-        sys.exit(f'error: {e}')
+    corruptions = resolve_corruptions(args.corruptions)
+    summary = render_voc_c(args.data_root, args.out_root, corruptions, args.severities, args.years, args.split,
+                           workers=args.workers, fmt=args.format, jpeg_quality=args.jpeg_quality, seed=args.seed)
     rate = summary['rendered'] / summary['seconds'] if summary['seconds'] > 0 else float('nan')
     print(f"{summary['images']} images x {len(corruptions)} corruptions x {len(set(args.severities))} severities: "
           f"rendered {summary['rendered']}, already present {summary['skipped']}, "
@@ -47,4 +43,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

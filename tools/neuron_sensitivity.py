@@ -9,18 +9,17 @@ on the config's val loader: point it at the val split (the demo configs validate
 ``--cfg-options val_dataloader.dataset.ann_file=VOC2007/ImageSets/Main/val.txt``. Writes
 DIR/neuron_probe.json (one row per probed neuron and a summary) and DIR/neuron_probe.png.
 """
-import argparse
 import json
-import sys
 
 from mmengine.config import DictAction
 
 import mmdet_adasap  # noqa: F401
+from mmdet_adasap.apis import ToolParser, run_tool
 from mmdet_adasap.analysis.probe import MEASURES, probe
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p = ToolParser(description=__doc__.split('\n')[0])
     p.add_argument('config')
     p.add_argument('checkpoint', nargs='?', help='default: the config\'s initialisation')
     p.add_argument('--out', required=True)
@@ -33,14 +32,11 @@ def main(argv=None):
     p.add_argument('--label')
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = p.parse_args(argv)
-    try:
-        res = probe(args.config, args.checkpoint, args.out, args.batches, args.per_group, args.rho, args.samples,
-                    args.measures, args.cfg_options, args.importance, args.label)
-    except (ValueError, FileNotFoundError) as e:
-        sys.exit(f'error: {e}')
+    res = probe(args.config, args.checkpoint, args.out, args.batches, args.per_group, args.rho, args.samples,
+                args.measures, args.cfg_options, args.importance, args.label)
     print(json.dumps(res['summary'], indent=1))
     print(f'written: {args.out}/neuron_probe.json, {args.out}/neuron_probe.png')
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -7,17 +7,16 @@ against the FLOPs reduction in ONNX Runtime and PyTorch (``mmdet_adasap.benchmar
 Prints markdown tables and writes them to OUT_DIR/onnx_speed.md (ONNX files in OUT_DIR/<detector>/).
 Exits 1 when a parity check fails.
 """
-import argparse
 import os
 import os.path as osp
-import sys
 
 import mmdet_adasap  # noqa: F401  (registers modules, applies upstream fixes)
+from mmdet_adasap.apis import ToolParser, run_tool
 from mmdet_adasap.benchmarks.onnx_speed import DETECTORS, run
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p = ToolParser(description=__doc__.split('\n')[0])
     p.add_argument('--detectors', nargs='+', help=f'default: all of {sorted(DETECTORS)}')
     p.add_argument('--side', type=int, default=320, help='square input side (default 320)')
     p.add_argument('--ratio', type=float, default=0.5, help='pruned / dense FLOPs target (default 0.5)')
@@ -31,11 +30,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     os.makedirs(args.out_dir, exist_ok=True)
-    try:
-        out = run(args.detectors, args.out_dir, side=args.side, ratio=args.ratio, batches=args.batches,
-                  threads=args.threads, repeats=args.repeats)
-    except ValueError as e:
-        raise SystemExit(f'error: {e}')
+    out = run(args.detectors, args.out_dir, side=args.side, ratio=args.ratio, batches=args.batches,
+              threads=args.threads, repeats=args.repeats)
     print(out['markdown'])
     with open(osp.join(args.out_dir, 'onnx_speed.md'), 'w') as f:
         f.write(out['markdown'] + '\n')
@@ -46,4 +42,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    run_tool(main)

@@ -6,20 +6,19 @@ The output is a pruned checkpoint (weights + channel configuration, and the chan
 pruned config (``model=dict(type='PrunedDetector', ...)``, ``configs/pruned/``) builds and loads, e.g. ``tools/test.py configs/pruned/<...>.py pruned.pth``.
 For pruning during training (HALP's iterative schedule, Taylor importance) use ``PruningHook`` instead.
 """
-import argparse
 import os.path as osp
-import sys
 
 import torch
 
 import mmdet_adasap  # noqa: F401  (registers modules, applies upstream fixes)
-from mmdet_adasap.apis import build_detector, input_size_of, load_config
+from mmdet_adasap.apis import ToolParser, build_detector, input_size_of, load_config, run_tool
 from mmdet_adasap.pruning import ChannelPruner, save_pruned_checkpoint
+from mmdet_adasap.pruning.channel_groups import TRACED_FORWARDS
 from mmdet_adasap.pruning.latency_table import load_table
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description='One-shot channel pruning + physical export of a detector')
+    p = ToolParser(description='One-shot channel pruning + physical export of a detector')
     p.add_argument('config')
     p.add_argument('checkpoint', help='dense checkpoint')
     p.add_argument('--target', default='flops', choices=['flops', 'params', 'latency'])
@@ -28,6 +27,10 @@ def parse_args(argv=None):
     p.add_argument('--round-to', type=int, default=8)
     p.add_argument('--ranking', default='global', choices=['global', 'per_group', 'knapsack'])
     p.add_argument('--input-size', type=int, help='square input for tracing / counting (default: test Resize)')
+    p.add_argument('--trace', default='auto', choices=list(TRACED_FORWARDS),
+                   help='the forward traced and pruned: forward (the whole tensor forward, heads included), '
+                        'extract_feat (backbone + neck only, the head left alone) or auto (default: extract_feat '
+                        'for two-stage and DETR-family detectors, forward otherwise)')
     p.add_argument('--ignored-layers', nargs='*', default=[], help='module names or fnmatch patterns')
     p.add_argument('--latency-table', help='JSON table from tools/build_latency_table.py')
     p.add_argument('--out', required=True, help='pruned checkpoint to write')
@@ -36,25 +39,17 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        cfg = load_config(args.config)
-    except FileNotFoundError as e:
-        raise SystemExit(f'error: {e}')
+    cfg = load_config(args.config)
     if args.importance in ('taylor', 'TaylorImportance'):
         raise SystemExit('error: taylor importance needs gradients from training data; use PruningHook')
-    try:
-        model, meta = build_detector(cfg, args.checkpoint)
-    except (ValueError, FileNotFoundError) as e:
-        raise SystemExit(f'error: {e}')
+    model, meta = build_detector(cfg, args.checkpoint)
     size = args.input_size or input_size_of(cfg)
     table = load_table(args.latency_table) if args.latency_table else None
-    try:
-        pruner = ChannelPruner(model, (1, 3, size, size), target=dict(type=args.target, ratio=args.ratio),
-                               importance=args.importance, round_to=args.round_to, ranking=args.ranking,
-                               ignored_layers=args.ignored_layers, latency_table=table)
-        pruner.prune_one_shot()
-    except (ValueError, TypeError, KeyError) as e:
-        raise SystemExit(f'error: {e}')
+    pruner = ChannelPruner(model, (1, 3, size, size), target=dict(type=args.target, ratio=args.ratio),
+                           importance=args.importance, round_to=args.round_to, ranking=args.ranking,
+                           ignored_layers=args.ignored_layers, latency_table=table,
+                           forward_fn=TRACED_FORWARDS[args.trace])
+    pruner.prune_one_shot()
     pruned, config = pruner.export_with_config()
     keep_meta = {k: meta[k] for k in ('dataset_meta', 'epoch', 'iter') if k in meta}
     keep_meta.update(pruned_from=osp.abspath(args.checkpoint), pruning=dict(
@@ -68,4 +63,4 @@ def main(argv=None):
 
 if __name__ == '__main__':
     torch.set_grad_enabled(True)
-    sys.exit(main())
+    run_tool(main)

@@ -18,18 +18,16 @@ NMS), dense vs pruned, in PyTorch and in ONNX Runtime (CPU), at ``--batches`` (d
 (``mmdet_adasap.deploy.latency``); ``--runtimes pytorch`` skips ONNX Runtime, ``--no-deploy-latency`` the
 table. The ONNX files (dynamic batch) are kept in ``--out-dir``.
 """
-import argparse
 import copy
 import json
 import os
 import os.path as osp
-import sys
 
 import torch
 
 import mmdet_adasap  # noqa: F401  (registers modules, applies upstream fixes)
-from mmdet_adasap.apis import (build_detector, input_size_of, interleaved_latency, load_config, out_channels_kept,
-                               params_and_flops)
+from mmdet_adasap.apis import (ToolParser, build_detector, input_size_of, interleaved_latency, load_config,
+                               out_channels_kept, params_and_flops, run_tool)
 from mmdet_adasap.deploy.latency import measure_deploy_latency, speedup_markdown
 from mmdet_adasap.pruning import ChannelPruner
 
@@ -75,7 +73,7 @@ def deploy_rows(args, models, size, out_dir):
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description='Params, FLOPs, latency and channels: dense vs pruned')
+    p = ToolParser(description='Params, FLOPs, latency and channels: dense vs pruned')
     p.add_argument('config', help='the dense model config')
     p.add_argument('--checkpoint', help='dense checkpoint (default: the config\'s random init)')
     p.add_argument('--pruned', help='pruned checkpoint (tools/prune.py / PruningHook); else prune one-shot')
@@ -100,29 +98,20 @@ def main(argv=None):
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    try:
-        cfg = load_config(args.config)
-    except FileNotFoundError as e:
-        raise SystemExit(f'error: {e}')
+    cfg = load_config(args.config)
     name = osp.splitext(osp.basename(args.config))[0]
     out_dir = args.out_dir or osp.join('work_dirs', 'prune_report', name)
     os.makedirs(out_dir, exist_ok=True)
     size = args.input_size or input_size_of(cfg)
     shape = (1, 3, size, size)
-    try:
-        dense, _ = build_detector(cfg, args.checkpoint, expect='dense')
-        if args.pruned:
-            pruned, _ = build_detector(cfg, args.pruned, expect='pruned')
-    except (ValueError, FileNotFoundError) as e:
-        raise SystemExit(f'error: {e}')
+    dense, _ = build_detector(cfg, args.checkpoint, expect='dense')
+    if args.pruned:
+        pruned, _ = build_detector(cfg, args.pruned, expect='pruned')
     if args.pruned:
         how = f'pruned checkpoint {args.pruned}'
     else:
-        try:
-            pruner = ChannelPruner(copy.deepcopy(dense), shape, target=dict(type=args.target, ratio=args.ratio),
-                                   round_to=args.round_to)
-        except ValueError as e:
-            raise SystemExit(f'error: {e}')
+        pruner = ChannelPruner(copy.deepcopy(dense), shape, target=dict(type=args.target, ratio=args.ratio),
+                               round_to=args.round_to)
         pruner.prune_one_shot()
         pruned = pruner.export()
         how = f'one-shot global L2 to {args.ratio} of dense {args.target} (round_to={args.round_to})'
@@ -172,4 +161,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    run_tool(main)

@@ -1,5 +1,4 @@
 """Evaluate a checkpoint (mmdet's tools/test.py with the mmdet_adasap plugin loaded)."""
-import argparse
 import os.path as osp
 
 from mmengine.registry import RUNNERS
@@ -8,11 +7,11 @@ from mmengine.runner import Runner
 from mmdet.evaluation import DumpDetResults
 
 import mmdet_adasap  # noqa: F401  (registers modules, applies upstream fixes)
-from mmdet_adasap.apis import add_common_args, fill_channels, load_config, parse_common
+from mmdet_adasap.apis import ToolParser, add_common_args, fill_channels, load_config, parse_common, run_tool
 
 
 def parse_args():
-    p = argparse.ArgumentParser(description='Test (and eval) a detector checkpoint')
+    p = ToolParser(description='Test (and eval) a detector checkpoint')
     p.add_argument('config', help='test config file path')
     p.add_argument('checkpoint', help='checkpoint file')
     p.add_argument('--out', help='dump raw predictions to this pickle file')
@@ -24,10 +23,7 @@ def main():
     args = parse_args()
     if not osp.isfile(args.checkpoint):
         raise SystemExit(f'error: checkpoint {args.checkpoint!r} does not exist')
-    try:
-        cfg = load_config(args.config, args.cfg_options, args.work_dir)
-    except FileNotFoundError as e:
-        raise SystemExit(f'error: {e}')
+    cfg = load_config(args.config, args.cfg_options, args.work_dir)
     cfg.launcher = args.launcher
     cfg.load_from = args.checkpoint
     fill_channels(cfg, args.checkpoint)  # a pruned config takes its shapes from the checkpoint
@@ -42,4 +38,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -10,20 +10,19 @@ sets are kept in OUT/sets/, so rerunning the same command resumes. Several GPUs:
     python tools/test_robustness.py CONFIG MODEL.onnx --backend onnxruntime --out DIR ...
 Writes OUT/robustness.json, OUT/robustness.md, OUT/severity_curves.png, OUT/corruption_bars.png.
 """
-import argparse
 import os
-import sys
 
 from mmengine.config import DictAction
 
 import mmdet_adasap  # noqa: F401
+from mmdet_adasap.apis import ToolParser, run_tool
 from mmdet_adasap.robustness.api import evaluate_robustness
 from mmdet_adasap.robustness.corruptions import SEVERITIES, check_severities, resolve_corruptions
 from mmdet_adasap.robustness.report import pct
 
 
 def parse_args():
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p = ToolParser(description=__doc__.split('\n')[0])
     p.add_argument('config')
     p.add_argument('checkpoint', help='checkpoint (.pth), or with --backend onnxruntime the exported .onnx')
     p.add_argument('--backend', choices=['pytorch', 'onnxruntime'], default='pytorch')
@@ -47,15 +46,12 @@ def parse_args():
 
 def main():
     args = parse_args()
-    try:  # validate before any model is built
-        corruptions = resolve_corruptions(args.corruptions)
-        severities = check_severities(args.severities)
-        result = evaluate_robustness(args.config, args.checkpoint, args.out, corruptions, severities,
-                                     cache_root=args.cache, seed=args.seed, resume=not args.no_resume,
-                                     label=args.label, plots=not args.no_plots, cfg_options=args.cfg_options,
-                                     work_dir=args.work_dir, launcher=args.launcher, backend=args.backend)
-    except (ValueError, FileNotFoundError) as e:
-        sys.exit(f'error: {e}')
+    corruptions = resolve_corruptions(args.corruptions)  # validated before any model is built
+    severities = check_severities(args.severities)
+    result = evaluate_robustness(args.config, args.checkpoint, args.out, corruptions, severities,
+                                 cache_root=args.cache, seed=args.seed, resume=not args.no_resume,
+                                 label=args.label, plots=not args.no_plots, cfg_options=args.cfg_options,
+                                 work_dir=args.work_dir, launcher=args.launcher, backend=args.backend)
     from mmengine.dist import is_main_process
     if result is not None and is_main_process():
         s = result['summary']
@@ -63,4 +59,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -2,11 +2,14 @@
 
 Detections are ``(boxes (n, 4), scores (n,), labels (n,))`` in input pixels. :func:`judge_kept` is the
 parity check's second stage (the rules are in ``parity``'s docstring); :func:`match_detections` is the plain
-order-independent pairing used where only the worst differences are wanted.
+order-independent pairing used where only the worst differences are wanted. Every elementwise difference is
+``parity.abs_diff`` (equal infinities and NaNs at the same position are equal).
 """
 from typing import Dict, List, NamedTuple, Optional, Sequence
 
 import numpy as np
+
+from .parity import abs_diff, finite_magnitude
 
 RUNTIMES = ('PyTorch', 'ONNX Runtime')
 
@@ -25,17 +28,18 @@ class Detections(NamedTuple):
 def box_tol_px(boxes: np.ndarray, side: int, box_rel: float) -> np.ndarray:
     """Per box (n, 4) -> (n,): ``box_rel`` of the longer input side, or of the box's largest coordinate where
     that is larger (float32 resolves a coordinate to a fixed fraction of its magnitude)."""
-    return box_rel * np.maximum(float(side), np.abs(boxes).max(-1) if len(boxes) else 0.0)
+    return box_rel * np.maximum(float(side), finite_magnitude(boxes).max(-1) if len(boxes) else 0.0)
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of every box of ``a`` (n, 4) with every box of ``b`` (m, 4), x1 y1 x2 y2 (mmcv's NMS: no +1)."""
     lt = np.maximum(a[:, None, :2], b[None, :, :2])
     rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), -1)
-    area = lambda x: np.prod(np.clip(x[:, 2:] - x[:, :2], 0, None), -1)  # noqa: E731
-    union = area(a)[:, None] + area(b)[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+    with np.errstate(invalid='ignore', over='ignore'):  # infinite boxes (a diverged model): IoU 0
+        inter = np.prod(np.clip(rb - lt, 0, None), -1)
+        area = lambda x: np.prod(np.clip(x[:, 2:] - x[:, :2], 0, None), -1)  # noqa: E731
+        union = area(a)[:, None] + area(b)[None, :] - inter
+        return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
 def _match(ref: Detections, got: Detections, box_tol: np.ndarray, score_tol: float) -> List[tuple]:
@@ -43,8 +47,8 @@ def _match(ref: Detections, got: Detections, box_tol: np.ndarray, score_tol: flo
     pairs = []
     for c in np.intersect1d(ref.labels, got.labels):
         r, o = np.nonzero(ref.labels == c)[0], np.nonzero(got.labels == c)[0]
-        box = np.abs(ref.boxes[r][:, None] - got.boxes[o][None]).max(-1) / box_tol[r][:, None]
-        cost = np.maximum(box, np.abs(ref.scores[r][:, None] - got.scores[o][None]) / score_tol)
+        box = abs_diff(ref.boxes[r][:, None], got.boxes[o][None]).max(-1) / box_tol[r][:, None]
+        cost = np.maximum(box, abs_diff(ref.scores[r][:, None], got.scores[o][None]) / score_tol)
         used_r, used_o = set(), set()
         for flat in np.argsort(cost, axis=None, kind='stable'):
             i, j = np.unravel_index(flat, cost.shape)
@@ -78,10 +82,10 @@ def _foreign_failures(got: Detections, candidates, side: int, tol, image: int) -
     limit = box_tol_px(boxes, side, tol.box_rel)
     failures = []
     for i in range(len(got.scores)):
-        dist = np.abs(boxes - got.boxes[i]).max(-1)
+        dist = abs_diff(boxes, got.boxes[i]).max(-1)
         near = dist <= limit
         c = int(got.labels[i])
-        if not (near & (np.abs(scores[:, c] - got.scores[i]) <= tol.score)).any():
+        if not (near & (abs_diff(scores[:, c], got.scores[i]) <= tol.score)).any():
             failures.append(f'image {image}: ONNX Runtime kept {_describe(got, i)}, which is none of PyTorch\'s '
                             f'pre-NMS candidates (nearest box {dist.min():.3g} px away, {near.sum()} boxes within '
                             f'{tol.box_rel:.0e} of the side): the graph selects or gathers differently')
@@ -95,12 +99,12 @@ def _directly_tied(d: int, a: Detections, b: Detections, ious: np.ndarray, post:
     full = len(b.scores) >= post['max_per_img']
     if s <= post['score_thr'] + window or (full and s <= b.scores.min() + window):
         return True  # at the score threshold, or at the max_per_img cut-off
-    if np.any(np.abs(cuts[np.isfinite(cuts)] - s) <= window):
+    if np.any(abs_diff(cuts[np.isfinite(cuts)], s) <= window):
         return True  # at a level's nms_pre cut-off
     same = b.labels == a.labels[d]
-    tied = np.abs(b.scores - s) <= window
+    tied = abs_diff(b.scores, s) <= window
     suppressor = same & (ious[d] > thr - iou_tol) & (tied | (ious[d] <= thr + iou_tol))
-    relabelled = ~same & tied & (np.abs(b.boxes - a.boxes[d]).max(-1) <= box_tol[d])
+    relabelled = ~same & tied & (abs_diff(b.boxes, a.boxes[d]).max(-1) <= box_tol[d])
     return bool(suppressor.any() or relabelled.any())
 
 
@@ -145,8 +149,8 @@ def judge_kept(ref: Detections, got: Detections, post: dict, side: int, tol, cut
                             f'scores tied within {window:.0e}, IoU within {tol.iou:.0e} of {post["iou_threshold"]})')
         if len(left) > 3:
             failures.append(f'image {image}: {len(left) - 3} more detections of {RUNTIMES[k]} without a partner')
-    diffs = [(np.abs(ref.boxes[i] - got.boxes[j]).max() / box_tol[0][i] * tol.box_rel,
-              abs(ref.scores[i] - got.scores[j])) for i, j in pairs]
+    diffs = [(abs_diff(ref.boxes[i], got.boxes[j]).max() / box_tol[0][i] * tol.box_rel,
+              float(abs_diff(ref.scores[i], got.scores[j]))) for i, j in pairs]
     return dict(matched=len(pairs), tie_explained=len(explained[0]) + len(explained[1]), failures=failures,
                 box_rel=max((d[0] for d in diffs), default=0.0), score=max((d[1] for d in diffs), default=0.0))
 
@@ -155,10 +159,10 @@ def _closest(a: Detections, b: Detections, d: int, side: int) -> str:
     same = np.nonzero(b.labels == a.labels[d])[0]
     if not len(same):
         return ' (the other kept no detection of that class)'
-    dist = np.abs(b.boxes[same] - a.boxes[d]).max(-1)
+    dist = abs_diff(b.boxes[same], a.boxes[d]).max(-1)
     e = same[int(np.argmin(dist))]
     return (f' (the closest of that class differs by {dist.min():.3g} px ({dist.min() / side:.1e} of the side) in box '
-            f'and {abs(b.scores[e] - a.scores[d]):.2e} in score)')
+            f'and {float(abs_diff(b.scores[e], a.scores[d])):.2e} in score)')
 
 
 def match_detections(ref_boxes, ref_scores, ref_labels, boxes, scores, labels) -> Dict[str, float]:
@@ -174,9 +178,9 @@ def match_detections(ref_boxes, ref_scores, ref_labels, boxes, scores, labels) -
             if not free:
                 unmatched += 1
                 continue
-            cost = np.abs(got.scores[free] - ref.scores[i]) * 1e3 + np.abs(got.boxes[free] - ref.boxes[i]).max(1)
+            cost = abs_diff(got.scores[free], ref.scores[i]) * 1e3 + abs_diff(got.boxes[free], ref.boxes[i]).max(1)
             j = free.pop(int(np.argmin(cost)))
-            worst_box = max(worst_box, float(np.abs(got.boxes[j] - ref.boxes[i]).max()))
-            worst_score = max(worst_score, float(abs(got.scores[j] - ref.scores[i])))
+            worst_box = max(worst_box, float(abs_diff(got.boxes[j], ref.boxes[i]).max()))
+            worst_score = max(worst_score, float(abs_diff(got.scores[j], ref.scores[i])))
         unmatched += len(free)
     return dict(box=worst_box, score=worst_score, unmatched=unmatched, count=(len(ref.scores), len(got.scores)))

@@ -14,6 +14,10 @@ Two stages, so that near-tied scores cannot decide the verdict:
    within ``iou`` of the threshold), of the ``score_thr`` / per-level ``nms_pre`` / ``max_per_img`` cut-off,
    or of a detection on the same box with another class (the best class of a prior tied), or when it was
    suppressed in the other runtime by a detection whose own presence a tie explains.
+
+Every elementwise comparison goes through :func:`abs_diff`: equal infinities (same sign) and NaNs at the same
+position count as equal (a diverged model gives ``-inf`` in both runtimes), any other non-finite value as an
+infinite difference.
 """
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
@@ -53,17 +57,51 @@ class ParityReport:
     matched: int = 0
     tie_explained: int = 0  # detections without a partner whose presence a tie decides
     failures: List[str] = field(default_factory=list)
+    images: str = ''  # where the compared images came from (real, from which dataset, or random and why)
 
     @property
     def ok(self) -> bool:
         return not self.failures
 
+    def verdict(self) -> str:
+        """One line: PASS / FAIL and how many kept detections were compared, saying so when none were (NMS
+        then went unchecked)."""
+        head = 'PASS' if self.ok else f'FAIL ({len(self.failures)} differences beyond tolerance)'
+        if self.detections == 0 and self.ok:
+            return (f'{head}, but 0 kept detections compared: NMS not exercised (no score above score_thr on '
+                    'these images)')
+        if self.detections == 0:
+            return f'{head}; PyTorch kept 0 detections on these images'
+        if self.matched == 0:
+            return (f'{head}, but 0 of {self.detections} kept detections matched ({self.tie_explained} decided by '
+                    'ties): the kept boxes themselves were not compared')
+        return (f'{head}: {self.matched}/{self.detections} kept detections matched, {self.tie_explained} decided '
+                'by ties')
+
     def summary(self) -> str:
         pre = ', '.join(f'{k} {v:.1e}' for k, v in self.pre_nms.items())
-        return (f'pre-NMS max |diff| ({pre}); kept: {self.matched}/{self.detections} matched, '
+        return (f'{self.images + ": " if self.images else ""}pre-NMS max |diff| ({pre}); kept: '
+                f'{self.matched}/{self.detections} matched, '
                 f'{self.tie_explained} decided by ties, max |dbox| {self.box_rel:.1e}, max |dscore| '
                 f'{self.score:.1e}; tolerances: boxes {self.tolerance.box_rel:.0e} of max(input side '
                 f'{self.side} px, |box coordinates|), scores {self.tolerance.score:.0e}')
+
+
+def abs_diff(a, b) -> np.ndarray:
+    """``|a - b|`` elementwise (float64), 0 where both are the same infinity or both NaN; ``inf`` where only
+    one is non-finite or the infinities differ in sign (``inf - inf`` would be NaN)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    with np.errstate(invalid='ignore', over='ignore'):
+        diff = np.abs(a - b)
+    same = (a == b) | (np.isnan(a) & np.isnan(b))
+    return np.where(same, 0.0, np.where(np.isnan(diff), np.inf, diff))
+
+
+def finite_magnitude(a: np.ndarray) -> np.ndarray:
+    """``|a|`` with non-finite values as 0: what a coordinate's float32 resolution scales with (an infinite
+    coordinate must not make every difference of its box relative to infinity)."""
+    a = np.asarray(a, dtype=np.float64)
+    return np.abs(np.where(np.isfinite(a), a, 0.0))
 
 
 # ----------------------------------------------------------------------------------------------- stage 1
@@ -78,15 +116,16 @@ def compare_pre_nms(ref: Dict[str, np.ndarray], got: Dict[str, np.ndarray], side
             failures.append(f'pre-NMS {name!r}: PyTorch gives shape {a.shape}, ONNX Runtime {b.shape}')
             continue
         is_box = name.endswith('boxes')
-        scale, limit = (np.maximum(float(side), np.abs(a).max(-1, keepdims=True)), tol.box_rel) if is_box \
-            else (1.0, tol.score)
-        diff = np.abs(a - b) / scale
+        scale, limit = (np.maximum(float(side), finite_magnitude(a).max(-1, keepdims=True)), tol.box_rel) \
+            if is_box else (1.0, tol.score)
+        diff = abs_diff(a, b) / scale
         worst[name] = float(diff.max()) if diff.size else 0.0
-        if worst[name] > limit or not np.isfinite(diff).all():
-            at = np.unravel_index(int(np.nanargmax(np.where(np.isfinite(diff), diff, np.inf))), diff.shape)
+        if worst[name] > limit:
+            at = np.unravel_index(int(diff.argmax()), diff.shape)
             where = f'image {at[0]}, prior {at[1]}' + (f', {"coordinate" if is_box else "class"} {at[2]}'
                                                        if len(at) > 2 else '')
-            unit = f' of max(input side, |box coordinates|) ({abs(a[at] - b[at]):.3g} px)' if is_box else ''
+            unit = f' of max(input side, |box coordinates|) ({float(abs_diff(a[at], b[at])):.3g} px)' \
+                if is_box else ''
             failures.append(f'pre-NMS {name!r} differs by {worst[name]:.2e}{unit} at {where}: PyTorch '
                             f'{a[at]:.6g}, ONNX Runtime {b[at]:.6g}; tolerance {limit:.0e}')
     return worst, failures

@@ -9,13 +9,17 @@ latency) need. Tracing happens only here (:func:`trace`); export re-traces a cop
 """
 import fnmatch
 import math
+import os.path as osp
 import re
+import reprlib
+import traceback
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch_pruning as tp
+from mmdet.models.detectors import DetectionTransformer
 from mmdet.models.necks.ssd_neck import L2Norm
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
@@ -28,13 +32,30 @@ __all__ = ['SUPPORTED_TYPES', 'LAYER_TYPES']  # re-exported: what the pruner can
 DEFAULT_INPUT_SHAPE = (1, 3, 300, 300)
 
 
+def forward_tensor(model: nn.Module, x: torch.Tensor):
+    """The detector's whole tensor forward (``model._forward(x)``: backbone, neck and head, no data samples)."""
+    return model._forward(x)
+
+
+def forward_extract_feat(model: nn.Module, x: torch.Tensor):
+    """Backbone + neck only (``model.extract_feat(x)``): the head is left alone."""
+    return model.extract_feat(x)
+
+
+#: the traced parts a tool can choose by name (``tools/prune.py --trace``); None is :func:`default_forward`
+TRACED_FORWARDS: Dict[str, Optional[Callable]] = {
+    'auto': None, 'forward': forward_tensor, 'extract_feat': forward_extract_feat}
+
+
 def default_forward(model: nn.Module) -> Callable:
-    """The part of a detector that is pruned: everything ``_forward`` runs for one-stage detectors; for
-    two-stage detectors only ``extract_feat`` (backbone + neck), so RPN and RoI heads are never touched."""
-    if hasattr(model, 'rpn_head') or hasattr(model, 'roi_head'):
-        return lambda m, x: m.extract_feat(x)
+    """The part of a detector that is pruned: everything ``_forward`` runs for one-stage detectors; only
+    ``extract_feat`` (backbone + neck) for two-stage detectors, so RPN and RoI heads are never touched, and for
+    the DETR family (mmdet's ``DetectionTransformer``: DETR, Deformable DETR, DINO, ...), whose transformer and
+    head cannot run without data samples."""
+    if hasattr(model, 'rpn_head') or hasattr(model, 'roi_head') or isinstance(model, DetectionTransformer):
+        return forward_extract_feat
     if hasattr(model, '_forward'):
-        return lambda m, x: m._forward(x)
+        return forward_tensor
     return lambda m, x: m(x)
 
 
@@ -211,19 +232,144 @@ class UnfollowableChannels(TypeError):
         super().__init__('\n'.join(lines))
 
 
+class UntraceableForward(ValueError):
+    """The forward the pruner traces failed (e.g. a DETR-family head asserting on missing data samples): one
+    error naming the detector, where its forward failed (:attr:`site`: module path, module class, function,
+    file:line), the original exception (:attr:`original`, also chained) and the way out, ``forward_fn``."""
+
+    def __init__(self, model: nn.Module, forward_fn: Callable, err: BaseException):
+        self.model_name, self.original = type(model).__name__, err
+        self.site = _failure_site(model, err)
+        module, cls, func, at = self.site
+        if module is None:
+            where = ''
+        elif module == '':
+            where = f' in {self.model_name} itself, in {func} at {at},'
+        else:
+            where = f' in module {module!r} ({cls}), in {func} at {at},'
+        raised = _raised_at(err)
+        if raised and raised != (func, at):
+            where += f' raised in {raised[0]} at {raised[1]},'
+        message = ' '.join(str(err).split()) or '(no message)'
+        if len(message) > 300:
+            message = message[:297] + '...'
+        fn = forward_fn.forward_fn if isinstance(forward_fn, SideOutputs) else forward_fn
+        if fn is not forward_extract_feat and hasattr(model, 'extract_feat'):
+            way_out = ('pass forward_fn=lambda model, x: model.extract_feat(x) to trace and prune only the backbone '
+                       '+ neck, the head left alone (tools/prune.py: --trace extract_feat), or another '
+                       'forward_fn(model, x) that runs on the image batch x alone')
+        else:
+            way_out = 'pass a forward_fn(model, x) that runs the part to prune on the image batch x alone'
+        super().__init__(f'cannot trace {self.model_name} for pruning: {_describe_forward(fn)} failed'
+                         f'{where} with {type(err).__name__}: {message}; {way_out}')
+
+
+def _describe_forward(fn: Callable) -> str:
+    if fn is forward_tensor:
+        return 'its forward model._forward(x)'
+    if fn is forward_extract_feat:
+        return 'its forward model.extract_feat(x)'
+    return f'the given forward_fn ({getattr(fn, "__qualname__", None) or type(fn).__name__})'
+
+
+def _short_path(filename: str) -> str:
+    """A source file as a reader finds it: below site-packages, or below this repository, else as given."""
+    if 'site-packages' + osp.sep in filename:
+        return filename.rsplit('site-packages' + osp.sep, 1)[1]
+    repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    return osp.relpath(filename, repo) if filename.startswith(repo + osp.sep) else filename
+
+
+#: torch's frames that call a module (what runs its hooks and ``forward``), in torch/nn/modules/module.py
+_MODULE_FILE, _CALL_FRAMES = nn.Module.__call__.__code__.co_filename, ('_call_impl', '_wrapped_call_impl')
+
+
+def _frame_function(frame) -> str:
+    return getattr(frame.f_code, 'co_qualname', frame.f_code.co_name)
+
+
+def _failure_site(model: nn.Module, err: BaseException) -> Tuple[Optional[str], str, str, str]:
+    """(module path, module class, function, file:line) of the innermost frame of ``err``'s traceback that
+    runs a method of ``model`` or of one of its modules (path '' for the detector itself); module None if no
+    frame does. Where the call of a module itself failed (e.g. its forward got the wrong arguments), the
+    function is its ``forward`` and the place is the line that called it."""
+    names = {id(m): n for n, m in model.named_modules()}
+    site, caller = (None, '', '', ''), ''
+    for frame, lineno in traceback.walk_tb(err.__traceback__):
+        at = f'{_short_path(frame.f_code.co_filename)}:{lineno}'
+        owner = frame.f_locals.get('self')
+        calling = frame.f_code.co_filename == _MODULE_FILE and frame.f_code.co_name in _CALL_FRAMES
+        if owner is not None and id(owner) in names:
+            if calling:
+                site = (names[id(owner)], type(owner).__name__, f'the call of {type(owner).__name__}.forward',
+                        caller)
+            else:
+                site = (names[id(owner)], type(owner).__name__, _frame_function(frame), at)
+        if not calling:
+            caller = at
+    return site
+
+
+def _raised_at(err: BaseException) -> Optional[Tuple[str, str]]:
+    """(function, file:line) of the innermost frame of ``err``'s traceback; None where that is torch calling a
+    module (the call itself failed: :func:`_failure_site` names it)."""
+    last = None
+    for frame, lineno in traceback.walk_tb(err.__traceback__):
+        calling = frame.f_code.co_filename == _MODULE_FILE and frame.f_code.co_name in _CALL_FRAMES
+        last = None if calling else (_frame_function(frame), f'{_short_path(frame.f_code.co_filename)}:{lineno}')
+    return last
+
+
+def check_forward_fn(forward_fn) -> Callable:
+    """``forward_fn`` if it is callable; anything else is refused naming what was given."""
+    if not callable(forward_fn):
+        raise ValueError(f'forward_fn must be callable as forward_fn(model, x) and return the traced output '
+                         f'tensors, got {reprlib.repr(forward_fn)} ({type(forward_fn).__name__}); e.g. '
+                         'forward_fn=lambda model, x: model.extract_feat(x)')
+    return forward_fn
+
+
+class _CheckedForward:
+    """``forward_fn`` as the trace calls it: remembers the exception it raised (to tell a failing forward from
+    a failure of the trace itself), and refuses an output that holds no tensor (nothing to trace back from)."""
+
+    def __init__(self, forward_fn: Callable):
+        self.forward_fn, self.failure = forward_fn, None
+
+    def __call__(self, model, x):
+        try:
+            out = self.forward_fn(model, x)
+        except Exception as err:  # noqa: BLE001  (whatever the forward raises: remembered, re-raised)
+            self.failure = err
+            raise
+        if not flatten_outputs(out):
+            raise ValueError(f'forward_fn returned {reprlib.repr(out)} ({type(out).__name__}), which holds no '
+                             'tensor: the trace follows the tensors forward_fn(model, x) returns (a tensor or '
+                             'a tuple / list / dict of them), e.g. forward_fn=lambda model, x: model.extract_feat(x)')
+        return out
+
+
 def trace(model: nn.Module, input_shape: Sequence[int], forward_fn: Optional[Callable] = None
           ) -> tp.DependencyGraph:
-    """Torch-Pruning's dependency graph of ``model`` (L2Norm scales registered as channel-dim-0 parameters)."""
-    forward_fn = forward_fn or default_forward(model)
+    """Torch-Pruning's dependency graph of ``model`` (L2Norm scales registered as channel-dim-0 parameters).
+
+    A forward that fails is refused as one :class:`UntraceableForward` (chained to the original error); one
+    whose output holds no tensor with a ``ValueError`` naming what it returned."""
+    forward_fn = default_forward(model) if forward_fn is None else check_forward_fn(forward_fn)
     unwrapped = [(m.weight, 0) for m in model.modules() if isinstance(m, L2Norm)]
     first = next(model.parameters())
     was_training = model.training
     model.eval()
+    run = _CheckedForward(forward_fn)
     try:
         with torch.enable_grad():
             return tp.DependencyGraph().build_dependency(
-                model, torch.zeros(*input_shape, device=first.device, dtype=first.dtype), forward_fn=forward_fn,
+                model, torch.zeros(*input_shape, device=first.device, dtype=first.dtype), forward_fn=run,
                 unwrapped_parameters=unwrapped, verbose=False)
+    except Exception as err:  # noqa: BLE001  (a failing forward is explained, anything else re-raised)
+        if run.failure is not err:
+            raise
+        raise UntraceableForward(model, forward_fn, err) from err
     finally:
         model.train(was_training)
 
@@ -259,11 +405,13 @@ _SIZE_ERROR = re.compile(r'[Kk]ernel size|[Oo]utput size is too small|input size
 
 def _trace_or_explain(model: nn.Module, input_shape: Sequence[int], forward_fn: Callable) -> tp.DependencyGraph:
     """:func:`trace`, turning a forward that fails because the input is too small (pooling / conv kernels
-    larger than a late feature map, e.g. SSD512's last extra layer) into an error naming the smallest input."""
+    larger than a late feature map, e.g. SSD512's last extra layer) into an error naming the smallest input;
+    any other failing forward is :func:`trace`'s :class:`UntraceableForward`."""
     try:
         return trace(model, input_shape, forward_fn)
-    except RuntimeError as err:
-        if not _SIZE_ERROR.search(str(err)):
+    except UntraceableForward as untraceable:
+        err = untraceable.original
+        if not (isinstance(err, RuntimeError) and _SIZE_ERROR.search(str(err))):
             raise
         side = smallest_input_side(model, input_shape, forward_fn)
         if side is None:
@@ -334,7 +482,7 @@ def build_channel_groups(model: nn.Module, input_shape: Sequence[int] = DEFAULT_
     _check_names(model, ignored_layers, 'ignored_layers')
     if prunable is not None:
         _check_names(model, prunable, 'prunable')
-    forward_fn = forward_fn or default_forward(model)
+    forward_fn = default_forward(model) if forward_fn is None else check_forward_fn(forward_fn)
     name_of = {m: n for n, m in model.named_modules()}
     dg, forward_fn, positions, in_shapes = _trace_recording_shapes(model, input_shape, forward_fn, name_of)
     groups, skipped, problems = _prunable_groups(model, dg, name_of, ignored_layers, prunable)

@@ -45,6 +45,11 @@ class ChannelPruner:
             in every group) or 'knapsack' (HALP: most importance kept per cost; see :mod:`.targets`).
         ignored_layers / prunable: module names (fnmatch patterns) to leave alone / to restrict pruning to.
         latency_table: lookup table for a latency target (:func:`.latency_measure.measure_latency_table`).
+        forward_fn: ``forward_fn(model, x)`` runs the part of the detector that is traced and pruned on an image
+            batch ``x`` and returns its output tensors (what feeds them is pruned, they keep their channels).
+            Default (:func:`~.channel_groups.default_forward`): ``model.extract_feat(x)`` (backbone + neck)
+            for two-stage and DETR-family detectors, ``model._forward(x)`` otherwise. A forward that fails is
+            refused as one :class:`~.channel_groups.UntraceableForward` (a ``ValueError``) naming where.
         prunes: False for a tracer (:meth:`tracer`): groups, importance and neuron groups only; no target, no
             schedule, and it never prunes.
     """

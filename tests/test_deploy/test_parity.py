@@ -1,8 +1,11 @@
 """The parity check judges: it fails, naming what differs, on deliberately perturbed exports (a weight edited
 in the ONNX file; the graph's NMS threshold edited), passes on the honest file, and is not fooled either way by
 tied scores (hand-built kept sets against the rules, and mmdet's own initialisation of SSDLite, whose scores
-are all near-equal)."""
+are all near-equal). It runs real images of the config's test dataset where they are on disk, so that a trained
+model's NMS is exercised, says when it fell back to random ones and when no kept detection was compared, and
+counts equal infinities / NaNs as equal."""
 import os.path as osp
+import re
 
 import numpy as np
 import onnx
@@ -12,7 +15,7 @@ from onnx import numpy_helper
 
 from mmdet_adasap.deploy import check_parity, export_onnx
 from mmdet_adasap.deploy.kept_sets import Detections, judge_kept
-from mmdet_adasap.deploy.parity import TOLERANCE, compare_pre_nms
+from mmdet_adasap.deploy.parity import TOLERANCE, ParityReport, abs_diff, compare_pre_nms
 from conftest import run_tool
 from helpers import load_tool
 from pruning_fixtures import REPO, build_detector
@@ -20,8 +23,9 @@ from pruning_fixtures import REPO, build_detector
 export_tool = load_tool('export_onnx')
 
 DEMO = osp.join(REPO, 'configs/demo/ssd-r18mini_synthvoc_dense.py')
+PRUNED = osp.join(REPO, 'configs/pruned/ssd-r18mini_synthvoc_pruned.py')
+DENSE_START = osp.join(REPO, 'docs/results/demo/dense_start.pth')
 POST = dict(iou_threshold=0.5, score_thr=0.02, max_per_img=100)
-
 
 
 def _edited_copy(src: str, dst: str, edit) -> str:
@@ -142,3 +146,86 @@ def test_pre_nms_names_tensor_position_and_tolerance():
     ref['boxes'][0, 0, 0], got['boxes'][0, 0, 1] = 1e5, 5  # 5e-5 of the box's largest coordinate: within
     got['boxes'][0, 0, 0] = 1e5
     assert compare_pre_nms(ref, got, 100)[0]['boxes'] == pytest.approx(2e-4)
+
+
+# ------------------------------------------------------------------------------- non-finite values
+def test_equal_infinities_and_nans_are_equal_a_real_difference_is_not():
+    same = np.array([-np.inf, np.inf, np.nan, 0.25])
+    assert abs_diff(same, same.copy()).tolist() == [0, 0, 0, 0]
+    assert abs_diff([-np.inf, np.nan, 1.0, np.inf], [np.inf, 1.0, 1.5, 2.0]).tolist() == [np.inf, np.inf, .5, np.inf]
+    # the pre-NMS stage: a diverged model's -inf in both runtimes is no difference (inf - inf is NaN, not 0)
+    scores = np.array([[[-np.inf, np.inf], [np.nan, .5]]])
+    worst, failures = compare_pre_nms(dict(scores=scores), dict(scores=scores.copy()), 100)
+    assert worst == dict(scores=0.0) and not failures
+    for ref, got in ((-np.inf, np.inf), (np.nan, 1.0), (1.0, 1.5)):
+        a, b = scores.copy(), scores.copy()
+        a[0, 1, 1], b[0, 1, 1] = ref, got
+        worst, failures = compare_pre_nms(dict(scores=a), dict(scores=b), 100)
+        assert len(failures) == 1 and 'at image 0, prior 1, class 1' in failures[0], (ref, got, failures)
+    # boxes: an infinite coordinate equal in both does not make its box's other coordinates relative to inf
+    boxes = np.array([[[0, -np.inf, 40, 40]]])
+    moved = boxes.copy()
+    moved[0, 0, 2] += .02  # 2e-4 of the 100 px side
+    assert not compare_pre_nms(dict(boxes=boxes), dict(boxes=boxes.copy()), 100)[1]
+    assert compare_pre_nms(dict(boxes=boxes), dict(boxes=moved), 100)[0]['boxes'] == pytest.approx(2e-4)
+    # the kept stage: identical detections with an infinite box pair up
+    inf_box = [0, -np.inf, 40, np.inf, .5, 0]
+    kept = _judge([inf_box], [inf_box])
+    assert kept['matched'] == 1 and not kept['failures'], kept
+
+
+# ------------------------------------------------------------------------------------------ the verdict
+def test_verdict_says_when_no_kept_detection_was_compared():
+    empty = ParityReport(side=256, tolerance=TOLERANCE, pre_nms=dict(boxes=1e-7, scores=1e-7),
+                         images='2 random images (seed 0; no config given to load real ones from)')
+    assert empty.verdict() == ('PASS, but 0 kept detections compared: NMS not exercised (no score above score_thr '
+                               'on these images)')
+    assert empty.summary().startswith('2 random images (seed 0; ') and 'kept: 0/0 matched' in empty.summary()
+    failed = ParityReport(side=256, tolerance=TOLERANCE, failures=['pre-NMS ...'])
+    assert failed.verdict() == 'FAIL (1 differences beyond tolerance); PyTorch kept 0 detections on these images'
+    checked = ParityReport(side=256, tolerance=TOLERANCE, detections=5, matched=4, tie_explained=2)
+    assert checked.verdict() == 'PASS: 4/5 kept detections matched, 2 decided by ties'
+
+
+# ------------------------------------------------------------------------------- real images vs random
+@pytest.fixture(scope='module')
+def pruned_demo(tmp_path_factory):
+    """The committed trained dense start pruned one-shot to half its FLOPs (no fine-tune): on random pixels
+    no score passes score_thr ('kept: 0/0 matched'), on the data it detects."""
+    from mmdet_adasap.apis import build_detector as build_from_config
+    from mmdet_adasap.apis import load_config
+    from mmdet_adasap.pruning import ChannelPruner, save_pruned_checkpoint
+    model, _ = build_from_config(load_config(DEMO), DENSE_START)
+    pruner = ChannelPruner(model, (1, 3, 256, 256), target=dict(type='flops', ratio=0.5), round_to=8)
+    pruner.prune_one_shot()
+    pruned, record = pruner.export_with_config()
+    return save_pruned_checkpoint(str(tmp_path_factory.mktemp('pruned') / 'pruned.pth'), pruned, record)
+
+
+def _config_with_data_root(folder, data_root) -> str:
+    path = folder / f'pruned_{len(list(folder.glob("*.py")))}.py'
+    path.write_text(f"_base_ = '{PRUNED}'\ntest_dataloader = dict(dataset=dict(data_root='{data_root}'))\n")
+    return str(path)
+
+
+def test_tool_checks_real_test_images_so_nms_runs_and_says_when_it_fell_back_to_random(tmp_path, tiny_voc,
+                                                                                        pruned_demo, capsys):
+    real_cfg = _config_with_data_root(tmp_path, tiny_voc + '/')
+    out = str(tmp_path / 'pruned.onnx')
+    assert export_tool.main([real_cfg, pruned_demo, out, '--check-images', '2']) == 0
+    printed = capsys.readouterr().out
+    line = next(x for x in printed.splitlines() if x.startswith('PyTorch vs ONNX Runtime on '))
+    assert line.startswith('PyTorch vs ONNX Runtime on 2 real images from the test_dataloader dataset (ann_file '
+                           f"'VOC2007/ImageSets/Main/test.txt' under data_root '{tiny_voc}/'; images "), line
+    matched, kept = map(int, re.search(r'kept: (\d+)/(\d+) matched', line).groups())
+    assert 0 < matched == kept, line
+    assert f'parity: PASS: {matched}/{kept} kept detections matched' in printed, printed
+
+    nowhere = str(tmp_path / 'no_such_data')
+    random_cfg = _config_with_data_root(tmp_path, nowhere)
+    assert export_tool.main([random_cfg, pruned_demo, out, '--check-only']) == 0
+    printed = capsys.readouterr().out
+    assert (f"PyTorch vs ONNX Runtime on 2 random images (seed 0; test_dataloader.dataset data_root '{nowhere}' "
+            'not found): ') in printed, printed
+    assert 'kept: 0/0 matched' in printed and 'parity: PASS, but 0 kept detections compared: NMS not exercised' \
+        in printed, printed

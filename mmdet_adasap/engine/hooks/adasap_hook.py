@@ -80,6 +80,8 @@ class AdaSAPHook(PruningHook):
         latency_table, export: as :class:`PruningHook`.
         physical: prune physically at the end of the pruning phase, so that the fine-tune phase runs at the
             pruned network's speed (default), or keep the masks to the end (False); see :class:`PruningHook`.
+        allow_random_init: as :class:`PruningHook` (default False: a run that neither loaded ``load_from`` nor
+            resumed is refused).
 
     A ``sharpness`` is None (a plain optimizer step) or ``dict(radius=None | policy config, rho=r,
     adaptive=True, refresh_interval=1)``: ``radius=dict(type='AdaptiveRadius', rho_min=0.01, rho_max=2.0)``
@@ -93,7 +95,7 @@ class AdaSAPHook(PruningHook):
     def __init__(self, warmup: dict, pruning: dict,
                  finetune: dict = dict(sharpness=dict(rho=0.5, adaptive=True)), by_epoch: bool = True,
                  input_shape: Optional[Sequence[int]] = None, latency_table: Optional[str] = None,
-                 export: Optional[str] = 'pruned.pth', physical: bool = True):
+                 export: Optional[str] = 'pruned.pth', physical: bool = True, allow_random_init: bool = False):
         for name, cfg in (('warmup', warmup), ('pruning', pruning), ('finetune', finetune)):
             if not isinstance(cfg, dict):
                 raise TypeError(f'AdaSAPHook: {name} must be a dict, got {cfg!r}')
@@ -121,7 +123,8 @@ class AdaSAPHook(PruningHook):
             raise ValueError('AdaSAPHook places the pruning steps itself (from warmup.end); remove schedule.start '
                              'and move the phase ends instead')
         super().__init__(input_shape=input_shape or DEFAULT_INPUT_SHAPE,  # set from the config in before_train
-                         latency_table=latency_table, export=export, physical=physical, **pruner_cfg)
+                         latency_table=latency_table, export=export, physical=physical,
+                         allow_random_init=allow_random_init, **pruner_cfg)
         self.by_epoch = by_epoch
         self._auto_input_shape = input_shape is None
         self.bounds = None  # first iteration of pruning, of finetune

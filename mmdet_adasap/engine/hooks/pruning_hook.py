@@ -51,6 +51,8 @@ class PruningHook(Hook):
         export: after training, write the physically pruned model to ``work_dir/<export>`` (None: don't).
         physical: prune physically in place once pruning is over and train on at the smaller network's speed
             (True, default), or keep the masks to the end of training (False).
+        allow_random_init: prune even when the run neither loaded ``load_from`` nor resumed (False, default:
+            refused, since channels ranked on random weights are noise; True for research on pruning at init).
     """
     priority = 'HIGH'  # before checkpoint / EMA hooks see the iteration's weights
 
@@ -59,10 +61,12 @@ class PruningHook(Hook):
                  input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE,
                  ignored_layers: Sequence[str] = (), prunable: Optional[Sequence[str]] = None,
                  latency_table: Optional[str] = None, export: Optional[str] = 'pruned.pth',
-                 physical: bool = True):
-        if not isinstance(physical, bool):
-            raise TypeError(f'{type(self).__name__}: physical must be True or False, got {physical!r}')
+                 physical: bool = True, allow_random_init: bool = False):
+        for name, value in (('physical', physical), ('allow_random_init', allow_random_init)):
+            if not isinstance(value, bool):
+                raise TypeError(f'{type(self).__name__}: {name} must be True or False, got {value!r}')
         self.physical = physical
+        self.allow_random_init = allow_random_init
         self.state = PruningState()
         self.kwargs = dict(target=target, importance=importance, schedule=schedule, round_to=round_to,
                            ranking=ranking, input_shape=tuple(input_shape),
@@ -81,7 +85,21 @@ class PruningHook(Hook):
     def _model(self, runner):
         return runner.model.module if is_model_wrapper(runner.model) else runner.model
 
+    def check_weights_loaded(self, runner) -> None:
+        """A pruning run's input is a trained detector: refuse one whose weights were neither loaded from
+        ``load_from`` nor resumed (mmengine starts from random weights then, and says so in one log line only)."""
+        if self.allow_random_init or getattr(runner, '_has_loaded', True):
+            return
+        raise ValueError(
+            f'{type(self).__name__}: the detector\'s weights were neither loaded (load_from='
+            f'{runner.cfg.get("load_from")!r}) nor resumed (no checkpoint to resume in {runner.work_dir!r}), so '
+            'pruning would rank and remove the channels of a randomly initialised detector. Set load_from to the '
+            'trained dense checkpoint (tools/train.py --resume falls back to it when the work dir holds no '
+            'checkpoint; mmdet\'s own tools/train.py --resume clears it), or set allow_random_init=True on the '
+            'hook to prune random weights on purpose')
+
     def before_train(self, runner) -> None:
+        self.check_weights_loaded(runner)
         if self.physical:
             self._check_physical_support(runner)
         if self.physical_state is not None:  # resumed after the switch: the model is already the small one

@@ -16,7 +16,8 @@ def _cfg(tiny_voc, work_dir, max_epochs, schedule, physical=False):
     cfg.train_dataloader.batch_size = 2  # 2 iterations per epoch
     cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
     cfg.custom_hooks = [dict(type='PruningHook', target=dict(type='flops', ratio=0.5), schedule=schedule,
-                             round_to=8, input_shape=(1, 3, 256, 256), export='pruned.pth', physical=physical)]
+                             round_to=8, input_shape=(1, 3, 256, 256), export='pruned.pth', physical=physical,
+                             allow_random_init=True)]
     return cfg
 
 
