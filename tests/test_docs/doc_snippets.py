@@ -182,7 +182,7 @@ def _pruning_spec_check(where, trail, d):
 
 # ---------------------------------------------------------------- bash command lines
 
-class _Parser(Exception):
+class _Parser(BaseException):  # not an Exception: the tools' run_tool turns those into their error line
     def __init__(self, parser):
         self.parser = parser
 
