@@ -91,7 +91,7 @@ def check_methods(matrix: Matrix) -> None:
         if m.kind == 'control':  # nothing to reach: load_matrix made sure it names no target
             continue
         lowest = min(matrix.method_ratios(m))
-        cfg = load_config(m.config, m.cfg_options)
+        cfg = m.training_config(m.cfg_options)
         hook_keys = matrix.ratio_key.split('.')[:-3]  # <hook>.<pruning options>.target.ratio
         hook = _at(cfg.to_dict(), hook_keys)
         node = _at(hook, matrix.ratio_key.split('.')[len(hook_keys):-2])
@@ -130,6 +130,16 @@ def _latency_table(method, hook) -> dict:
 
 def _transform_for(transform, run):
     return None if transform is None else partial(transform, run=run)
+
+
+def run_config_args(matrix: Matrix, run: RunSpec, options: dict, transform=None):
+    """(the options to load the run's training config with, the transform that makes the loaded config the
+    run's): its method's schedule / phases edit (:mod:`.arms`), then ``transform(cfg, run=run)``."""
+    load, edit = matrix.methods[run.method].load_options(options)
+    user = _transform_for(transform, run)
+    if edit is None or user is None:
+        return load, edit or user
+    return load, lambda cfg: user(edit(cfg))
 
 
 def dense_checkpoint_path(matrix: Matrix, out_dir: str, split: str) -> str:
@@ -192,10 +202,12 @@ def dense_record(matrix: Matrix, out_dir: str, split: str, dense_ckpt: str, prot
     return R.write_record(path, rec)
 
 
-def config_sha256(config: str, options: dict) -> str:
-    """Fingerprint of the training config as the run sees it (its file and every ``_base_``, merged): editing a
-    method's config after a run finished makes that run's record refused instead of silently reused."""
-    cfg = load_config(config, options).to_dict()
+def config_sha256(config: str, options: dict, edit: Optional[Callable] = None) -> str:
+    """Fingerprint of the training config as the run sees it (its file and every ``_base_``, merged, and the
+    method's ``edit``: its schedule / phases): editing a method's config after a run finished makes that run's
+    record refused instead of silently reused."""
+    cfg = load_config(config, options)
+    cfg = (cfg if edit is None else edit(cfg)).to_dict()
     cfg.pop('work_dir', None)
     text = json.dumps(cfg, sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()
@@ -208,9 +220,7 @@ def run_one(matrix: Matrix, run: RunSpec, out_dir: str, dense_ckpt: str, protoco
     work_dir = run.work_dir(out_dir)
     method = matrix.methods[run.method]
     options = matrix.train_options(run, dense_ckpt)
-    spec = dict(method=run.method, ratio=run.ratio, seed=run.seed, split=run.split, config=method.config,
-                method_options=method.cfg_options, dense_sha256=protocol['dense_sha256'],
-                config_sha256=config_sha256(method.config, options))
+    spec = run_spec(matrix, run, options, protocol['dense_sha256'])
     rec_path, spec_path = osp.join(work_dir, R.RECORD_FILE), osp.join(work_dir, R.SPEC_FILE)
     found = R.read_json(rec_path)
     if found is not None:
@@ -234,6 +244,16 @@ def run_one(matrix: Matrix, run: RunSpec, out_dir: str, dense_ckpt: str, protoco
         R.release(work_dir)
 
 
+def run_spec(matrix: Matrix, run: RunSpec, options: dict, dense_sha256: str) -> dict:
+    """What a run is (``run.json``, and the fields its record must still match on resume): with the method's
+    ``schedule`` / ``phases`` when it has them, and the fingerprint of its training config as edited by them."""
+    method = matrix.methods[run.method]
+    load, edit = method.load_options(options)
+    return dict(method=run.method, ratio=run.ratio, seed=run.seed, split=run.split, config=method.config,
+                method_options=method.cfg_options, dense_sha256=dense_sha256,
+                config_sha256=config_sha256(method.config, load, edit), **method.arm())
+
+
 def _train_and_evaluate(matrix, run, out_dir, dense_ckpt, protocol, progress, transform, spec, options) -> dict:
     work_dir = run.work_dir(out_dir)
     method = matrix.methods[run.method]
@@ -250,8 +270,8 @@ def _train_and_evaluate(matrix, run, out_dir, dense_ckpt, protocol, progress, tr
     resumed = osp.isfile(osp.join(work_dir, 'last_checkpoint'))
     if control or not osp.isfile(export):  # a finished control's training resumes at its end: a no-op
         progress.start(progress.index, run.name, 'train (resuming)' if resumed else 'train')
-        wall['train'] = R.train(method.config, options, work_dir,
-                                _transform_for(transform, run), hooks=[ProgressHook(progress)])
+        load, edit = run_config_args(matrix, run, options, transform)
+        wall['train'] = R.train(method.config, load, work_dir, edit, hooks=[ProgressHook(progress)])
         if control:
             export = R.last_checkpoint(work_dir)
         elif not osp.isfile(export):
@@ -294,8 +314,8 @@ def _add_end_of_pruning(matrix, run, out_dir, dense_ckpt, rec, options, progress
 def end_of_pruning_checkpoint(matrix: Matrix, run: RunSpec, out_dir: str, options: dict, transform=None) -> str:
     """The checkpoint the run saved when its pruning phase ended (after that phase's last iteration), checked
     against the phase end its config gives."""
-    cfg = R.run_config(matrix.methods[run.method].config, options, run.work_dir(out_dir),
-                       _transform_for(transform, run))
+    load, edit = run_config_args(matrix, run, options, transform)
+    cfg = R.run_config(matrix.methods[run.method].config, load, run.work_dir(out_dir), edit)
     hook = _at(cfg.to_dict(), matrix.ratio_key.split('.')[:-3])
     end, by_epoch = hook['pruning']['end'], hook.get('by_epoch', True)
     unit = 'epoch' if by_epoch else 'iter'
@@ -333,7 +353,8 @@ def _log_search(out_dir: str, rec: dict) -> None:
     """One JSON line per finished search run: what was tried (config, overrides) and its val numbers."""
     keys = ('method', 'label', 'config', 'method_options', 'ratio', 'seed', 'split', 'clean_map', 'mpc', 'rpc',
             'mpc_unseen', 'flops_ratio')
-    line = dict({k: rec.get(k) for k in keys}, time=time.strftime('%Y-%m-%dT%H:%M:%S'))
+    line = dict({k: rec.get(k) for k in keys}, **{k: rec[k] for k in ('schedule', 'phases') if k in rec},
+                time=time.strftime('%Y-%m-%dT%H:%M:%S'))
     with open(osp.join(out_dir, SEARCH_LOG), 'a') as f:
         f.write(json.dumps(line) + '\n')
 

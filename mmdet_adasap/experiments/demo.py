@@ -10,7 +10,6 @@ import os.path as osp
 import time
 from typing import Callable, Dict, List, Optional
 
-from mmdet_adasap.apis import load_config
 from . import run as R
 from .compare import dense_checkpoint_path, ensure_dense, run_matrix
 from .matrix import Matrix, file_sha256
@@ -24,7 +23,7 @@ def latency_tables(matrix: Matrix) -> Dict[str, str]:
     out = {}
     for m in matrix.methods.values():
         if m.kind == 'latency':
-            hook = load_config(m.config, m.cfg_options).to_dict()
+            hook = matrix.method_config(m.name).to_dict()
             for key in matrix.ratio_key.split('.')[:-3]:
                 hook = hook.get(key, {})
             out[m.name] = hook['latency_table']

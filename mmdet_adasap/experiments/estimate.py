@@ -7,7 +7,7 @@ measured), so the estimate is an upper bound once the fine-tune runs on the phys
 import os.path as osp
 import statistics
 import time
-from typing import Callable, Dict
+from typing import Callable, Dict, Optional
 
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
@@ -37,10 +37,13 @@ class _IterTimer(Hook):
             raise _Enough
 
 
-def time_training(config: str, options: dict, iters: int, work_dir: str) -> dict:
+def time_training(config: str, options: dict, iters: int, work_dir: str, edit: Optional[Callable] = None) -> dict:
     """Median seconds per training iteration (the first two, warm-up, left out), iterations per epoch, epochs.
-    ``work_dir`` is kept: mmengine's visualizer outlives its Runner and writes there again."""
+    ``work_dir`` is kept: mmengine's visualizer outlives its Runner and writes there again. ``edit``: a method's
+    schedule / phases edit of the loaded config (:meth:`Method.load_options`)."""
     cfg = load_config(config, dict(options, load_from=None), work_dir)
+    if edit is not None:
+        cfg = edit(cfg)
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=10 ** 6)
     cfg.log_level = 'WARNING'
     runner = Runner.from_cfg(cfg)
@@ -77,8 +80,8 @@ def estimate(matrix: Matrix, split: str, out_dir: str, iters: int = 6,
         log(f'[estimate] evaluation NOT timed (no trained dense start at {ckpt} yet); add {sets} sets per run')
     out, total = {}, 0.0
     for name, m in matrix.methods.items():
-        t = time_training(m.config, {**matrix.splits[split], **m.cfg_options}, iters,
-                          osp.join(out_dir, 'estimate', name))
+        load, edit = m.load_options({**matrix.splits[split], **m.cfg_options})
+        t = time_training(m.config, load, iters, osp.join(out_dir, 'estimate', name), edit)
         train = t['s_per_iter'] * t['iters_per_epoch'] * t['epochs'] + per_set  # + the end-of-training val
         out[name] = train + sets * per_set
         n = sum(1 for r in matrix.runs(split) if r.method == name)

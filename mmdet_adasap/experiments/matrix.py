@@ -13,24 +13,27 @@ A method is of one of three kinds, and each kind is tabled apart, paired with it
   runs have ratio 1.0 and it may name no pruning target.
 ``end_of_pruning=[ratios]`` also evaluates a pruning method's model as it stands when its pruning phase ends
 (the checkpoint of that phase's last iteration), before the fine-tune.
+``schedule=k`` or ``schedule=dict(warmup=W, pruning=P, finetune=F)`` lengthens a method's AdaSAP schedule, and
+``phases=dict(warmup=..., finetune=...)`` makes it an ablation arm (:mod:`.arms`); both edit the method's config
+when a run is built and are recorded in its run record.
 """
 import copy
 import hashlib
 import os.path as osp
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 from mmengine.config import Config
 
-from mmdet_adasap.apis import load_config
 from mmdet_adasap.pruning.targets import check_ratio
 from mmdet_adasap.robustness.corruptions import check_severities, resolve_corruptions
+from .arms import arm_edit, arm_record, check_phases, check_schedule, load_arm_config
 
 MATRIX_KEYS = ('dense', 'pruned_config', 'methods', 'reference', 'ratio_key', 'ratios', 'seeds', 'splits',
                'evaluation')
 EVAL_DEFAULTS = dict(corruptions='benchmark', unseen='holdout', severities=[1, 3, 5], cache_root=None,
                      latency=dict(repeats=30, threads=1), cfg_options={}, category_ratio=None, latency_match=0.1)
-METHOD_KEYS = ('config', 'label', 'cfg_options', 'ratios', 'control', 'end_of_pruning')
+METHOD_KEYS = ('config', 'label', 'cfg_options', 'ratios', 'control', 'end_of_pruning', 'schedule', 'phases')
 KINDS = ('flops', 'latency', 'control')
 
 
@@ -59,6 +62,21 @@ class Method:
     ratios: Optional[List[float]] = None  # a subset of the matrix's ratios (None: all of them); latency: its own
     kind: str = 'flops'  # 'flops' | 'latency' (the target type of its config) | 'control' (no pruning)
     end_of_pruning: List[float] = field(default_factory=list)  # ratios whose runs are also evaluated there
+    schedule: Union[int, dict] = 1  # a multiplier of every phase length, or dict(warmup=, pruning=, finetune=)
+    phases: Optional[dict] = None  # dict(warmup=..., finetune=...): an ablation arm (None: the config's own)
+
+    def arm(self) -> dict:
+        """What its run records carry of ``schedule`` / ``phases`` (only what differs from the config's own)."""
+        return arm_record(self.schedule, self.phases)
+
+    def load_options(self, options: dict) -> Tuple[dict, Optional[Callable]]:
+        """The options to load its config with, and the edit that makes the loaded config this method's (None:
+        none): ``cfg = edit(load_config(config, options))``."""
+        return arm_edit(self.config, options, self.schedule, self.phases)
+
+    def training_config(self, options: dict, work_dir: Optional[str] = None):
+        """Its training config with ``options`` (split, cfg_options, ratio, seed), its schedule and phases."""
+        return load_arm_config(self.config, options, self.schedule, self.phases, work_dir)
 
 
 @dataclass
@@ -112,6 +130,11 @@ class Matrix:
         return {**self.splits[run.split], **m.cfg_options, **target,
                 'randomness': dict(seed=run.seed), 'load_from': dense_checkpoint}
 
+    def method_config(self, name: str, options: Optional[dict] = None, work_dir: Optional[str] = None):
+        """Method ``name``'s training config with ``options`` (default: its cfg_options), schedule and phases."""
+        m = self.methods[name]
+        return m.training_config(m.cfg_options if options is None else options, work_dir)
+
     def eval_options(self, split: str) -> dict:
         return {**self.splits[split], **self.evaluation['cfg_options']}
 
@@ -151,7 +174,13 @@ def _methods(table, source: str, ratios: List[float], ratio_key: str) -> Dict[st
         if '/' in name or not name:
             raise ValueError(f'matrix {source}: method name {name!r} must be non-empty and have no "/"')
         options = dict(spec.get('cfg_options') or {})
-        kind = _kind(name, spec, config, options, ratio_key, source)
+        where = f'matrix {source}: method {name!r}'
+        schedule, phases = check_schedule(spec.get('schedule'), where), check_phases(spec.get('phases'), where)
+        try:  # with its schedule and phases: a config they cannot edit is refused now, naming it
+            cfg = load_arm_config(config, options, schedule, phases)
+        except ValueError as e:
+            raise ValueError(f'{where}: {e}') from e
+        kind = _kind(name, spec, config, cfg, ratio_key, source)
         own = spec.get('ratios')
         if own is not None:
             own = _number_list(own, f'methods.{name}.ratios', float)
@@ -172,13 +201,13 @@ def _methods(table, source: str, ratios: List[float], ratio_key: str) -> Dict[st
         if missing:
             raise ValueError(f'matrix {source}: method {name!r} asks for an end-of-pruning evaluation at ratio(s) '
                              f'{missing} it does not run at')
-        out[name] = Method(name, config, spec.get('label', name), options, own, kind, end)
+        out[name] = Method(name, config, spec.get('label', name), options, own, kind, end, schedule, phases)
     return out
 
 
-def _kind(name: str, spec: dict, config: str, options: dict, ratio_key: str, source: str) -> str:
+def _kind(name: str, spec: dict, config: str, cfg, ratio_key: str, source: str) -> str:
     """'control' (declared; its config must name no pruning target), else the target type of its config."""
-    hook = load_config(config, options).to_dict()
+    hook = cfg.to_dict()
     node = _at(hook, ratio_key.split('.')[:-2])  # <hook>.<pruning options>
     target = node.get('target') if isinstance(node, dict) else None
     if spec.get('control'):

@@ -16,6 +16,7 @@ from mmdet_adasap.robustness.corruptions import CORRUPTION_GROUPS
 from mmdet_adasap.robustness.result import check_comparable, load_result
 from mmdet_adasap.utils.io import atomic_write_bytes, atomic_write_json
 from . import run as R
+from .ablation import ablation_effects, ablation_markdown
 from .matrix import Matrix
 from .plots import plot_categories, plot_end_of_pruning, plot_vs_flops
 
@@ -78,7 +79,7 @@ def summarize(records: List[dict], matrix: Matrix) -> List[dict]:
             if not cell:
                 continue
             row = dict(kind=kind, ratio=ratio, method=method, label=matrix.methods[method].label,
-                       seeds=[r['seed'] for r in cell])
+                       seeds=[r['seed'] for r in cell], **matrix.methods[method].arm())  # schedule, phases
             for key, _, _ in METRICS:
                 row[key] = _stats(cell, f'{method} {ratio} {key}', lambda r: r.get(key))
             cats = {g for r in cell for g in r['per_category']}
@@ -153,6 +154,7 @@ def markdown(results: dict, matrix: Matrix) -> str:
     for kind, ratio in sections(matrix):
         lines += _section(results, matrix, kind, ratio)
     lines += _end_of_pruning_section(results, matrix)
+    lines += ablation_markdown(results.get('ablation'), {k: m.label for k, m in matrix.methods.items()})
     return '\n'.join(lines)
 
 
@@ -238,6 +240,10 @@ def write_results(matrix: Matrix, out_dir: str, split: str, dense: dict) -> Dict
     results = dict(schema=RESULTS_SCHEMA, matrix=matrix.source, split=split, protocol=dense['protocol'],
                    interval=f'{CONFIDENCE:.0%} {INTERVAL}, paired by seed', dense=dense, runs=records,
                    summary=summarize(records, matrix), paired=paired(records, matrix))
+    # the 2x2 phase ablation's main effects, when the matrix's four arms have runs
+    effects = ablation_effects([r for r in records if r['method'] in matrix.methods])
+    if effects:
+        results['ablation'] = effects
     paths = dict(json=osp.join(out_dir, 'results.json'), markdown=osp.join(out_dir, 'results.md'),
                  flops_plot=osp.join(out_dir, 'results_vs_flops.png'),
                  category_plot=osp.join(out_dir, 'results_categories.png'))
