@@ -56,12 +56,7 @@ def check_schedule(value, where: str = 'schedule') -> Schedule:
     if value is None:
         return 1
     if isinstance(value, dict):
-        value = {k: v for k, v in value.items()}
-        unknown = sorted(set(value) - set(SCHEDULE_PHASES))
-        missing = [k for k in SCHEDULE_PHASES if k not in value]
-        if unknown or missing:
-            raise ValueError(f'{where}: schedule=dict(...) gives the phase lengths {SCHEDULE_PHASES}; unknown '
-                             f'phase(s) {unknown}, missing {missing}')
+        _check_keys(value, SCHEDULE_PHASES, f'{where}: schedule=dict(...) gives the phase lengths {SCHEDULE_PHASES}')
         for phase in SCHEDULE_PHASES:
             if not _positive_int(value[phase]):
                 raise ValueError(f'{where}: schedule.{phase} (the length of the {phase} phase) must be a positive '
@@ -73,17 +68,21 @@ def check_schedule(value, where: str = 'schedule') -> Schedule:
     return value
 
 
+def _check_keys(value: dict, keys, usage: str) -> None:
+    """Refuse a dict whose keys are not exactly ``keys``, naming the unknown and the missing ones."""
+    unknown, missing = sorted(set(value) - set(keys)), [k for k in keys if k not in value]
+    if unknown or missing:
+        raise ValueError(f'{usage}; unknown key(s) {unknown}, missing {missing}')
+
+
 def check_phases(value, where: str = 'phases') -> Optional[Dict[str, str]]:
     """dict(warmup=name, finetune=name) with known names (:data:`RECIPES`); None: the config's own phases."""
     if value is None:
         return None
     if not isinstance(value, dict):
         raise ValueError(f'{where}: phases must be dict(warmup=..., finetune=...), got {value!r}')
-    unknown = sorted(set(value) - set(ABLATION_PHASES))
-    missing = [k for k in ABLATION_PHASES if k not in value]
-    if unknown or missing:
-        raise ValueError(f'{where}: phases names the warm-up and the fine-tune step, dict(warmup=..., '
-                         f'finetune=...); unknown key(s) {unknown}, missing {missing}')
+    _check_keys(value, ABLATION_PHASES,
+                f'{where}: phases names the warm-up and the fine-tune step, dict(warmup=..., finetune=...)')
     for phase in ABLATION_PHASES:
         if value[phase] not in RECIPES[phase]:
             what = 'warm-up' if phase == 'warmup' else 'fine-tune'

@@ -165,7 +165,7 @@ def test_a_sharpness_knob_overrides_the_arms_recipe_and_one_for_an_sgd_phase_is_
     (dict(warmup=2, pruning=4, finetune=1.5), r'schedule.finetune .* got 1.5'),
     (dict(warmup='2', pruning=4, finetune=18), r"schedule.warmup .* got '2'"),
     (dict(warmup=2, pruning=4), r"missing \['finetune'\]"),
-    (dict(warmup=2, pruning=4, finetune=18, cooldown=1), r"unknown phase\(s\) \['cooldown'\]"),
+    (dict(warmup=2, pruning=4, finetune=18, cooldown=1), r"unknown key\(s\) \['cooldown'\]"),
 ])
 def test_a_bad_schedule_is_refused_naming_the_phase_and_the_value(value, message):
     with pytest.raises(ValueError, match=message):
