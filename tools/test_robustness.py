@@ -8,6 +8,8 @@ sets are kept in OUT/sets/, so rerunning the same command resumes. Several GPUs:
            [--cache data/synthetic_voc_c]
     # the deployed model: an ONNX export (tools/export_onnx.py) run by ONNX Runtime, same loop and metric
     python tools/test_robustness.py CONFIG MODEL.onnx --backend onnxruntime --out DIR ...
+    # any mmdet metric: the config's test_evaluator (VOCMetric, CocoMetric, ...), P / mPC / rPC on one key
+    python tools/test_robustness.py COCO_CONFIG CKPT --out DIR --metric-key coco/bbox_mAP_50 ...
 Writes OUT/robustness.json, OUT/robustness.md, OUT/severity_curves.png, OUT/corruption_bars.png.
 """
 import os
@@ -31,6 +33,8 @@ def parse_args():
                    help='benchmark (default) | all | holdout | noise | blur | weather | digital | names')
     p.add_argument('--severities', nargs='+', type=int, default=list(SEVERITIES))
     p.add_argument('--cache', help='VOC-C cache root from tools/make_voc_c.py')
+    p.add_argument('--metric-key', help='key of the evaluator results for P / mPC / rPC (default: pascal_voc/mAP '
+                   'for VOCMetric, coco/bbox_mAP for CocoMetric; e.g. coco/bbox_mAP_50)')
     p.add_argument('--seed', type=int, default=0, help='base seed of on-the-fly corruptions (= the cache seed)')
     p.add_argument('--label', help='model name in reports (default: checkpoint file name)')
     p.add_argument('--no-resume', action='store_true', help='recompute sets already in OUT')
@@ -51,11 +55,13 @@ def main():
     result = evaluate_robustness(args.config, args.checkpoint, args.out, corruptions, severities,
                                  cache_root=args.cache, seed=args.seed, resume=not args.no_resume,
                                  label=args.label, plots=not args.no_plots, cfg_options=args.cfg_options,
-                                 work_dir=args.work_dir, launcher=args.launcher, backend=args.backend)
+                                 work_dir=args.work_dir, launcher=args.launcher, backend=args.backend,
+                                 metric_key=args.metric_key)
     from mmengine.dist import is_main_process
     if result is not None and is_main_process():
         s = result['summary']
-        print(f"P {pct(s['P'])}  mPC {pct(s['mPC'])}  rPC {pct(s['rPC'])}%  -> {args.out}/robustness.md")
+        print(f"[{s['metric_key']}] P {pct(s['P'])}  mPC {pct(s['mPC'])}  rPC {pct(s['rPC'])}%  "
+              f"-> {args.out}/robustness.md")
 
 
 if __name__ == '__main__':

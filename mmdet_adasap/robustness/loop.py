@@ -1,5 +1,10 @@
 """Robustness evaluation as mmengine loops: the clean set, then every (corruption, severity) set.
 
+The evaluator is the config's own metric (one): a ``VOCMetric`` is upgraded to ``VOCPerClassMetric`` (same
+mAP, plus per-class APs); any other metric (``CocoMetric``, ...) is used as it is. P / mPC / rPC are computed
+on one primary key of its results (``metric_key``; default ``pascal_voc/mAP`` / ``coco/bbox_mAP``), and every
+scalar it returns is kept per set.
+
 A config asks for it with ``test_cfg = dict(type='RobustnessTestLoop', corruptions=..., severities=...)``
 (or ``val_cfg = dict(type='RobustnessValLoop', ...)`` during training). Each set is the config's test
 dataloader with ``LoadImageFromFile`` swapped for :class:`.transforms.LoadCorruptedImageFromFile`, which
@@ -32,16 +37,71 @@ from ..utils.io import atomic_write_json
 from .voc_c import missing_cached_images, read_manifest
 
 
-def _per_class_evaluator_cfg(evaluator):
-    """The config's ``VOCMetric`` as ``VOCPerClassMetric`` (same arguments); anything else is an error."""
+VOC_METRICS = ('VOCMetric', 'VOCPerClassMetric')
+VOC_METRIC_KEY = 'pascal_voc/mAP'
+# config keys of a metric that do not change its numbers (paths, collection, output files)
+_NEUTRAL_METRIC_ARGS = ('type', 'ann_file', 'backend_args', 'file_client_args', 'collect_device', 'collect_dir',
+                        'outfile_prefix', 'format_only')
+
+
+def _metric_type(cfg: dict) -> str:
+    return str(cfg.get('type', '')).split('.')[-1]  # 'mmdet.CocoMetric' -> 'CocoMetric'
+
+
+def _evaluator_metric_cfg(evaluator) -> dict:
+    """The one metric config of ``evaluator`` (a dict, a list of one, or an ``Evaluator`` dict); several
+    metrics are an error naming them: P / mPC / rPC are computed on one primary key."""
     metrics = evaluator if isinstance(evaluator, (list, tuple)) else [evaluator]
     if isinstance(evaluator, dict) and evaluator.get('type') == 'Evaluator':
         metrics = evaluator['metrics'] if isinstance(evaluator['metrics'], (list, tuple)) else [evaluator['metrics']]
-    if len(metrics) != 1 or not isinstance(metrics[0], dict) or \
-            metrics[0].get('type') not in ('VOCMetric', 'VOCPerClassMetric'):
-        raise ValueError(f'robustness evaluation reports VOC AP50 and needs exactly one VOCMetric as evaluator; '
-                         f'got {evaluator!r}')
-    return dict(copy.deepcopy(metrics[0]), type='VOCPerClassMetric')
+    if len(metrics) != 1 or not isinstance(metrics[0], dict):
+        names = [m.get('type') if isinstance(m, dict) else type(m).__name__ for m in metrics]
+        raise ValueError(f'robustness evaluation computes P / mPC / rPC on one primary key and needs exactly one '
+                         f'metric (config dict) as evaluator; got {len(metrics)}: {names} ({evaluator!r})')
+    return copy.deepcopy(dict(metrics[0]))
+
+
+def _robustness_evaluator_cfg(evaluator) -> dict:
+    """The config's metric; a ``VOCMetric`` becomes ``VOCPerClassMetric`` (same arguments and mAP, plus
+    per-class APs). Any other metric (``CocoMetric``, ...) is used as it is."""
+    cfg = _evaluator_metric_cfg(evaluator)
+    if _metric_type(cfg) in VOC_METRICS:
+        return dict(cfg, type='VOCPerClassMetric')
+    return cfg
+
+
+def default_metric_key(metric_cfg: dict) -> Optional[str]:
+    """The primary key of a metric: ``pascal_voc/mAP`` (VOC), ``coco/bbox_mAP`` (COCO; ``<segm>_mAP`` if
+    bbox is not evaluated); ``None`` for other metrics (the key must then be named)."""
+    kind = _metric_type(metric_cfg)
+    if kind in VOC_METRICS:
+        return f'{metric_cfg.get("prefix") or "pascal_voc"}/mAP'
+    if kind == 'CocoMetric':
+        metrics = metric_cfg.get('metric', 'bbox')
+        metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+        prefix = metric_cfg.get('prefix') or 'coco'
+        return f'{prefix}/bbox_mAP' if 'bbox' in metrics else f'{prefix}/{metrics[0]}_mAP'
+    return None
+
+
+def _scalars(metrics: dict) -> Dict[str, float]:
+    """Every scalar the metric returned (numbers and 0-d arrays), as floats."""
+    out = {}
+    for key, value in metrics.items():
+        if isinstance(value, bool):
+            continue
+        if hasattr(value, 'item') and getattr(value, 'ndim', 0) == 0:
+            value = value.item()
+        if isinstance(value, (int, float)):
+            out[key] = float(value)
+    return out
+
+
+def _same_fingerprint(stored: Optional[dict], current: dict) -> bool:
+    """Equal fingerprints; a record written before the metric was part of it counts as VOC's default key."""
+    if isinstance(stored, dict) and 'metric_key' not in stored and 'eval_mode' in stored:
+        stored = dict(stored, metric_type='VOCMetric', metric_key=VOC_METRIC_KEY)
+    return stored == current
 
 
 def _swap_loader(node, make):
@@ -78,7 +138,9 @@ class _RobustnessMixin:
 
     _stage = 'test'
 
-    def _setup(self, dataloader, corruptions, severities, cache_root, out_dir, resume, seed, label, plots):
+    def _setup(self, dataloader, evaluator, corruptions, severities, cache_root, out_dir, resume, seed, label,
+               plots, metric_key=None) -> dict:
+        """Checks and stores the settings; returns the evaluator config for the base loop."""
         if not isinstance(dataloader, dict):
             raise TypeError('the robustness loops rebuild the dataloader per set and need its config (a dict)')
         self._dataloader_cfg = copy.deepcopy(dataloader)
@@ -98,6 +160,10 @@ class _RobustnessMixin:
         if manifest is not None and manifest['seed'] != self.seed:
             raise ValueError(f'seed={self.seed} differs from the seed {manifest["seed"]} of the cache {cache_root!r}')
         self._manifest = manifest
+        self._metric_cfg = _robustness_evaluator_cfg(evaluator)
+        self.metric_type = _metric_type(self._metric_cfg)
+        self.metric_key = metric_key or default_metric_key(self._metric_cfg)
+        return self._metric_cfg
 
     # ------------------------------------------------------------------ data
     def _dataset_info(self, dataset) -> dict:
@@ -155,7 +221,7 @@ class _RobustnessMixin:
                     continue
                 with open(path) as f:
                     record = json.load(f)
-                if record.get('fingerprint') != fingerprint:
+                if not _same_fingerprint(record.get('fingerprint'), fingerprint):
                     error = (f'{path} holds results of other weights, data or settings '
                              f'({record.get("fingerprint")} vs {fingerprint}); use another output '
                              'directory or resume=False (--no-resume) to recompute')
@@ -180,10 +246,7 @@ class _RobustnessMixin:
         dataset = clean_loader.dataset
         info = self._dataset_info(dataset)
         metric = self.evaluator.metrics[0]
-        fingerprint = dict(weights_sha256=weights_sha256(self.runner.model), image_ids_sha256=info['image_ids_sha256'],
-                           classes=info['classes'], eval_mode=metric.eval_mode, iou_thr=metric.iou_thrs[0],
-                           seed=self.seed,
-                           lossy_cache=(self._manifest or {}).get('jpeg_quality'))  # png cache == on the fly
+        fingerprint = self._fingerprint(info, metric)
         names = ['clean'] + [f'{c}/{s}' for c in self.corruptions for s in self.severities]
         finished = self._load_finished(fingerprint, names)
         records = {}
@@ -192,7 +255,7 @@ class _RobustnessMixin:
                 if name in finished:
                     records[name] = finished[name]
                     print_log(f'[robustness] [{k + 1}/{len(names)}] {name}: done before, '
-                              f'mAP {records[name]["mAP"]:.4f}', logger='current')
+                              f'{self._key_label} {records[name]["mAP"]:.4f}', logger='current')
                     continue
                 if name == 'clean':
                     corruption = severity = None
@@ -208,19 +271,20 @@ class _RobustnessMixin:
                     for idx, data_batch in enumerate(self.dataloader):
                         self.run_iter(idx, data_batch)
                 metrics = self.evaluator.evaluate(len(self.dataloader.dataset))
+                self._check_key(metrics)  # on the clean set, i.e. before any corrupted set is evaluated
                 seconds = time.perf_counter() - start
                 records[name] = self._record(name, corruption, severity, source, metrics, seconds, fingerprint)
                 if is_main_process() and self.out_dir:
                     atomic_write_json(self._set_file(name), nan_to_none(records[name]))
-                print_log(f'[robustness] [{k + 1}/{len(names)}] {name}: mAP {records[name]["mAP"]:.4f} '
-                          f'({source}, {seconds:.1f} s)', logger='current')
+                print_log(f'[robustness] [{k + 1}/{len(names)}] {name}: {self._key_label} '
+                          f'{records[name]["mAP"]:.4f} ({source}, {seconds:.1f} s)', logger='current')
         finally:
             self.dataloader = clean_loader
         self.result = self._result(records, info, metric)
         if is_main_process() and self.out_dir:
             write_reports(self.result, self.out_dir, plots=self.plots)
         s = self.result['summary']
-        scalars = {'pascal_voc/mAP': s['P'], 'robustness/P': s['P']}
+        scalars = {self.metric_key: s['P'], 'robustness/P': s['P']}
         for key in ('mPC', 'rPC', 'mPC_holdout', 'rPC_holdout'):
             if s[key] is not None:
                 scalars[f'robustness/{key}'] = s[key]
@@ -228,23 +292,70 @@ class _RobustnessMixin:
         self._hook('after_STAGE')
         return scalars
 
+    @property
+    def _key_label(self) -> str:
+        return 'mAP' if self.metric_type in VOC_METRICS else self.metric_key
+
+    def _fingerprint(self, info: dict, metric) -> dict:
+        """What a stored set must match to be reused: weights, images, classes, the metric and its key, seed."""
+        fp = dict(weights_sha256=weights_sha256(self.runner.model), image_ids_sha256=info['image_ids_sha256'],
+                  classes=info['classes'])
+        if self.metric_type in VOC_METRICS:
+            fp.update(eval_mode=metric.eval_mode, iou_thr=metric.iou_thrs[0])
+        else:
+            fp.update(metric_args={k: v for k, v in sorted(self._metric_cfg.items())
+                                   if k not in _NEUTRAL_METRIC_ARGS})
+        fp.update(metric_type='VOCMetric' if self.metric_type in VOC_METRICS else self.metric_type,
+                  metric_key=self.metric_key, seed=self.seed,
+                  lossy_cache=(self._manifest or {}).get('jpeg_quality'))  # png cache == on the fly
+        return json.loads(json.dumps(fp, default=str))  # as it reads back from a record
+
+    def _check_key(self, metrics: dict) -> None:
+        if self.metric_key is None or self.metric_key not in metrics:
+            keys = ', '.join(sorted(_scalars(metrics))) or '(none)'
+            what = (f'metric key {self.metric_key!r} is not among' if self.metric_key else
+                    f'{self.metric_type} has no default primary key; name one of')
+            raise ValueError(f'{what} the keys {self.metric_type} returned: {keys} '
+                             '(choose with metric_key=..., --metric-key on the command line)')
+
+    def _per_class(self, metrics: dict, classes: Sequence[str]) -> dict:
+        """Per-class values matching the primary key where the metric gives them: VOC's ``AP_<class>``;
+        ``CocoMetric(classwise=True)``'s ``<class>_precision`` (AP@[.5:.95], so only for a ``*_mAP`` key of a
+        single-type CocoMetric). Otherwise empty."""
+        if self.metric_type in VOC_METRICS:
+            out = {}
+            for key, value in metrics.items():
+                short = key.split('/', 1)[-1]
+                if short.startswith(PER_CLASS_PREFIX):
+                    out[short[len(PER_CLASS_PREFIX):]] = value
+            return out
+        if self.metric_type == 'CocoMetric' and self._metric_cfg.get('classwise'):
+            types = self._metric_cfg.get('metric', 'bbox')
+            types = [types] if isinstance(types, str) else list(types)
+            prefix = self._metric_cfg.get('prefix') or 'coco'
+            if len(types) == 1 and self.metric_key == f'{prefix}/{types[0]}_mAP':
+                return {c: float(metrics[f'{prefix}/{c}_precision']) for c in classes
+                        if f'{prefix}/{c}_precision' in metrics}
+        return {}
+
     def _record(self, name, corruption, severity, source, metrics, seconds, fingerprint) -> dict:
-        per_class, mean_ap = {}, None
-        for key, value in metrics.items():
-            short = key.split('/', 1)[-1]
-            if short.startswith(PER_CLASS_PREFIX):
-                per_class[short[len(PER_CLASS_PREFIX):]] = value
-            elif short == 'mAP':
-                mean_ap = value
-        return dict(set=name, corruption=corruption, severity=severity, mAP=mean_ap, per_class=per_class,
-                    source=source, seconds=seconds, fingerprint=fingerprint)
+        """One set: ``mAP`` is the primary key's value (the name is the schema's, whatever the metric),
+        ``metrics`` every scalar the metric returned."""
+        return dict(set=name, corruption=corruption, severity=severity, mAP=float(metrics[self.metric_key]),
+                    metric_key=self.metric_key, per_class=self._per_class(metrics, fingerprint['classes']),
+                    metrics=_scalars(metrics), source=source, seconds=seconds, fingerprint=fingerprint)
 
     def _result(self, records: Dict[str, dict], info: dict, metric) -> dict:
         load_from = getattr(self.runner, '_load_from', None)
         model = dict(label=self.label or self.runner.experiment_name, checkpoint=load_from,
                      weights_sha256=records['clean']['fingerprint']['weights_sha256'])
-        protocol = dict(metric=f'AP{int(round(metric.iou_thrs[0] * 100)):02d}', iou_thr=metric.iou_thrs[0],
-                        eval_mode=metric.eval_mode, seed=self.seed, cache_root=self.cache_root,
+        if self.metric_type in VOC_METRICS:
+            protocol = dict(metric=f'AP{int(round(metric.iou_thrs[0] * 100)):02d}', iou_thr=metric.iou_thrs[0],
+                            eval_mode=metric.eval_mode)
+        else:
+            protocol = dict(metric=self.metric_key, iou_thr=None, eval_mode=None)
+        protocol.update(metric_key=self.metric_key, metric_type=records['clean']['fingerprint']['metric_type'],
+                        seed=self.seed, cache_root=self.cache_root,
                         cache_format=self._manifest['format'] if self._manifest else None)
         return build_result(records, self.corruptions, self.severities, model, info, protocol)
 
@@ -262,32 +373,39 @@ class RobustnessTestLoop(_RobustnessMixin, TestLoop):
         seed: base seed of the corruptions (must equal the cache's).
         label: model name in reports (default: the experiment name).
         plots: write the PNG plots.
+        metric_key: the key of the evaluator's results that P / mPC / rPC are computed on (default
+            ``pascal_voc/mAP`` for ``VOCMetric``, ``coco/bbox_mAP`` for ``CocoMetric``; e.g.
+            ``coco/bbox_mAP_50``). Every scalar the metric returns is kept per set.
     """
     _stage = 'test'
 
     def __init__(self, runner, dataloader, evaluator, corruptions='benchmark', severities: Sequence[int] = SEVERITIES,
                  cache_root: Optional[str] = None, out_dir: Optional[str] = None, resume: bool = True, seed: int = 0,
-                 label: Optional[str] = None, plots: bool = True, fp16: bool = False):
-        self._setup(dataloader, corruptions, severities, cache_root,
-                    out_dir or osp.join(runner.work_dir, 'robustness'), resume, seed, label, plots)
-        super().__init__(runner, dataloader, _per_class_evaluator_cfg(evaluator), fp16)
+                 label: Optional[str] = None, plots: bool = True, fp16: bool = False,
+                 metric_key: Optional[str] = None):
+        evaluator = self._setup(dataloader, evaluator, corruptions, severities, cache_root,
+                                out_dir or osp.join(runner.work_dir, 'robustness'), resume, seed, label, plots,
+                                metric_key)
+        super().__init__(runner, dataloader, evaluator, fp16)
 
 
 @LOOPS.register_module()
 class RobustnessValLoop(_RobustnessMixin, ValLoop):
     """``ValLoop`` over clean + corrupted sets, for validation during training (pick a small subset).
 
-    Returns ``pascal_voc/mAP`` (clean) and ``robustness/mPC`` / ``robustness/rPC``, so ``save_best`` can use
-    either. Reports go to ``<out_dir or work_dir/robustness>/iter_<N>``; no resumption (the weights change).
+    Returns the primary key (clean; ``pascal_voc/mAP`` for VOC) and ``robustness/mPC`` / ``robustness/rPC``,
+    so ``save_best`` can use either. Reports go to ``<out_dir or work_dir/robustness>/iter_<N>``; no
+    resumption (the weights change).
     """
     _stage = 'val'
 
     def __init__(self, runner, dataloader, evaluator, corruptions='benchmark', severities: Sequence[int] = (3,),
                  cache_root: Optional[str] = None, out_dir: Optional[str] = None, seed: int = 0,
-                 plots: bool = False, fp16: bool = False):
+                 plots: bool = False, fp16: bool = False, metric_key: Optional[str] = None):
         self._base_out_dir = out_dir or osp.join(runner.work_dir, 'robustness')
-        self._setup(dataloader, corruptions, severities, cache_root, self._base_out_dir, False, seed, None, plots)
-        super().__init__(runner, dataloader, _per_class_evaluator_cfg(evaluator), fp16)
+        evaluator = self._setup(dataloader, evaluator, corruptions, severities, cache_root, self._base_out_dir,
+                                False, seed, None, plots, metric_key)
+        super().__init__(runner, dataloader, evaluator, fp16)
 
     def run(self) -> dict:
         self.out_dir = osp.join(self._base_out_dir, f'iter_{self.runner.iter}')

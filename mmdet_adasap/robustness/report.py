@@ -11,7 +11,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from .corruptions import CORRUPTION_GROUPS
-from .result import RESULT_FILE, check_comparable, load_result
+from .result import RESULT_FILE, check_comparable, load_result, metric_key
 from ..utils.io import atomic_write_bytes, atomic_write_json
 
 
@@ -26,15 +26,17 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> List[str]:
 
 def markdown_report(result: dict) -> str:
     s, ds, proto = result['summary'], result['dataset'], result['protocol']
+    key = metric_key(result)
+    how = proto['eval_mode'] or proto.get('metric_type') or '-'
     lines = [f'# Robustness of {result["model"]["label"]}', '',
              f'Data: `{ds["ann_file"]}` ({ds["num_images"]} images, {len(ds["classes"])} classes). '
-             f'{proto["metric"]} ({proto["eval_mode"]}); corruptions {proto["corruption"]}; '
+             f'{proto["metric"]} ({how}; metric key `{key}`); corruptions {proto["corruption"]}; '
              f'source: {proto["cache_format"] and "cache (" + proto["cache_format"] + ")" or "rendered on the fly"}.',
              f'Values are {proto["metric"]} x 100. '
              f'mPC: mean over {len(s["benchmark_corruptions"])} benchmark corruptions x '
              f'severities {s["severities"]}' + ('' if s['complete_benchmark'] else ' (a subset: not the full 15 x 5 '
                                                                                    'benchmark)') + '.', '']
-    lines += _table(['P (clean)', 'mPC', 'rPC [%]', 'mPC holdout', 'rPC holdout [%]'],
+    lines += _table([f'P (clean, {key})', 'mPC', 'rPC [%]', 'mPC holdout', 'rPC holdout [%]'],
                     [[pct(s['P']), pct(s['mPC']), pct(s['rPC']), pct(s['mPC_holdout']), pct(s['rPC_holdout'])]])
     if s['per_category']:
         lines += ['', '## Per category (benchmark corruptions)', '']
@@ -47,8 +49,12 @@ def markdown_report(result: dict) -> str:
             + [pct(pc['mean'])] for c, pc in s['per_corruption'].items()]
     lines += _table(['corruption', 'group'] + [f's{k}' for k in s['severities']] + ['mean'], rows)
     lines += ['', '## Per class', '']
-    lines += _table(['class', 'P', 'mPC', 'rPC [%]'],
-                    [[cls, pct(v['P']), pct(v['mPC']), pct(v['rPC'])] for cls, v in s['per_class'].items()])
+    if s['per_class']:
+        lines += _table(['class', 'P', 'mPC', 'rPC [%]'],
+                        [[cls, pct(v['P']), pct(v['mPC']), pct(v['rPC'])] for cls, v in s['per_class'].items()])
+    else:
+        lines += [f'The metric gives no per-class values for `{key}` (CocoMetric: set `classwise=True`, '
+                  'with a `*_mAP` key).']
     lines += ['', '## Evaluation time per set', '']
     by_source = {}
     for rec in [result['clean']] + [r for by_sev in result['corrupted'].values() for r in by_sev.values()]:
@@ -134,7 +140,8 @@ def write_reports(result: dict, out_dir: str, plots: bool = True) -> dict:
 
 def comparison_markdown(results: Sequence[dict], labels: Sequence[str]) -> str:
     groups = [g for g in CORRUPTION_GROUPS if g in results[0]['summary']['per_category']]
-    lines = ['# Robustness comparison', '', f'{results[0]["protocol"]["metric"]} x 100; rPC in %.', '']
+    lines = ['# Robustness comparison', '',
+             f'{results[0]["protocol"]["metric"]} x 100 (metric key `{metric_key(results[0])}`); rPC in %.', '']
     lines += _table(['model', 'P', 'mPC', 'rPC'] + groups,
                     [[label, pct(r['summary']['P']), pct(r['summary']['mPC']), pct(r['summary']['rPC'])]
                      + [pct(r['summary']['per_category'][g]) for g in groups] for r, label in zip(results, labels)])

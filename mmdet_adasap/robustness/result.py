@@ -7,7 +7,7 @@ them imports another to learn it.
 Summary: P / mPC / rPC and the per-corruption, per-severity, per-category and per-class tables (Michaelis et
 al. 2019). Input is the ``clean`` and ``corrupted`` part of a result::
 
-    clean     = {'mAP': float, 'per_class': {class: AP or None}}
+    clean     = {'mAP': float, 'per_class': {class: AP or None}}   # 'mAP': the value of the primary metric key
     corrupted = {corruption: {'<severity>': {'mAP': float, 'per_class': {...}}}}
 
 mPC = mean over benchmark corruptions of the mean over severities (= the mean over all benchmark sets, since
@@ -26,7 +26,14 @@ RESULT_FILE = 'robustness.json'
 CORRUPTION_NOTE = 'applied to the BGR image as loaded, at native resolution, before resizing (Pascal-C protocol)'
 # what must agree between two results before their numbers may stand side by side
 COMPARABLE_KEYS = (('dataset', 'classes'), ('dataset', 'image_ids_sha256'), ('dataset', 'num_images'),
-                   ('protocol', 'eval_mode'), ('protocol', 'iou_thr'))
+                   ('protocol', 'eval_mode'), ('protocol', 'iou_thr'), ('protocol', 'metric_key'))
+#: the primary key of results written before the key was recorded (they are all VOC AP)
+LEGACY_METRIC_KEY = 'pascal_voc/mAP'
+
+
+def metric_key(result: dict) -> str:
+    """The metric key P / mPC / rPC of ``result`` were computed on (``pascal_voc/mAP`` for older results)."""
+    return result.get('protocol', {}).get('metric_key') or LEGACY_METRIC_KEY
 GRID_KEYS = ('benchmark_corruptions', 'holdout_corruptions', 'severities')
 
 
@@ -92,7 +99,8 @@ def check_comparable(results: Sequence[dict], names: Sequence[str], same_grid: b
     ref, ref_name = results[0], names[0]
     for res, name in zip(results[1:], names[1:]):
         for section, key in COMPARABLE_KEYS:
-            a, b = ref[section].get(key), res[section].get(key)
+            a, b = ((metric_key(ref), metric_key(res)) if key == 'metric_key' else
+                    (ref[section].get(key), res[section].get(key)))
             if a != b:
                 raise ValueError(f'{name} was evaluated with {section}.{key}={b!r}, but {ref_name} with {a!r}; '
                                  'only results on the same data set, class list and AP protocol can be compared')
@@ -116,13 +124,14 @@ def nan_to_none(obj):
 def build_result(records: Dict[str, dict], corruptions: Sequence[str], severities: Sequence[int], model: dict,
                  dataset: dict, protocol: dict) -> dict:
     """A result from the per-set records (``'clean'`` and ``'<corruption>/<severity>'``, each with ``mAP`` and
-    ``per_class``) and its metadata (``model``: label, checkpoint, weights_sha256; ``dataset``: see
-    :data:`COMPARABLE_KEYS`; ``protocol``: metric, iou_thr, eval_mode, seed, cache)."""
+    ``per_class``; ``mAP`` holds the primary key's value whatever the metric) and its metadata (``model``:
+    label, checkpoint, weights_sha256; ``dataset``: see :data:`COMPARABLE_KEYS`; ``protocol``: metric,
+    metric_key, metric_type, iou_thr, eval_mode, seed, cache). The summary names the key it was computed on."""
     clean = nan_to_none(records['clean'])
     corrupted = {c: {str(s): nan_to_none(records[f'{c}/{s}']) for s in severities} for c in corruptions}
     return dict(schema=RESULT_SCHEMA, model=model, dataset=dataset,
                 protocol=dict(protocol, corruption=CORRUPTION_NOTE), clean=clean, corrupted=corrupted,
-                summary=summarize(clean, corrupted))
+                summary=dict(summarize(clean, corrupted), metric_key=protocol.get('metric_key') or LEGACY_METRIC_KEY))
 
 
 def load_result(path: str) -> dict:
