@@ -12,20 +12,14 @@
 # single fields.
 # Not carried over from the demo's val search (docs/results/demo/search_val/: lr 0.02 for every family, SAM
 # warm-up rho 0.2): those were chosen for the demo's 6-epoch schedule, and nothing was measured on real VOC.
-_base_ = '../faster_rcnn/faster-rcnn_r50_fpn_voc0712_dense.py'
+_base_ = ['../faster_rcnn/faster-rcnn_r50_fpn_voc0712_dense.py', '../_base_/adasap/adasap.py']
 load_from = 'work_dirs/faster-rcnn_r50_fpn_voc0712_dense/epoch_4.pth'
 
 max_epochs = 4
 train_cfg = dict(max_epochs=max_epochs, val_interval=1)
 optim_wrapper = dict(type='SAMOptimWrapper', fork_rng=True, optimizer=dict(lr=0.005))
 param_scheduler = [dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[3], gamma=0.1)]
+__adasap = _base_.pop('adasap_hook')  # configs/_base_/adasap/adasap.py, here pruning to epoch 2 in 20 steps
 default_hooks = dict(
     checkpoint=dict(interval=1, max_keep_ckpts=3),
-    adasap=dict(
-        type='AdaSAPHook',
-        warmup=dict(end=1, sharpness=dict(radius=dict(type='AdaptiveRadius', rho_min=0.01, rho_max=2.0),
-                                          rho=0.5, adaptive=True)),
-        pruning=dict(end=2, target=dict(type='flops', ratio=0.5), importance='l2',
-                     schedule=dict(type='exponential', steps=20), round_to=8),
-        finetune=dict(sharpness=dict(rho=0.5, adaptive=True)),
-        export='pruned.pth'))
+    adasap=dict(__adasap, pruning=dict(__adasap.pruning, end=2, schedule=dict(type='exponential', steps=20))))

@@ -12,7 +12,7 @@
 # Then work_dir/pruned.pth holds the physically smaller detector; evaluate it with
 #   python tools/test.py configs/pruned/rtmdet-tiny_synthvoc_pruned.py WORK_DIR/pruned.pth
 # Fill in: load_from, the dense checkpoint (tools/train.py configs/rtmdet/rtmdet-tiny_synthvoc_dense.py).
-_base_ = '../rtmdet/rtmdet-tiny_synthvoc_dense.py'
+_base_ = ['../rtmdet/rtmdet-tiny_synthvoc_dense.py', '../_base_/adasap/adasap.py']
 load_from = 'work_dirs/rtmdet-tiny_synthvoc_dense/epoch_6.pth'
 
 max_epochs = 2
@@ -20,17 +20,13 @@ train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 optim_wrapper = dict(type='SAMOptimWrapper', optimizer=dict(lr=0.001))
 param_scheduler = [dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=5e-5, by_epoch=True, begin=0,
                         end=max_epochs, convert_to_iter_based=True)]
+__adasap = _base_.pop('adasap_hook')  # configs/_base_/adasap/adasap.py, phase ends in iterations (see below)
 default_hooks = dict(
     checkpoint=dict(interval=1, max_keep_ckpts=2),  # every epoch: a run can resume after the physical switch
-    adasap=dict(
-        type='AdaSAPHook',
-        by_epoch=False,  # phase ends in iterations: three phases in two epochs
-        warmup=dict(end=75, sharpness=dict(radius=dict(type='AdaptiveRadius', rho_min=0.01, rho_max=2.0),
-                                           rho=0.5, adaptive=True)),
-        pruning=dict(end=150, target=dict(type='flops', ratio=0.5), importance='l2',
-                     schedule=dict(type='exponential', steps=4), round_to=8),
-        finetune=dict(sharpness=dict(rho=0.5, adaptive=True)),
-        export='pruned.pth'))
+    adasap=dict(__adasap,
+                by_epoch=False,  # phase ends in iterations: three phases in two epochs
+                warmup=dict(__adasap.warmup, end=75),
+                pruning=dict(__adasap.pruning, end=150, schedule=dict(type='exponential', steps=4))))
 custom_hooks = [
     dict(type='EMAHook', ema_type='ExpMomentumEMA', momentum=0.0002, update_buffers=True, priority=49),
     dict(type='PipelineSwitchHook', switch_epoch=1, switch_pipeline={{_base_.train_pipeline_stage2}}),

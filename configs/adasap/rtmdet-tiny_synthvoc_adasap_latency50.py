@@ -7,8 +7,8 @@
 # (for a GPU target: --device cuda --batch B, and device='cuda', batch=B below).
 # Importance: HALP's raw first-order Taylor (a loss estimate, comparable across layers), as for the SSD latency
 # configs (docs/pruning.md, "Targets and rankings").
-_base_ = './rtmdet-tiny_synthvoc_adasap_flops50.py'
+_base_ = ['./rtmdet-tiny_synthvoc_adasap_flops50.py', '../_base_/adasap/adasap_l.py']
 default_hooks = dict(adasap=dict(
     latency_table='work_dirs/rtmdet-tiny_synthvoc_latency_cpu1_b8.json',
-    pruning=dict(target=dict(type='latency', ratio=0.5, batch=8, device='cpu', threads=1), ranking='knapsack',
-                 importance=dict(_delete_=True, type='taylor', normalize=None))))
+    pruning=dict(_base_.pop('adasap_l_pruning'),  # configs/_base_/adasap/adasap_l.py: Taylor knapsack
+                 target=dict(type='latency', ratio=0.5, batch=8, device='cpu', threads=1))))

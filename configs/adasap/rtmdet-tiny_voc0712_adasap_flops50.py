@@ -12,7 +12,7 @@
 #   python tools/test.py configs/pruned/rtmdet-tiny_voc0712_pruned.py WORK_DIR/pruned.pth
 # Fill in: load_from (tools/train.py configs/rtmdet/rtmdet-tiny_voc0712_dense.py), data_root as in the dense config.
 # Made for 8 GPUs x 32 images (tools/dist_train.sh CONFIG 8).
-_base_ = '../rtmdet/rtmdet-tiny_voc0712_dense.py'
+_base_ = ['../rtmdet/rtmdet-tiny_voc0712_dense.py', '../_base_/adasap/adasap.py']
 load_from = 'work_dirs/rtmdet-tiny_voc0712_dense/epoch_36.pth'
 
 max_epochs = 12
@@ -24,16 +24,8 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=0.0002, by_epoch=True, begin=0, end=max_epochs,
          convert_to_iter_based=True),
 ]
-default_hooks = dict(
-    checkpoint=dict(interval=1, max_keep_ckpts=3),
-    adasap=dict(
-        type='AdaSAPHook',
-        warmup=dict(end=1, sharpness=dict(radius=dict(type='AdaptiveRadius', rho_min=0.01, rho_max=2.0),
-                                          rho=0.5, adaptive=True)),
-        pruning=dict(end=4, target=dict(type='flops', ratio=0.5), importance='l2',
-                     schedule=dict(type='exponential', steps=30), round_to=8),
-        finetune=dict(sharpness=dict(rho=0.5, adaptive=True)),
-        export='pruned.pth'))
+__adasap = _base_.pop('adasap_hook')  # configs/_base_/adasap/adasap.py: warm-up epoch 1, pruning to epoch 4 in 30 steps
+default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=3), adasap=__adasap)
 custom_hooks = [
     dict(type='EMAHook', ema_type='ExpMomentumEMA', momentum=0.0002, update_buffers=True, priority=49),
     dict(type='PipelineSwitchHook', switch_epoch=max_epochs - stage2_num_epochs,

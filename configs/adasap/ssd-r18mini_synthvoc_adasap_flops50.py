@@ -12,7 +12,7 @@
 # Fill in: load_from, the dense checkpoint (tools/train.py configs/demo/ssd-r18mini_synthvoc_dense.py).
 # The hook lives in default_hooks (a dict) so that variants override single fields; custom_hooks is a list and
 # could only be replaced whole.
-_base_ = '../demo/ssd-r18mini_synthvoc_dense.py'
+_base_ = ['../demo/ssd-r18mini_synthvoc_dense.py', '../_base_/adasap/adasap.py']
 load_from = 'work_dirs/demo_dense/epoch_22.pth'
 
 max_epochs = 6
@@ -20,13 +20,7 @@ train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 optim_wrapper = dict(type='SAMOptimWrapper', optimizer=dict(lr=0.02))
 param_scheduler = [dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=1e-4, by_epoch=True, begin=0,
                         end=max_epochs, convert_to_iter_based=True)]
+__adasap = _base_.pop('adasap_hook')  # configs/_base_/adasap/adasap.py, here pruning to epoch 3 in 4 steps
 default_hooks = dict(
     checkpoint=dict(interval=1, max_keep_ckpts=2),  # every epoch: a run can resume in any phase
-    adasap=dict(
-        type='AdaSAPHook',
-        warmup=dict(end=1, sharpness=dict(radius=dict(type='AdaptiveRadius', rho_min=0.01, rho_max=2.0),
-                                          rho=0.5, adaptive=True)),
-        pruning=dict(end=3, target=dict(type='flops', ratio=0.5), importance='l2',
-                     schedule=dict(type='exponential', steps=4), round_to=8),
-        finetune=dict(sharpness=dict(rho=0.5, adaptive=True)),
-        export='pruned.pth'))
+    adasap=dict(__adasap, pruning=dict(__adasap.pruning, end=3, schedule=dict(type='exponential', steps=4))))

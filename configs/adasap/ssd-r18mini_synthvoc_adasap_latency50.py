@@ -10,8 +10,8 @@
 # Importance: HALP's raw first-order Taylor (a loss estimate, comparable across layers). A knapsack over
 # per-group normalised L2 scores sees every layer as equally valuable and cuts the cheapest-per-ms ones (the
 # stem) hardest (tools/benchmark_latency_prune.py --importance l2|taylor measures both; docs/pruning.md, "Targets and rankings").
-_base_ = './ssd-r18mini_synthvoc_adasap_flops50.py'
+_base_ = ['./ssd-r18mini_synthvoc_adasap_flops50.py', '../_base_/adasap/adasap_l.py']
 default_hooks = dict(adasap=dict(
     latency_table='work_dirs/ssd-r18mini_synthvoc_latency_cpu1_b8.json',
-    pruning=dict(target=dict(type='latency', ratio=0.5, batch=8, device='cpu', threads=1), ranking='knapsack',
-                 importance=dict(_delete_=True, type='taylor', normalize=None))))
+    pruning=dict(_base_.pop('adasap_l_pruning'),  # configs/_base_/adasap/adasap_l.py: Taylor knapsack
+                 target=dict(type='latency', ratio=0.5, batch=8, device='cpu', threads=1))))

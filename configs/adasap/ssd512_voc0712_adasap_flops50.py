@@ -9,7 +9,7 @@
 # Made for 8 GPUs x 8 images; the hook sits in default_hooks (a dict) so that variants override single fields.
 # Not carried over from the demo's val search (docs/results/demo/search_val/: lr 0.02 for every family, SAM
 # warm-up rho 0.2): those were chosen for the demo's 6-epoch schedule, and nothing was measured on real VOC.
-_base_ = '../ssd/ssd512_voc0712_dense.py'
+_base_ = ['../ssd/ssd512_voc0712_dense.py', '../_base_/adasap/adasap.py']
 load_from = 'work_dirs/ssd512_voc0712_dense/epoch_24.pth'
 
 max_epochs = 12
@@ -17,13 +17,5 @@ train_cfg = dict(max_epochs=max_epochs, val_interval=2)
 optim_wrapper = dict(type='SAMOptimWrapper')
 param_scheduler = [dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=1e-5, by_epoch=True, begin=0,
                         end=max_epochs, convert_to_iter_based=True)]
-default_hooks = dict(
-    checkpoint=dict(interval=1, max_keep_ckpts=3),
-    adasap=dict(
-        type='AdaSAPHook',
-        warmup=dict(end=1, sharpness=dict(radius=dict(type='AdaptiveRadius', rho_min=0.01, rho_max=2.0),
-                                          rho=0.5, adaptive=True)),
-        pruning=dict(end=4, target=dict(type='flops', ratio=0.5), importance='l2',
-                     schedule=dict(type='exponential', steps=30), round_to=8),
-        finetune=dict(sharpness=dict(rho=0.5, adaptive=True)),
-        export='pruned.pth'))
+__adasap = _base_.pop('adasap_hook')  # configs/_base_/adasap/adasap.py: warm-up epoch 1, pruning to epoch 4 in 30 steps
+default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=3), adasap=__adasap)

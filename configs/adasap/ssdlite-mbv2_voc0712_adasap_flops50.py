@@ -7,7 +7,7 @@
 #   python tools/test.py configs/pruned/ssdlite-mbv2_voc0712_pruned.py WORK_DIR/pruned.pth
 # Fill in: load_from (tools/train.py configs/ssd/ssdlite-mbv2_voc0712_dense.py), data_root.
 # Made for 8 GPUs x 24 images; the hook sits in default_hooks (a dict) so that variants override single fields.
-_base_ = '../ssd/ssdlite-mbv2_voc0712_dense.py'
+_base_ = ['../ssd/ssdlite-mbv2_voc0712_dense.py', '../_base_/adasap/adasap.py']
 load_from = 'work_dirs/ssdlite-mbv2_voc0712_dense/epoch_120.pth'
 
 max_epochs = 24
@@ -15,13 +15,7 @@ train_cfg = dict(max_epochs=max_epochs, val_interval=4)
 optim_wrapper = dict(type='SAMOptimWrapper', optimizer=dict(lr=0.005))
 param_scheduler = [dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=0, by_epoch=True, begin=0,
                         end=max_epochs, convert_to_iter_based=True)]
+__adasap = _base_.pop('adasap_hook')  # configs/_base_/adasap/adasap.py, here warm-up to epoch 2, pruning to epoch 8
 default_hooks = dict(
     checkpoint=dict(interval=1, max_keep_ckpts=3),
-    adasap=dict(
-        type='AdaSAPHook',
-        warmup=dict(end=2, sharpness=dict(radius=dict(type='AdaptiveRadius', rho_min=0.01, rho_max=2.0),
-                                          rho=0.5, adaptive=True)),
-        pruning=dict(end=8, target=dict(type='flops', ratio=0.5), importance='l2',
-                     schedule=dict(type='exponential', steps=30), round_to=8),
-        finetune=dict(sharpness=dict(rho=0.5, adaptive=True)),
-        export='pruned.pth'))
+    adasap=dict(__adasap, warmup=dict(__adasap.warmup, end=2), pruning=dict(__adasap.pruning, end=8)))

@@ -1,4 +1,4 @@
 # The paper's ablation baseline on SSDLite-MobileNetV2: the AdaSAP schedule with a *uniform* SAM warm-up (same radius for every
 # channel, so nothing singles out the channels about to be pruned), then uniform-ASAM fine-tuning.
-_base_ = './ssdlite-mbv2_voc0712_adasap_flops50.py'
-default_hooks = dict(adasap=dict(warmup=dict(sharpness=dict(_delete_=True, rho=0.05, adaptive=False))))
+_base_ = ['./ssdlite-mbv2_voc0712_adasap_flops50.py', '../_base_/adasap/sam_asam.py']
+default_hooks = dict(adasap=dict(warmup=dict(sharpness=_base_.pop('sam_warmup_sharpness'))))  # uniform SAM
