@@ -90,7 +90,7 @@ def _dataset_cfg(cfg):
     return None, None
 
 
-def _dataset_leaf(dataset_cfg) -> dict:
+def dataset_leaf(dataset_cfg) -> dict:
     """The first plain dataset inside wrappers (``ConcatDataset``'s ``datasets``, ``RepeatDataset``'s
     ``dataset``)."""
     while True:
@@ -132,7 +132,7 @@ def parity_images(cfg, meta: dict, count: int, seed: int = 0) -> Tuple[torch.Ten
     elif dataset_cfg is None:
         reason = 'the config has no test_dataloader or val_dataloader dataset'
     else:
-        leaf = _dataset_leaf(dataset_cfg)
+        leaf = dataset_leaf(dataset_cfg)
         data_root, ann_file = leaf.get('data_root'), leaf.get('ann_file')
         where = ' '.join(x for x in (f'ann_file {ann_file!r}' if ann_file else '',
                                      f'under data_root {data_root!r}' if data_root else '') if x)
@@ -141,7 +141,7 @@ def parity_images(cfg, meta: dict, count: int, seed: int = 0) -> Tuple[torch.Ten
                 ('' if osp.isabs(data_root) else f' (relative to {os.getcwd()})')
         else:
             try:
-                images, fitted, picked = _load_real_images(dataset_cfg, meta, count, seed)
+                images, fitted, picked = load_real_images(dataset_cfg, meta, count, seed)
                 fit = {'shrunk': f'shrunk to fit and padded to {h}x{w}', 'padded': f'padded to {h}x{w}',
                        '': f'{h}x{w}'}[fitted]
                 source = (f'{count} real images from the {key} dataset ({where}; images '
@@ -156,7 +156,10 @@ def parity_images(cfg, meta: dict, count: int, seed: int = 0) -> Tuple[torch.Ten
     return images, source
 
 
-def _load_real_images(dataset_cfg, meta: dict, count: int, seed: int):
+def load_real_images(dataset_cfg, meta: dict, count: int, seed: int):
+    """``count`` images of a dataset config chosen by ``seed``, through its pipeline and placed on the export's
+    canvas (the parity check's real images, the INT8 calibration set); returns (images, what was done to them
+    (shrunk, padded or nothing), the picked indices)."""
     register_all_modules()
     dataset = DATASETS.build(copy.deepcopy(dataset_cfg))
     if len(dataset) == 0:
