@@ -26,8 +26,11 @@ import tempfile
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
+from mmengine.runner import Runner
 
+from ..utils.io import atomic_write_bytes
 from .api import dataset_leaf, load_real_images
+from .onnx_detector import use_onnxruntime
 from .onnx_export import METADATA_KEY, ExportError, read_metadata
 
 DEFAULT_CALIB_IMAGES = 200
@@ -185,9 +188,10 @@ def quantize_detector(onnx_file: str, out_file: str, cfg, calib_images: int = DE
     """Quantize ``onnx_file`` (an fp32 export) to ``out_file`` (INT8 QDQ) with calibration images of ``cfg``'s
     train split; returns the metadata written into ``out_file`` (the fp32 file's plus ``precision``,
     ``calibration`` and ``quantization``). Written to a temporary file, then moved."""
-    import onnx
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
+    import onnx  # optional: only writing / reading ONNX needs it
+    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,  # optional, as onnx
+                                          quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process  # optional, as onnx
 
     meta = check_onnx_file(onnx_file)
     if meta.get('precision', 'fp32') != 'fp32':
@@ -238,13 +242,7 @@ def quantize_detector(onnx_file: str, out_file: str, cfg, calib_images: int = DE
             if entry.key == METADATA_KEY:
                 copied.value = json.dumps(new_meta)
         onnx.checker.check_model(out)
-        staged = out_file + '.tmp'
-        try:
-            onnx.save(out, staged)
-            os.replace(staged, out_file)
-        finally:
-            if osp.exists(staged):
-                os.remove(staged)
+        atomic_write_bytes(out_file, out.SerializeToString())  # a detector's graph: far below protobuf's 2 GB
     return new_meta
 
 
@@ -254,10 +252,8 @@ def onnx_clean_map(cfg, onnx_file: str, work_dir: Optional[str] = None, threads:
     """``(mAP, metric key, split)``: clean accuracy of ``onnx_file`` run by ONNX Runtime on ``cfg``'s val split
     (test where there is none) with the config's evaluator, through ``use_onnxruntime`` and the Runner's test
     loop (the robustness tool's ONNX Runtime path). mAP as the metric reports it (VOC / COCO: 0-1)."""
-    from mmengine.runner import Runner
-
+    # robustness sits above deploy (its ONNX Runtime backend imports deploy): read when the check runs
     from ..robustness.loop import default_metric_key
-    from .onnx_detector import use_onnxruntime
 
     cfg = copy.deepcopy(cfg)
     split = 'val' if cfg.get('val_dataloader') and cfg.get('val_evaluator') else 'test'
@@ -296,7 +292,7 @@ def accuracy_check(cfg, fp32_file: str, int8_file: str, tolerance: float = DEFAU
 def quantized_summary(onnx_file: str) -> dict:
     """What a quantized file holds: its op counts of ``QuantizeLinear`` / ``DequantizeLinear``, the names of
     the ops whose inputs are dequantized (computed in int8 by ORT's QDQ fusion) and the int8 initializers."""
-    import onnx
+    import onnx  # optional: only writing / reading ONNX needs it
     model = onnx.load(onnx_file)
     producer = {out: node for node in model.graph.node for out in node.output}
     int8 = {i.name for i in model.graph.initializer if i.data_type == onnx.TensorProto.INT8}

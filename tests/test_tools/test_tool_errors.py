@@ -92,7 +92,10 @@ def test_a_distributed_tool_never_tears_the_interpreter_down_under_live_gloo_thr
                            port, os.path.join(REPO, 'tests', 'dist_exit_probe.py')],
                           env=env, capture_output=True, text=True, timeout=300)
     log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-3000:]
     for rank in (0, 1):
         assert f'rank {rank}: exit handlers ran, 2 gloo threads alive' in log, log[-3000:]
-        assert (f'rank {rank}: interpreter torn down' in log) != through_run_tool, log[-3000:]
+    if through_run_tool:
+        assert proc.returncode == 0 and 'interpreter torn down' not in log, log[-3000:]
+    else:  # torn down on both ranks, or the teardown itself hit the abort it risks (seen in a suite run)
+        aborted = proc.returncode != 0 and 'terminate called without an active exception' in log
+        assert aborted or all(f'rank {r}: interpreter torn down' in log for r in (0, 1)), log[-3000:]
