@@ -1,7 +1,8 @@
 """Latency-aware pruning benchmark: prints the targets as ratios, paired and interleaved in one process.
 
     python tools/benchmark_latency_prune.py [CONFIG] [--checkpoint DEMO.pth] [--table LUT.json] \\
-        [--input-size 256] [--batches 1 8] [--threads 1] [--runs 30]
+        [--input-size 256] [--batches 1 8] [--threads 1] [--runs 30] [--runtime pytorch|onnxruntime] \\
+        [--compare-pytorch-table]
 
 For each batch: builds (or loads) the latency table, then one-shot prunes the model with
 * latency targets 0.6 / 0.4, ``ranking='knapsack'`` and the default ``'global'``: target vs measured latency of the
@@ -12,6 +13,11 @@ after one-shot pruning, and with ``--finetune-iters N`` also after the same N SG
 model through ``configs/pruned/`` (run from the repository root so the config's data_root resolves).
 ``--importance taylor`` ranks by first-order Taylor scores accumulated over ``--taylor-batches`` training batches
 of the dense model (HALP's criterion: a loss estimate, comparable across layers), instead of the L2 norm.
+``--runtime onnxruntime`` builds the table in ONNX Runtime (``mmdet_adasap/deploy/ort_timing.py``), prunes with
+``target=dict(type='latency', ratio=r, runtime='onnxruntime')`` and measures the exported networks (the graph up
+to the pre-NMS tensors) in ORT sessions, round-robin, with one thread by the thread's CPU time; with
+``--compare-pytorch-table`` also the knapsack prunes with a PyTorch table (rows ``knapsack/pt``), measured in ORT
+alike. The goal: ``meas/target`` within 1 +- 0.10.
 Speed targets live here, not in timed tests; rerun on a quiet machine for the reported numbers.
 """
 import copy
@@ -24,6 +30,8 @@ import mmdet_adasap  # noqa: E402,F401
 from mmdet_adasap.apis import ToolParser, build_detector, interleaved_latency, load_config, run_tool  # noqa: E402
 from mmdet_adasap.benchmarks.latency_prune import (clean_map, finetune_map, kept_importance,  # noqa: E402
                                                    prune_one_shot, taylor_importance)
+from mmdet_adasap.deploy.latency import network_latency_ort  # noqa: E402
+from mmdet_adasap.deploy.ort_timing import OrtTiming  # noqa: E402
 from mmdet_adasap.pruning import FlopsCost, build_channel_groups, build_importance  # noqa: E402
 from mmdet_adasap.pruning.latency_measure import measure_latency_table  # noqa: E402
 from mmdet_adasap.pruning.latency_table import load_table, save_table  # noqa: E402
@@ -33,36 +41,71 @@ DEMO = 'configs/demo/ssd-r18mini_synthvoc_dense.py'
 PRUNED_DEMO = 'configs/pruned/ssd-r18mini_synthvoc_pruned.py'  # fine-tunes an exported demo model
 
 
+def build_table(args, model, shape, batch, runtime):
+    """The first batch's table from ``--table``, else one measured now in ``runtime`` (saved under /tmp)."""
+    if args.table and batch == args.batches[0] and runtime == args.runtime:
+        return load_table(args.table)
+    t0 = time.perf_counter()
+    timing = OrtTiming(args.threads) if runtime == 'onnxruntime' else None
+    table = measure_latency_table(build_channel_groups(model, shape), batch=batch, threads=args.threads,
+                                  round_to=args.round_to, timing=timing)
+    print(f'\n[batch {batch}] {runtime} latency table built in {time.perf_counter() - t0:.1f} s '
+          f'(calibration errors {", ".join(f"{e:+.1%}" for e in table["fit"]["rel_errors"])})')
+    save_table(table, f'/tmp/latency_table_{runtime}_b{batch}.json')
+    return table
+
+
+def prune_all(args, model, shape, batch, importance, tables):
+    """One-shot prunes: each latency target with the knapsack and global ranking (and, with
+    ``--compare-pytorch-table``, the knapsack with the PyTorch table), then FLOPs 0.5: (rows, pruners, models)."""
+    rows, pruners, models = [], [], []
+    plan = [('latency', r, 'knapsack', args.runtime) for r in args.latency_targets]
+    plan += [('latency', r, 'knapsack', 'pytorch') for r in args.latency_targets if 'pytorch' in tables and
+             args.runtime != 'pytorch']
+    plan += [('latency', r, 'global', args.runtime) for r in args.latency_targets]
+    plan += [('flops', 0.5, ranking, args.runtime) for ranking in ('knapsack', 'global')]
+    for kind, ratio, ranking, runtime in plan:
+        target = dict(type=kind, ratio=ratio)
+        if kind == 'latency':
+            target.update(batch=batch, runtime=runtime)
+        label = ranking + ('/pt' if runtime != args.runtime else '')
+        try:
+            pruner, exported = prune_one_shot(model, shape, tables[runtime], target, ranking, args.round_to,
+                                              importance)
+        except ValueError as e:
+            print(f'  {kind} {ratio} {label}: refused: {e}')
+            continue
+        rows.append((kind, ratio, label))
+        pruners.append(pruner)
+        models.append(exported)
+    return rows, pruners, models
+
+
+def measure(args, models, timed):
+    """Median ms of each model, round-robin: PyTorch eager, or the exported networks in ONNX Runtime."""
+    if args.runtime == 'pytorch':
+        return interleaved_latency(models, timed, args.runs, threads=args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        return network_latency_ort(models, timed[2:], timed[0], args.threads, args.runs, tmp)
+
+
 def run_batch(args, cfg, model, batch, importance):
     shape = (1, 3, args.input_size, args.input_size)
     timed = (batch, 3, args.input_size, args.input_size)
-    if args.table and batch == args.batches[0]:
-        table = load_table(args.table)
-    else:
-        t0 = time.perf_counter()
-        table = measure_latency_table(build_channel_groups(model, shape), batch=batch, threads=args.threads,
-                                      round_to=args.round_to)
-        print(f'\n[batch {batch}] latency table built in {time.perf_counter() - t0:.1f} s '
-              f'(calibration errors {", ".join(f"{e:+.1%}" for e in table["fit"]["rel_errors"])})')
-        save_table(table, f'/tmp/latency_table_b{batch}.json')
-    rows, models, pruners = [], [model], []
+    tables = {args.runtime: build_table(args, model, shape, batch, args.runtime)}
+    if args.compare_pytorch_table and args.runtime != 'pytorch':
+        tables['pytorch'] = build_table(args, model, shape, batch, 'pytorch')
+    table = tables[args.runtime]
     dense_scores = copy.deepcopy(importance)(build_channel_groups(model, shape))
-    for kind, ratio in [('latency', r) for r in args.latency_targets] + [('flops', 0.5)]:
-        for ranking in ('knapsack', 'global'):
-            target = dict(type=kind, ratio=ratio, **(dict(batch=batch) if kind == 'latency' else {}))
-            try:
-                pruner, exported = prune_one_shot(model, shape, table, target, ranking, args.round_to, importance)
-            except ValueError as e:
-                print(f'  {kind} {ratio} {ranking}: refused: {e}')
-                continue
-            rows.append((kind, ratio, ranking))
-            pruners.append(pruner)
-            models.append(exported)
-    measured = interleaved_latency(models, timed, args.runs, threads=args.threads)
+    rows, pruners, models = prune_all(args, model, shape, batch, importance, tables)
+    measured = measure(args, [model] + models, timed)
     dense = measured[0]
-    print(f'\n[batch {batch}, {args.threads} thread(s), {args.input_size} px] dense {dense:.2f} ms (median of '
-          f'{args.runs}, interleaved)')
-    print(f'{"target":<13}{"ranking":<9}{"meas/dense":>11}{"meas/target":>12}{"pred/dense":>11}'
+    where = ('PyTorch eager' if args.runtime == 'pytorch' else
+             'ONNX Runtime, network graph up to the pre-NMS tensors, ' + ('thread CPU time' if args.threads == 1
+                                                                           else 'wall time'))
+    print(f'\n[batch {batch}, {args.threads} thread(s), {args.input_size} px, {where}] dense {dense:.2f} ms '
+          f'(median of {args.runs}, interleaved)')
+    print(f'{"target":<13}{"ranking":<12}{"meas/dense":>11}{"meas/target":>12}{"pred/dense":>11}'
           f'{"pred/meas (ratio)":>18}{"pred/meas (ms)":>15}{"FLOPs":>7}{"speed-up/FLOPs red.":>20}'
           f'{"kept importance":>16}')
     for (kind, ratio, ranking), pruner, ms in zip(rows, pruners, measured[1:]):
@@ -71,7 +114,7 @@ def run_batch(args, cfg, model, batch, importance):
         pred = lat(kept)
         flops = FlopsCost(pruner.groups)
         fr = flops(kept) / flops.dense
-        print(f'{kind + " " + str(ratio):<13}{ranking:<9}{ms / dense:>11.3f}{ms / dense / ratio:>12.3f}'
+        print(f'{kind + " " + str(ratio):<13}{ranking:<12}{ms / dense:>11.3f}{ms / dense / ratio:>12.3f}'
               f'{pred / lat.dense:>11.3f}{(pred / lat.dense) / (ms / dense):>18.3f}{pred / ms:>15.3f}'
               f'{fr:>7.3f}{(dense / ms) * fr:>20.3f}{kept_importance(pruner, dense_scores):>16.3f}')
     print(f'table dense {table["dense_ms"]:.2f} ms vs measured now {dense:.2f} ms (absolute ms drift with load; '
@@ -106,6 +149,11 @@ def main(argv=None):
     p.add_argument('--runs', type=int, default=30)
     p.add_argument('--round-to', type=int, default=8, help='channel granularity of the prunes and the table grid')
     p.add_argument('--latency-targets', type=float, nargs='+', default=[0.6, 0.4])
+    p.add_argument('--runtime', choices=['pytorch', 'onnxruntime'], default='pytorch',
+                   help='what the table times and what measures the prunes (onnxruntime: the exported network '
+                        'graph up to the pre-NMS tensors in ORT CPU sessions)')
+    p.add_argument('--compare-pytorch-table', action='store_true',
+                   help='with --runtime onnxruntime: also prune with a PyTorch table (rows knapsack/pt)')
     p.add_argument('--importance', choices=['l2', 'taylor'], default='l2')
     p.add_argument('--normalize', default='mean', help="the importance's normalisation: mean | max | l2 | none")
     p.add_argument('--taylor-batches', type=int, default=16)

@@ -13,6 +13,7 @@ the package's one timing function). Thread counts: ``torch.set_num_threads`` for
 """
 import os
 import os.path as osp
+import time
 import warnings
 from typing import Dict, List, Sequence, Tuple
 
@@ -65,6 +66,17 @@ def _ort_calls(files: Dict[str, str], hw, batch: int, threads: int):
     x = (torch.rand(batch, 3, *hw) * 255).numpy()
     sessions = [make_session(f, threads) for f in files.values()]
     return [lambda s=s: s.run(None, {'input': x}) for s in sessions]
+
+
+def network_latency_ort(models: Sequence[torch.nn.Module], hw, batch: int, threads: int, repeats: int,
+                        out_dir: str) -> List[float]:
+    """Median ms of each model's network graph (:func:`export_network`: the pruned part up to the pre-NMS
+    tensors, written to ``out_dir/<i>_network.onnx``) in ONNX Runtime, round-robin; with one thread timed by the
+    calling thread's CPU time, as :class:`~mmdet_adasap.deploy.ort_timing.OrtTiming` times a table (ORT runs
+    every kernel on the caller then; other processes' load does not count)."""
+    files = {str(i): export_network(m, osp.join(out_dir, f'{i}_network.onnx'), hw) for i, m in enumerate(models)}
+    clock = time.thread_time if threads == 1 else time.perf_counter
+    return time_round_robin(_ort_calls(files, hw, batch, threads), repeats, warmup=2, clock=clock)
 
 
 def measure_deploy_latency(models: Dict[str, torch.nn.Module], hw: Tuple[int, int], out_dir: str,

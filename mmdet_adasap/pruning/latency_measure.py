@@ -20,8 +20,18 @@ kernels are launch-bound), so a latency target needs measurements. A table holds
   first fit (an optimiser seeks out where a cost model is wrong, so the fit must be right where targets
   land). All whole-model timings are round-robin with the dense model, so a change of machine load scales
   every one alike and the fitted *ratios* stay right;
-* a fingerprint (model signature, input size, batch, device, threads): a table from another model or input is
-  refused naming both, and batch / device / threads are checked against what the target asks for.
+* a fingerprint (model signature, input size, batch, device, threads, runtime, precision): a table from another
+  model or input is refused naming both, and batch / device / threads / runtime / precision are checked against
+  what the target asks for.
+
+*What* times the layers and models is a timing backend passed in (``timing=``): :class:`TorchTiming` (PyTorch
+eager, the default) or :class:`mmdet_adasap.deploy.ort_timing.OrtTiming` (each layer and model exported to ONNX
+and run by an ONNX Runtime session, for a detector that ships as ONNX: a PyTorch table mispredicts ORT, whose
+fused kernels spend their time elsewhere). The grid, the calibration configurations, the round-robin discipline
+and the fits are the same for both; a backend that cannot time modules inside its graph (``in_graph = False``:
+ORT fuses conv, norm and activation into one kernel, so a PyTorch module has no ORT time of its own) calibrates on
+the whole-model timings alone (see :func:`_calibrate`). The backend lives with its runtime (ORT's in
+:mod:`mmdet_adasap.deploy`, which imports this package, never the other way round).
 
 The table is plain JSON, built once per machine with ``tools/build_latency_table.py``.
 """
@@ -85,6 +95,30 @@ def fit_calibration(points: List[tuple]) -> dict:
     return dict(const_ms=const, scale=scale, rel_errors=[float(e) for e in (const + scale * x - y) / y])
 
 
+# ------------------------------------------------------------------------------------------ timing backends
+class TorchTiming:
+    """The default timing backend: PyTorch eager on the model's device, ``torch.set_num_threads`` threads (set by
+    :func:`measure_latency_table`). A backend times lists of calls round-robin (:func:`time_round_robin`) and says
+    what it is (``runtime``, ``precision``: recorded in the table's fingerprint) and whether it can time modules
+    inside the graph (``in_graph``: forward hooks can)."""
+    runtime, precision, in_graph = 'pytorch', 'fp32', True
+    threads: Optional[int] = None
+
+    def time_layers(self, pairs: Sequence[tuple], repeats: int, device: torch.device) -> List[float]:
+        """Median ms of each ``module(x)`` of ``pairs`` [(module, x)], round-robin."""
+        calls = [lambda m=m, x=x: m(x) for m, x in pairs]
+        return time_round_robin(calls, repeats, warmup=1, sync=device.type == 'cuda')
+
+    def time_models(self, models: Sequence[nn.Module], shape, forward_fn, repeats: int,
+                    names: Optional[Sequence[str]] = None) -> tuple:
+        """(median ms of each model's ``forward_fn`` at ``shape``, round-robin; with ``names``, each model's
+        in-graph module timings, a second, hooked round-robin pass)."""
+        sync = next(models[0].parameters()).device.type == 'cuda'
+        calls = [model_call(m, shape, forward_fn) for m in models]
+        totals = time_round_robin(calls, repeats, warmup=1, sync=sync)
+        return totals, (time_modules(calls, models, names, repeats, sync) if names else None)
+
+
 # ------------------------------------------------------------------------------------------ measurement
 def _grid(channels: int, points: int, round_to: int) -> list:
     """``points`` channel counts from the smallest a prune keeps (``round_to``) to the dense count, evenly spaced
@@ -106,20 +140,19 @@ def _layer_module(layer: LayerShape, cin: int, cout: int, dense: nn.Module) -> n
                        bias=layer.bias)
 
 
-def _measure_layer(layer, dense, batch, device, points, round_to, repeats) -> dict:
-    """The layer at every grid point, timed round-robin (the grid's shape survives load changes)."""
+def _measure_layer(layer, dense, batch, device, points, round_to, repeats, timing=None) -> dict:
+    """The layer at every grid point, timed round-robin by ``timing`` (the grid's shape survives load changes)."""
     cins = _grid(layer.in_channels, points, round_to) if layer.in_parts and not layer.depthwise else \
         [layer.in_channels]
     couts = _grid(layer.out_channels, points, round_to) if layer.out_parts else [layer.out_channels]
-    calls = []
+    pairs = []
     for cin in cins:
         for cout in couts:
             m = _layer_module(layer, cin, cout, dense).to(device).eval()
             shape = [batch] + list(layer.in_shape[1:])
             shape[1 if layer.kind == 'conv' else -1] = cout if layer.depthwise else cin
-            x = torch.randn(*shape, device=device)
-            calls.append(lambda m=m, x=x: m(x))
-    flat = time_round_robin(calls, repeats, warmup=1, sync=device.type == 'cuda')
+            pairs.append((m, torch.randn(*shape, device=device)))
+    flat = (timing or TorchTiming()).time_layers(pairs, repeats, device)
     return {'cin': cins, 'cout': couts, 'ms': [flat[i * len(couts):(i + 1) * len(couts)] for i in range(len(cins))]}
 
 
@@ -142,30 +175,30 @@ def _calibration_configs(groups: ChannelGroups, round_to: int, table: Optional[d
     return out
 
 
-def _time_exports(groups, configs, shape, repeats, bar, names=None) -> tuple:
+def _time_exports(groups, configs, shape, repeats, bar, names=None, timing=None) -> tuple:
     """Kept counts, round-robin medians of the dense model (first) and each configuration's export, and (with
-    ``names``) each one's in-graph module timings (a second, hooked round-robin pass)."""
+    ``names``) each one's in-graph module timings (a second, hooked round-robin pass), all timed by ``timing``."""
     keeps, models = [{}], [groups.model]
     for masks in configs:
         keeps.append({k: int(m.sum()) for k, m in masks.items()})
         # only the shapes are timed (the unmasked model's values are exported as they are): no self-check
         models.append(export_pruned(groups, masks, check=False))
         bar and bar.update()
-    sync = next(groups.model.parameters()).device.type == 'cuda'
-    calls = [model_call(m, shape, groups.forward_fn) for m in models]
-    totals = time_round_robin(calls, repeats, warmup=1, sync=sync)
-    modules = time_modules(calls, models, names, repeats, sync) if names else None
+    totals, modules = (timing or TorchTiming()).time_models(models, shape, groups.forward_fn, repeats, names)
     return keeps, totals, modules
 
 
 def _fit_modules(table: dict, groups: ChannelGroups, keeps, samples, probe) -> None:
-    """Per-module in-graph fits over the timed configurations (:mod:`.ingraph`), written into ``table``."""
+    """Per-module in-graph fits over the timed configurations (:mod:`.ingraph`), written into ``table``; none
+    without in-graph ``samples`` (the isolated timings as they are, no other modules)."""
+    table['modules'] = {}
+    if samples is None:
+        return
     sizes = {g.name: g.size for g in groups}
     for name, entry in table['layers'].items():
         layer = groups.layers[name]
         iso = [interpolate(entry, *layer_channels(layer, k)[:2]) for k in keeps]
         entry['ingraph'] = fit_affine(iso, [s.get(name, 0.0) for s in samples])
-    table['modules'] = {}
     for name, (channels, follows) in probe.items():
         if name in table['layers'] or not all(name in s for s in samples):
             continue
@@ -182,49 +215,58 @@ def _fit(table, groups, keeps, totals, samples, probe) -> list:
     return points
 
 
-def _calibrate(table, groups, round_to, shape, repeats, bar) -> list:
+def _calibrate(table, groups, round_to, shape, repeats, bar, timing) -> list:
     """Pass 1 on the FLOPs calibration prunes, pass 2 adding the knapsack's picks under the pass-1 fit; every
-    model timed whole and module by module. Returns the calibration points."""
-    probe = channel_probe(groups, list(leaf_modules(groups.model)))
+    model timed whole and (where ``timing.in_graph``) module by module. Returns the calibration points.
+
+    Without in-graph timings the whole-model fit (``const + scale * sum of isolated layer timings``) is the whole
+    calibration: with ORT, where norms and activations are fused into the convs, that is what predicts (see
+    :mod:`mmdet_adasap.deploy.ort_timing`)."""
+    probe = channel_probe(groups, list(leaf_modules(groups.model))) if timing.in_graph else {}
     bar and bar.update()
-    names = list(probe)
+    names = list(probe) or None
     keeps, totals, samples = _time_exports(groups, _calibration_configs(groups, round_to), shape, repeats, bar,
-                                           names)
+                                           names, timing)
     _fit(table, groups, keeps, totals, samples, probe)
     more_keeps, more, more_samples = _time_exports(groups, _calibration_configs(groups, round_to, table), shape,
-                                                   repeats, bar, names)
+                                                   repeats, bar, names, timing)
     scale = totals[0] / more[0]  # put the second round on the first round's scale (load drifts)
     keeps += more_keeps[1:]
     totals += [ms * scale for ms in more[1:]]
-    samples += [{n: ms * scale for n, ms in s.items()} for s in more_samples[1:]]
+    if samples is not None:
+        samples += [{n: ms * scale for n, ms in s.items()} for s in more_samples[1:]]
     return _fit(table, groups, keeps, totals, samples, probe)
 
 
 def measure_latency_table(groups: ChannelGroups, batch: Optional[int] = None, threads: Optional[int] = None,
                           points: int = 5, round_to: int = 8, repeats: int = 5, model_repeats: int = 20,
-                          calibrate: bool = True, show_progress: bool = True) -> dict:
+                          calibrate: bool = True, show_progress: bool = True, timing=None) -> dict:
     """Measure a table for ``groups`` on the device the model's parameters live on, with ``threads`` intra-op
-    threads (default: the current setting) at ``batch`` (default: the trace batch); see the module docstring."""
+    threads (default: the current setting) at ``batch`` (default: the trace batch), every timing done by
+    ``timing`` (default :class:`TorchTiming`; its ``threads`` are set to ``threads``); see the module docstring."""
+    timing = timing or TorchTiming()
     device = next(groups.model.parameters()).device
     batch = int(batch or groups.input_shape[0])
     before = torch.get_num_threads()
     threads = int(threads or before)
     torch.set_num_threads(threads)
+    timing.threads = threads
     t0 = time.perf_counter()
     try:
         layers = {n: l for n, l in groups.layers.items() if l.groups_touching}
         steps = len(layers) + (1 + len(CALIBRATION) + len(REFINE) if calibrate else 0)
         bar = ProgressBar(steps) if show_progress else None
-        table = {'fingerprint': fingerprint(groups, batch, device_name(device), threads), 'layers': {}}
+        table = {'fingerprint': fingerprint(groups, batch, device_name(device), threads, timing.runtime,
+                                            timing.precision), 'layers': {}}
         for name, layer in layers.items():
             table['layers'][name] = _measure_layer(layer, groups.model.get_submodule(name), batch, device,
-                                                   points, round_to, repeats)
+                                                   points, round_to, repeats, timing)
             bar and bar.update()
         shape = (batch,) + tuple(groups.input_shape[1:])
         if calibrate:
-            points_ = _calibrate(table, groups, round_to, shape, model_repeats, bar)
+            points_ = _calibrate(table, groups, round_to, shape, model_repeats, bar, timing)
         else:  # isolated timings as they are, the rest constant
-            _, (dense_ms,), _ = _time_exports(groups, [], shape, model_repeats, bar)
+            _, (dense_ms,), _ = _time_exports(groups, [], shape, model_repeats, bar, timing=timing)
             conv = predict_modules(table, groups, {})
             table['fit'] = dict(const_ms=max(dense_ms - conv, 0.0), scale=1.0, rel_errors=[])
             points_ = [(conv, dense_ms)]
@@ -234,5 +276,3 @@ def measure_latency_table(groups: ChannelGroups, batch: Optional[int] = None, th
         torch.set_num_threads(before)
     table['build_s'] = time.perf_counter() - t0
     return table
-
-

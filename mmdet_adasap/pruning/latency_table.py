@@ -5,8 +5,9 @@ A table holds every prunable conv/linear layer timed alone on a grid of (in, out
 interpolation in between), each layer's in-graph correction and every other module's in-graph curve in its
 input channels (:mod:`.ingraph`), and the whole-model fit ``latency = const + scale * sum(module
 predictions)`` that :class:`~.targets.LatencyCost` evaluates; :mod:`.latency_measure` explains why and measures
-one. A fingerprint (model signature, input size, batch, device, threads) refuses a table from another model or
-input, naming both, and checks batch / device / threads against what the target asks for.
+one. A fingerprint (model signature, input size, batch, device, threads, runtime, precision) refuses a table from
+another model or input, naming both, and checks batch / device / threads / runtime (``pytorch`` or
+``onnxruntime``: a table timed in one runtime mispredicts the other) / precision against what the target asks for.
 """
 import hashlib
 import json
@@ -29,9 +30,15 @@ def model_signature(groups: ChannelGroups) -> str:
     return hashlib.sha1('\n'.join(parts).encode()).hexdigest()[:12]
 
 
-def fingerprint(groups: ChannelGroups, batch: int, device: str, threads: int) -> dict:
+#: what a table without ``runtime`` / ``precision`` in its fingerprint was measured with (tables before ORT ones)
+FINGERPRINT_DEFAULTS = dict(runtime='pytorch', precision='fp32')
+
+
+def fingerprint(groups: ChannelGroups, batch: int, device: str, threads: int, runtime: str = 'pytorch',
+                precision: str = 'fp32') -> dict:
     return dict(model=type(groups.model).__name__, signature=model_signature(groups),
-                input_size=list(groups.input_shape[1:]), batch=int(batch), device=str(device), threads=int(threads))
+                input_size=list(groups.input_shape[1:]), batch=int(batch), device=str(device), threads=int(threads),
+                runtime=str(runtime), precision=str(precision))
 
 
 def device_name(device: torch.device) -> str:
@@ -41,8 +48,9 @@ def device_name(device: torch.device) -> str:
 
 
 def check_table(table: dict, groups: ChannelGroups, expect: Optional[dict] = None) -> None:
-    """Refuse a table from another model or input (always), or batch / device / threads other than
-    ``expect`` asks for (keys of the latency target: ``batch``, ``device``, ``threads``); name both sides."""
+    """Refuse a table from another model or input (always), or batch / device / threads / runtime / precision
+    other than ``expect`` asks for (keys of the latency target); name both sides and the fix. A table without
+    ``runtime`` / ``precision`` is a PyTorch fp32 one (:data:`FINGERPRINT_DEFAULTS`)."""
     fp = table.get('fingerprint')
     if not isinstance(fp, dict):
         raise ValueError('latency table has no fingerprint (model, input, batch, device, threads): it predates '
@@ -56,14 +64,16 @@ def check_table(table: dict, groups: ChannelGroups, expect: Optional[dict] = Non
                              f'{ours["model"]} (signature {ours["signature"]}) at input {ours["input_size"]}: '
                              'build a table for this model and input')
     for key, value in (expect or {}).items():
-        have = fp.get(key)
+        have = fp.get(key, FINGERPRINT_DEFAULTS.get(key))
         if key == 'device' and isinstance(have, str) and isinstance(value, str):
             ok = have == value or have.split(':')[0] == value  # 'cuda' accepts any CUDA device name
         else:
             ok = have == value
         if not ok:
+            flag = f' --{key} {value}' if key in FINGERPRINT_DEFAULTS else ''
             raise ValueError(f'latency table was measured with {key}={have!r}, the latency target asks for '
-                             f'{key}={value!r}: build a table with that {key} (tools/build_latency_table.py)')
+                             f'{key}={value!r}: build a table with that {key} (tools/build_latency_table.py'
+                             f'{flag})')
     missing = [n for n, l in groups.layers.items() if l.groups_touching and n not in table['layers']]
     if missing:
         raise ValueError(f'latency table has no entry for prunable layer {missing[0]!r} ({len(missing)} missing): '

@@ -50,7 +50,8 @@ from .latency_table import check_table, table_terms
 
 COST_TYPES = ('params', 'flops', 'latency')
 RANKINGS = ('global', 'per_group', 'knapsack')
-LATENCY_KEYS = ('batch', 'device', 'threads')  # what a latency target may require of its table
+#: what a latency target may require of its table
+LATENCY_KEYS = ('batch', 'device', 'threads', 'runtime', 'precision')
 
 
 def check_ratio(ratio, what: str = 'target ratio') -> float:
@@ -169,7 +170,8 @@ class LatencyCost(CostModel):
 
 def build_cost(kind: str, groups: ChannelGroups, latency_table: Optional[dict] = None,
                expect: Optional[dict] = None) -> CostModel:
-    """``expect``: what the latency table must have been measured with (``batch``, ``device``, ``threads``)."""
+    """``expect``: what the latency table must have been measured with (``batch``, ``device``, ``threads``,
+    ``runtime``, ``precision``)."""
     if kind == 'params':
         return ParamsCost(groups)
     if kind == 'flops':
