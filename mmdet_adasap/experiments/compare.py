@@ -188,13 +188,13 @@ def dense_record(matrix: Matrix, out_dir: str, split: str, dense_ckpt: str, prot
     path = osp.join(work_dir, R.RECORD_FILE)
     found = R.read_json(path)
     if found is not None:
-        R.check_same(path, found['protocol'], protocol, 'dense record')
+        R.check_protocol(path, found['protocol'], protocol, 'dense record')
         return found
     log(f'[compare] evaluating the dense start {dense_ckpt}')
     t = time.perf_counter()
     result = R.evaluate(matrix.dense_config, dense_ckpt, work_dir, matrix.corruptions(),
                         matrix.evaluation['severities'], matrix.eval_options(split),
-                        matrix.evaluation['cache_root'], 'dense')
+                        matrix.evaluation['cache_root'], 'dense', metric_key=matrix.evaluation['metric_key'])
     rec = dict(method='dense', label='dense', ratio=1.0, seed=None, split=split, checkpoint=dense_ckpt,
                protocol=protocol, params_ratio=1.0, flops_ratio=1.0, latency_ratio=1.0,
                **model_cost(matrix, dense_ckpt, None, split), **R.scores(result),
@@ -225,7 +225,7 @@ def run_one(matrix: Matrix, run: RunSpec, out_dir: str, dense_ckpt: str, protoco
     found = R.read_json(rec_path)
     if found is not None:
         R.check_same(rec_path, {k: found.get(k) for k in spec}, spec, 'run')
-        R.check_same(rec_path, found['protocol'], protocol, 'run')
+        R.check_protocol(rec_path, found['protocol'], protocol, 'run')
         if not _wants_end_of_pruning(matrix, run, found):
             progress.start(progress.index, run.name, 'finished before, skipped')
             progress.finish(found['wall_s']['total'], skipped=True)
@@ -282,7 +282,8 @@ def _train_and_evaluate(matrix, run, out_dir, dense_ckpt, protocol, progress, tr
     what = 'no pruning' if control else f'{run.ratio:g} {method.kind}'
     result = R.evaluate(matrix.dense_config if control else matrix.pruned_config, export, work_dir,
                         matrix.corruptions(), matrix.evaluation['severities'], matrix.eval_options(run.split),
-                        matrix.evaluation['cache_root'], f'{method.label}, {what}, seed {run.seed}')
+                        matrix.evaluation['cache_root'], f'{method.label}, {what}, seed {run.seed}',
+                        metric_key=matrix.evaluation['metric_key'])
     wall['evaluate'] = time.perf_counter() - t
     t = time.perf_counter()
     cost = model_cost(matrix, dense_ckpt, export, run.split, pruned=not control)
@@ -341,7 +342,8 @@ def _end_of_pruning(matrix, run, out_dir, dense_ckpt, options, progress, transfo
     result = R.evaluate(matrix.pruned_config, path, work_dir, matrix.corruptions(),
                         matrix.evaluation['severities'], matrix.eval_options(run.split),
                         matrix.evaluation['cache_root'], f'{matrix.methods[run.method].label}, end of pruning, '
-                        f'seed {run.seed}', folder=R.END_OF_PRUNING_DIR)
+                        f'seed {run.seed}', folder=R.END_OF_PRUNING_DIR,
+                        metric_key=matrix.evaluation['metric_key'])
     seconds = time.perf_counter() - t
     cost = {k: v for k, v in model_cost(matrix, dense_ckpt, path, run.split).items()
             if k in ('params_ratio', 'flops_ratio', 'latency_ratio')}

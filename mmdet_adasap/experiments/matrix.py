@@ -27,12 +27,14 @@ from mmengine.config import Config
 
 from mmdet_adasap.pruning.targets import check_ratio
 from mmdet_adasap.robustness.corruptions import check_severities, resolve_corruptions
+from mmdet_adasap.robustness.loop import primary_metric
 from .arms import arm_edit, arm_record, check_phases, check_schedule, load_arm_config
 
 MATRIX_KEYS = ('dense', 'pruned_config', 'methods', 'reference', 'ratio_key', 'ratios', 'seeds', 'splits',
                'evaluation')
 EVAL_DEFAULTS = dict(corruptions='benchmark', unseen='holdout', severities=[1, 3, 5], cache_root=None,
-                     latency=dict(repeats=30, threads=1), cfg_options={}, category_ratio=None, latency_match=0.1)
+                     latency=dict(repeats=30, threads=1), cfg_options={}, category_ratio=None, latency_match=0.1,
+                     metric_key=None)
 METHOD_KEYS = ('config', 'label', 'cfg_options', 'ratios', 'control', 'end_of_pruning', 'schedule', 'phases')
 KINDS = ('flops', 'latency', 'control')
 
@@ -122,7 +124,7 @@ class Matrix:
                     corruptions=resolve_corruptions(ev['corruptions']),
                     unseen=resolve_corruptions(ev['unseen']) if ev['unseen'] else [],
                     severities=list(ev['severities']), eval_cfg_options=ev['cfg_options'],
-                    latency=ev['latency'], ratio_key=self.ratio_key)
+                    latency=ev['latency'], ratio_key=self.ratio_key, metric_key=ev['metric_key'])
 
     def train_options(self, run: RunSpec, dense_checkpoint: str) -> dict:
         m = self.methods[run.method]
@@ -286,8 +288,29 @@ def load_matrix(path: str, overrides: Optional[dict] = None) -> Matrix:
     for what, p in (('dense.config', _resolve(dense.get('config', ''), path)), ('pruned_config', pruned)):
         if not osp.isfile(p):
             raise ValueError(f'matrix {path}: {what} {p!r} does not exist')
+    ev['metric_key'] = _metric_key(ev, _resolve(dense['config'], path), pruned, path)
     return Matrix(path, _resolve(dense['config'], path), dense.get('checkpoint'), pruned, methods,
                   references.get('flops'), d['ratio_key'], ratios, seeds, splits, ev, references)
+
+
+def _metric_key(ev: dict, dense_config: str, pruned_config: str, source: str) -> str:
+    """The key the table's clean mAP / mPC / rPC are computed on: ``evaluation.metric_key``, else the default of
+    the dense config's test_evaluator, as the robustness loop picks it (``pascal_voc/mAP``, ``coco/bbox_mAP``).
+    The dense and the pruned config must evaluate with the same metric; a key the metric does not return is
+    refused now, before anything is trained or evaluated."""
+    found = {}
+    for what, config in (('dense.config', dense_config), ('pruned_config', pruned_config)):
+        cfg = Config.fromfile(config)
+        cfg.merge_from_dict(ev['cfg_options'])
+        try:
+            found[what] = primary_metric(cfg.get('test_evaluator'), ev['metric_key'])
+        except ValueError as e:
+            raise ValueError(f'matrix {source}: {what} {config}: {e}') from e
+    if found['dense.config'] != found['pruned_config']:
+        raise ValueError(f'matrix {source}: the dense config evaluates {found["dense.config"]} and the pruned config '
+                         f'{found["pruned_config"]} (metric type, key); give pruned_config the dense config\'s '
+                         'test_evaluator (a pruned config is the dense config with the PrunedDetector lines)')
+    return found['dense.config'][1]
 
 
 def file_sha256(path: str) -> str:

@@ -21,6 +21,12 @@ def _save(fig, path):
     atomic_write_bytes(path, buf.getvalue())
 
 
+def _unit(results: dict) -> str:
+    """The y unit: the evaluator key the numbers are computed on (VOC AP50 for a protocol recorded without one)."""
+    key = results['protocol'].get('metric_key') or 'pascal_voc/mAP'
+    return 'AP50 x 100' if key == 'pascal_voc/mAP' else f'{key} x 100'
+
+
 def plot_vs_flops(results: dict, matrix, path: str) -> None:
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -35,7 +41,7 @@ def plot_vs_flops(results: dict, matrix, path: str) -> None:
                             marker='s' if m.kind == 'control' else 'o', linestyle='none' if m.kind == 'control' else '-')
         ax.plot([1.0], [dense[key]], marker='*', markersize=12, color='k', linestyle='none', label='dense start')
         ax.set_xlabel('FLOPs / dense FLOPs')
-        ax.set_ylabel(f'{title}, AP50 x 100')
+        ax.set_ylabel(f'{title}, {_unit(results)}')
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     _save(fig, path)
@@ -58,7 +64,7 @@ def plot_categories(results: dict, matrix, path: str) -> None:
                yerr=[(cats[g]['std'] or 0) if g in cats else 0 for g in groups], capsize=2, label=r['label'])
     ax.set_xticks(x)
     ax.set_xticklabels(groups)
-    ax.set_ylabel('mPC of the category, AP50 x 100')
+    ax.set_ylabel(f'mPC of the category, {_unit(results)}')
     ax.set_title(f'per corruption category at {ratio:g} of the dense FLOPs')
     ax.grid(axis='y', alpha=0.3)
     ax.legend(fontsize=8)
@@ -79,7 +85,7 @@ def plot_end_of_pruning(results: dict, matrix, path: str) -> None:
         ax.set_xticks([0, 1])
         ax.set_xticklabels(['end of pruning', 'after fine-tune'])
         ax.set_xlim(-0.3, 1.3)
-        ax.set_ylabel(f'{title}, AP50 x 100')
+        ax.set_ylabel(f'{title}, {_unit(results)}')
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     _save(fig, path)

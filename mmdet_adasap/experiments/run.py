@@ -20,6 +20,7 @@ from mmengine.runner import Runner
 from mmdet_adasap.apis import build_detector as apis_build_detector
 from mmdet_adasap.apis import find_resize_shape, load_config
 from mmdet_adasap.robustness.api import evaluate_robustness
+from mmdet_adasap.robustness.loop import VOC_METRIC_KEY
 from mmdet_adasap.utils.io import atomic_write_json
 
 RECORD_SCHEMA = 'mmdet_adasap.compare.run/1'
@@ -41,6 +42,11 @@ def check_same(path: str, found: dict, expected: dict, what: str) -> None:
             raise ValueError(f'{path}: this {what} was made with {key}={found.get(key)!r}, but the matrix now has '
                              f'{key}={expected.get(key)!r} (other dense checkpoint, data or protocol); use another '
                              'output folder or delete that run to redo it')
+
+
+def check_protocol(path: str, found: dict, expected: dict, what: str) -> None:
+    """:func:`check_same` on a protocol; one recorded before the matrix had a ``metric_key`` was VOC's mAP."""
+    check_same(path, dict({'metric_key': VOC_METRIC_KEY}, **found), expected, what)
 
 
 def _process_id(pid: int) -> Optional[str]:
@@ -140,11 +146,12 @@ def build_detector(config: str, checkpoint: str, options: dict, pruned: bool):
 
 
 def evaluate(config: str, checkpoint: str, work_dir: str, corruptions, severities, eval_options: dict,
-             cache_root, label: str, folder: str = 'robustness') -> dict:
-    """The robustness result of ``checkpoint`` (resumes finished sets in ``work_dir/<folder>``)."""
+             cache_root, label: str, folder: str = 'robustness', metric_key: Optional[str] = None) -> dict:
+    """The robustness result of ``checkpoint`` on ``metric_key`` (None: the evaluator's default key; resumes
+    finished sets in ``work_dir/<folder>``)."""
     return evaluate_robustness(config, checkpoint, osp.join(work_dir, folder), corruptions=corruptions,
                                severities=severities, cache_root=cache_root, label=label, plots=False,
-                               cfg_options=dict(eval_options, log_level='WARNING'))
+                               cfg_options=dict(eval_options, log_level='WARNING'), metric_key=metric_key)
 
 
 def scores(result: dict) -> dict:

@@ -13,6 +13,7 @@ from typing import Dict, List, Optional
 
 from mmdet_adasap.analysis.stats import INTERVAL, paired_difference, summarize_seeds
 from mmdet_adasap.robustness.corruptions import CORRUPTION_GROUPS
+from mmdet_adasap.robustness.loop import VOC_METRIC_KEY
 from mmdet_adasap.robustness.result import check_comparable, load_result
 from mmdet_adasap.utils.io import atomic_write_bytes, atomic_write_json
 from . import run as R
@@ -38,7 +39,7 @@ def collect(matrix: Matrix, out_dir: str, split: str, dense: dict) -> List[dict]
     records, results, names = [], [load_result(osp.join(out_dir, 'dense', dense['robustness']))], ['dense']
     for path in glob.glob(osp.join(out_dir, 'runs', '*', '*', '*', R.RECORD_FILE)):
         rec = R.read_json(path)
-        R.check_same(path, rec['protocol'], dense['protocol'], 'run')
+        R.check_protocol(path, rec['protocol'], dense['protocol'], 'run')
         results.append(load_result(osp.join(osp.dirname(path), rec['robustness'])))
         names.append(path)
         if rec.get('end_of_pruning'):
@@ -142,7 +143,7 @@ def markdown(results: dict, matrix: Matrix) -> str:
     p, dense = results['protocol'], results['dense']
     n_done, n_all = len(results['runs']), len(matrix.runs(p['split']))
     lines = [f'# Method comparison ({p["split"]} split)', '',
-             f'{n_done} of {n_all} runs finished. Mean +- std (ddof=1) over seeds; mAP = VOC AP50 x 100; mPC over '
+             f'{n_done} of {n_all} runs finished. Mean +- std (ddof=1) over seeds; {metric_note(p)}; mPC over '
              f'{len(p["corruptions"])} benchmark corruptions x severities {p["severities"]}; "unseen": '
              f'{", ".join(p["unseen"]) or "none"} (never in mPC); latency: median of {p["latency"]["repeats"]} '
              f'batch-1 runs on {p["latency"]["threads"]} CPU thread(s), interleaved with the dense model; '
@@ -156,6 +157,19 @@ def markdown(results: dict, matrix: Matrix) -> str:
     lines += _end_of_pruning_section(results, matrix)
     lines += ablation_markdown(results.get('ablation'), {k: m.label for k, m in matrix.methods.items()})
     return '\n'.join(lines)
+
+
+def metric_key(protocol: dict) -> str:
+    """The key the clean mAP / mPC / rPC columns are computed on (a protocol recorded before matrices had a
+    ``metric_key`` was VOC's)."""
+    return protocol.get('metric_key') or VOC_METRIC_KEY
+
+
+def metric_note(protocol: dict) -> str:
+    """What "mAP" means in this table: the evaluator key it is computed on, x 100."""
+    key = metric_key(protocol)
+    what = 'VOC AP50' if key == VOC_METRIC_KEY else 'the evaluator\'s value'
+    return f'metric key `{key}` ("clean mAP", mPC and rPC are {what} x 100 on it)'
 
 
 def _retimed(results: dict) -> str:
@@ -238,6 +252,7 @@ def _diff(d: dict) -> str:
 def write_results(matrix: Matrix, out_dir: str, split: str, dense: dict) -> Dict[str, str]:
     records = collect(matrix, out_dir, split, dense)
     results = dict(schema=RESULTS_SCHEMA, matrix=matrix.source, split=split, protocol=dense['protocol'],
+                   metric_key=metric_key(dense['protocol']),
                    interval=f'{CONFIDENCE:.0%} {INTERVAL}, paired by seed', dense=dense, runs=records,
                    summary=summarize(records, matrix), paired=paired(records, matrix))
     # the 2x2 phase ablation's main effects, when the matrix's four arms have runs

@@ -18,9 +18,10 @@ another model's results.
 import copy
 import hashlib
 import json
+import logging
 import os.path as osp
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.dist import broadcast_object_list, is_main_process
@@ -82,6 +83,45 @@ def default_metric_key(metric_cfg: dict) -> Optional[str]:
         prefix = metric_cfg.get('prefix') or 'coco'
         return f'{prefix}/bbox_mAP' if 'bbox' in metrics else f'{prefix}/{metrics[0]}_mAP'
     return None
+
+
+COCO_STATS = ('mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l')  # CocoMetric's keys per bbox / segm
+
+
+def known_metric_keys(metric_cfg: dict) -> Optional[List[str]]:
+    """The aggregate keys a VOC metric or a bbox / segm ``CocoMetric`` returns, known before any evaluation (so a
+    matrix refuses a wrong key before it trains anything); ``None`` for other metrics. Per-class keys
+    (``AP_<class>``, ``<class>_precision``) depend on the data set and are checked on the clean set."""
+    cfg = _robustness_evaluator_cfg(metric_cfg)
+    kind = _metric_type(cfg)
+    if kind in VOC_METRICS:
+        prefix = cfg.get('prefix') or 'pascal_voc'
+        thrs = cfg.get('iou_thrs', 0.5)
+        thrs = [thrs] if isinstance(thrs, (int, float)) else list(thrs)
+        return [f'{prefix}/mAP'] + [f'{prefix}/AP{int(t * 100):02d}' for t in thrs]
+    if kind == 'CocoMetric':
+        types = cfg.get('metric', 'bbox')
+        types = [types] if isinstance(types, str) else list(types)
+        prefix = cfg.get('prefix') or 'coco'
+        return [f'{prefix}/{t}_{s}' for t in types for s in COCO_STATS] if set(types) <= {'bbox', 'segm'} else None
+    return None
+
+
+def primary_metric(evaluator, metric_key: Optional[str] = None) -> Tuple[str, str]:
+    """(metric type, primary key) of an evaluator config as the loops pick them: exactly one metric (several: an
+    error naming them), the key ``metric_key`` or its default. A key the metric does not return (where its keys
+    are known up front) or a metric with no default key is an error listing the keys and naming the fix."""
+    cfg = _robustness_evaluator_cfg(evaluator)
+    kind, key = _metric_type(cfg), metric_key or default_metric_key(cfg)
+    known = known_metric_keys(cfg)
+    short = (key or '').split('/', 1)[-1]
+    per_class = short.startswith(PER_CLASS_PREFIX) or short.endswith('_precision')
+    if key is None or (known is not None and key not in known and not per_class):
+        what = f'metric key {key!r} is not among' if key else f'{kind} has no default primary key; name one of'
+        listed = ', '.join(known) if known else '(known after an evaluation)'
+        raise ValueError(f'{what} the keys {kind} returns: {listed} (choose with metric_key=..., --metric-key on '
+                         'the command line, evaluation.metric_key in a matrix)')
+    return kind, key
 
 
 def _scalars(metrics: dict) -> Dict[str, float]:
@@ -270,7 +310,7 @@ class _RobustnessMixin:
                 with torch.no_grad():
                     for idx, data_batch in enumerate(self.dataloader):
                         self.run_iter(idx, data_batch)
-                metrics = self.evaluator.evaluate(len(self.dataloader.dataset))
+                metrics = self._no_detections(self.evaluator.evaluate(len(self.dataloader.dataset)), name)
                 self._check_key(metrics)  # on the clean set, i.e. before any corrupted set is evaluated
                 seconds = time.perf_counter() - start
                 records[name] = self._record(name, corruption, severity, source, metrics, seconds, fingerprint)
@@ -309,6 +349,16 @@ class _RobustnessMixin:
                   metric_key=self.metric_key, seed=self.seed,
                   lossy_cache=(self._manifest or {}).get('jpeg_quality'))  # png cache == on the fly
         return json.loads(json.dumps(fp, default=str))  # as it reads back from a record
+
+    def _no_detections(self, metrics: dict, name: str) -> dict:
+        """``CocoMetric`` returns nothing at all when the model detects nothing in a whole set (it logs 'The testing
+        results of the whole dataset is empty.'); its AP / AR are then 0, which is what each known key gets."""
+        known = known_metric_keys(self._metric_cfg) if self.metric_type == 'CocoMetric' and not metrics else None
+        if not known:
+            return metrics
+        print_log(f'[robustness] {name}: no detection in the whole set; CocoMetric returned nothing, its '
+                  f'{len(known)} AP keys count as 0', logger='current', level=logging.WARNING)
+        return {k: 0.0 for k in known}
 
     def _check_key(self, metrics: dict) -> None:
         if self.metric_key is None or self.metric_key not in metrics:
