@@ -15,6 +15,8 @@ plugin_hooks.install()
 
 __version__ = '0.6.0'
 
+from .shipped import config_path, shipped_configs  # noqa: E402  (a user config's `_base_`, docs/plugin.md)
+
 
 from .utils.renamed import refuse_renamed  # noqa: E402
 

@@ -8,7 +8,7 @@ A fenced block's info string says what the suite does with it:
   else the demo's dense config), loaded by mmengine and built: the model, the optim wrapper, every hook; every
   other ``dict(type=...)`` in it has its keywords bound against the registered class's signature;
 * ```` ```bash ````: every command line that runs a tool (``python tools/X.py``, ``bash tools/X.sh``,
-  ``make X``) must name an existing file or target, every ``--option`` must be one the tool's argparse parser
+  ``make X``, an installed console script ``mmdet-adasap-X``) must name an existing file or target, every ``--option`` must be one the tool's argparse parser
   knows, and every ``configs/...py`` path must exist;
 * ```` ```text ```` (or no info string): prose layout, not checked. A ``python`` block with neither tag is an
   error, so that no Python in the docs escapes the suite.
@@ -86,13 +86,23 @@ def fragment_bases(block: Block) -> List[str]:
     """The shipped config(s) a fragment is merged onto: its own ``_base_ = '...'`` line, else the demo's dense
     config (absolute paths)."""
     tree = ast.parse(block.code)
-    base = next((ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
-                 and any(getattr(t, 'id', None) == '_base_' for t in n.targets)), DEFAULT_BASE)
+    node = next((n.value for n in tree.body if isinstance(n, ast.Assign)
+                 and any(getattr(t, 'id', None) == '_base_' for t in n.targets)), None)
+    base = DEFAULT_BASE if node is None else base_value(node)
     bases = [base] if isinstance(base, str) else list(base)
     for b in bases:
         if not osp.isfile(osp.join(REPO, b)):
             raise FileNotFoundError(f'{block.where}: _base_ {b!r} is not a shipped config')
     return [osp.join(REPO, b) for b in bases]
+
+
+def base_value(node: ast.expr):
+    """A ``_base_`` value: a literal, or an expression mmengine evaluates the same way (``eval`` of the
+    expression alone), e.g. ``__import__('mmdet_adasap').config_path(...)`` (docs/plugin.md)."""
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        return eval(compile(ast.Expression(node), '<_base_>', 'eval'))
 
 
 def config_from_fragment(block: Block, tmp_dir: str):
@@ -109,7 +119,8 @@ def config_from_fragment(block: Block, tmp_dir: str):
     path = osp.join(tmp_dir, f'{osp.basename(block.path)}_{block.line}.py')
     with open(path, 'w') as f:
         f.write(code)
-    return Config.fromfile(path), [n for n in names if n != '_base_']
+    # mmengine keeps no `__name` (a helper such as `__adasap = _base_.pop('adasap_hook')`) in the config
+    return Config.fromfile(path), [n for n in names if n != '_base_' and not n.startswith('__')]
 
 
 def inherited_type_dicts(block: Block) -> list:
@@ -251,7 +262,18 @@ def tool_calls(text: str, variables: dict):
             calls.append(('bash', toks[1], toks[2:]))
         elif toks and toks[0] == 'make':
             calls.append(('make', toks[1] if len(toks) > 1 else '', toks[2:]))
+        elif toks and toks[0].startswith('mmdet-adasap-'):  # an installed console script runs its tool
+            tool = console_scripts().get(toks[0][len('mmdet-adasap-'):], f'<no console script {toks[0]}>')
+            calls.append(('python', f'tools/{tool}.py', toks[1:]))
     return calls
+
+
+def console_scripts() -> dict:
+    """setup.py's ``CONSOLE_SCRIPTS``: ``mmdet-adasap-<name>`` -> the tool (``tools/<tool>.py``) it runs."""
+    with open(osp.join(REPO, 'setup.py')) as f:
+        tree = ast.parse(f.read())
+    return next(ast.literal_eval(n.value) for n in tree.body
+                if isinstance(n, ast.Assign) and getattr(n.targets[0], 'id', '') == 'CONSOLE_SCRIPTS')
 
 
 def assignments(block: Block) -> dict:

@@ -134,6 +134,17 @@ def test_missing_tool_or_config_fails():
             test_bash_block_names_real_tools_configs_and_options(Block('README.md', 3, 'bash', (), code))
 
 
+def test_a_console_script_is_checked_as_the_tool_it_runs():
+    """``mmdet-adasap-train ...`` (an installed console script, setup.py) takes tools/train.py's options."""
+    check = test_bash_block_names_real_tools_configs_and_options
+    check(Block('docs/plugin.md', 3, 'bash', (), 'mmdet-adasap-train configs/demo/ssd-r18mini_synthvoc_dense.py '
+                                                 '--work-dir w --resume\n'))
+    with pytest.raises(AssertionError, match=r"docs/plugin\.md:3: tools/train\.py has no option\(s\) \['--nope'\]"):
+        check(Block('docs/plugin.md', 3, 'bash', (), 'mmdet-adasap-train CONFIG --nope\n'))
+    with pytest.raises(AssertionError, match='no console script mmdet-adasap-nope'):
+        check(Block('docs/plugin.md', 3, 'bash', (), 'mmdet-adasap-nope CONFIG\n'))
+
+
 def test_command_lines_join_continuations_and_substitute_variables():
     block = Block('x.md', 5, 'bash', (), 'M=configs/a.py  # note\npython tools/t.py $M \\\n  --out d  # c\n')
     lines = command_lines(block)
