@@ -7,8 +7,8 @@
 #   python tools/voc_to_coco.py data/synthetic_voc/VOCdevkit data/synthetic_coco/annotations/instances_test2007.json --split test
 #   python tools/compare_methods.py configs/compare/ssd-r18mini_synthcoco_matrix.py --out work_dirs/compare_coco
 # For your data: dense = your COCO-format config (its test_evaluator one CocoMetric) and checkpoint, pruned_config
-# = that config with the three PrunedDetector lines of configs/pruned/ssd-r18mini_synthcoco_pruned.py, methods =
-# your detector's method configs (detector + configs/_base_/adasap/ recipe, as configs/adasap/*_synthcoco_*.py).
+# = that config with the PrunedDetector lines of configs/pruned/ssd-r18mini_synthcoco_pruned.py, methods = your
+# detector's method configs (detector + configs/_base_/adasap/ recipe, as configs/compare/methods/*_synthcoco_*.py).
 _base_ = './ssd-r18mini_synthvoc_matrix.py'
 # the committed demo dense start: trained on the same images and classes (in VOC format; None trains the dense
 # COCO config once into OUT/dense/)
@@ -16,8 +16,8 @@ dense = dict(config='configs/demo/ssd-r18mini_synthcoco_dense.py', checkpoint='d
 pruned_config = 'configs/pruned/ssd-r18mini_synthcoco_pruned.py'
 methods = dict(
     _delete_=True,
-    l2prune_sgd=dict(config='configs/adasap/ssd-r18mini_synthcoco_l2prune_sgd_flops50.py', label='L2 + SGD'),
-    adasap=dict(config='configs/adasap/ssd-r18mini_synthcoco_adasap_flops50.py', label='AdaSAP'))
+    l2prune_sgd=dict(config='configs/compare/methods/ssd-r18mini_synthcoco_l2prune_sgd_flops50.py', label='L2 + SGD'),
+    adasap=dict(config='configs/compare/methods/ssd-r18mini_synthcoco_adasap_flops50.py', label='AdaSAP'))
 reference = 'adasap'
 ratios = [0.5]
 seeds = dict(_delete_=True, test=[1])

@@ -35,7 +35,7 @@ from .metric import PER_CLASS_PREFIX
 from .report import write_reports
 from .result import build_result, nan_to_none
 from ..utils.io import atomic_write_json
-from .voc_c import missing_cached_images, read_manifest
+from .voc_c import cache_image_keys, missing_cached_images, read_manifest
 
 
 VOC_METRICS = ('VOCMetric', 'VOCPerClassMetric')
@@ -227,11 +227,31 @@ class _RobustnessMixin:
                 raise ValueError(f'image {path!r} is not under {root!r}, the source of the VOC-C cache '
                                  f'{self.cache_root!r}: the cache belongs to another data set')
             rels.append(rel)
+        self._check_cache_keys(dataset, rels)
         missing = missing_cached_images(self.cache_root, corruption, severity, rels)
         if missing and len(missing) < len(rels):
             print_log(f'[robustness] {corruption} s{severity}: cache incomplete ({len(missing)}/{len(rels)} missing, '
                       f'e.g. {missing[0]}); rendering this set on the fly', logger='current')
         return None if missing else self.cache_root
+
+    def _check_cache_keys(self, dataset, rels: List[str]) -> None:
+        """The cache's images must be seeded with the keys this dataset corrupts them with on the fly (its
+        ``img_id``: VOC's file stem, COCO's image id), else a cached copy and an on-the-fly one differ: a cache
+        of the same images made from another annotation format or file is refused. Checked once per run."""
+        if getattr(self, '_cache_keys_checked', False):
+            return
+        keys = cache_image_keys(self.cache_root)  # None: VOC, the file stem
+        for i, rel in enumerate(rels):
+            info = dataset.get_data_info(i)
+            ours = str(info.get('img_id', osp.splitext(osp.basename(info['img_path']))[0]))
+            theirs = osp.splitext(osp.basename(rel))[0] if keys is None else keys.get(rel)
+            if theirs is not None and theirs != ours:
+                kind = 'VOC ids (file stems)' if keys is None else 'the image ids of another annotation file'
+                raise ValueError(f'the cache {self.cache_root!r} seeded {rel!r} as {theirs!r} ({kind}), this dataset '
+                                 f'gives it img_id {ours!r}: its cached images would differ from the on-the-fly '
+                                 'ones; render a cache from this dataset (tools/make_voc_c.py, --coco-ann for a '
+                                 'COCO-format set) or leave the cache unset')
+        self._cache_keys_checked = True
 
     def _set_dataloader(self, corruption, severity, cache_root):
         cfg = copy.deepcopy(self._dataloader_cfg)

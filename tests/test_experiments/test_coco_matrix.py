@@ -34,8 +34,8 @@ def _coco_data(tiny_voc, tmp):
 
 
 def _matrix_file(tmp, tiny_voc, test_json, extra=''):
-    methods = {k: dict(config=osp.join(REPO, f'configs/adasap/ssd-r18mini_synthcoco_{k}_flops50.py'), label=v)
-               for k, v in METHODS.items()}
+    methods = {k: dict(config=osp.join(REPO, f'configs/compare/methods/ssd-r18mini_synthcoco_{k}_flops50.py'),
+                       label=v) for k, v in METHODS.items()}
     opts = {'test_dataloader.dataset.data_root': tiny_voc + '/', 'test_dataloader.dataset.ann_file': test_json,
             'test_dataloader.dataset.data_prefix.img': '', 'test_evaluator.ann_file': test_json,
             'test_dataloader.num_workers': 0, 'test_dataloader.persistent_workers': False}
