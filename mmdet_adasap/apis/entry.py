@@ -12,10 +12,9 @@ from ..shipped import tool_path
 
 
 def run_shipped_tool(name: str, argv: Optional[Sequence[str]] = None) -> None:
-    """Run ``tools/<name>.py`` as ``__main__`` with ``argv`` (default: this process's arguments); the program
-    name in its help and errors stays the console script's."""
+    """Run ``tools/<name>.py`` as ``__main__`` with the arguments ``argv`` (default: this process's own)."""
     path = tool_path(name)
-    sys.argv = [sys.argv[0] if sys.argv and sys.argv[0] else name, *(sys.argv[1:] if argv is None else argv)]
+    sys.argv = [path, *(sys.argv[1:] if argv is None else argv)]
     runpy.run_path(path, run_name='__main__')
 
 

@@ -38,10 +38,10 @@ train_dataloader = dict(batch_size=2, **loader, dataset=dict(
     datasets=[dict(d, data_root=data_root) for d in _base_.train_dataloader.dataset.datasets]))
 val_dataloader = dict(batch_size=2, **loader, dataset=dict(data_root=data_root))
 test_dataloader = val_dataloader
-train_cfg = dict(max_epochs=1, val_interval=1)
-param_scheduler = []
-default_hooks = dict(checkpoint=dict(interval=1), logger=dict(interval=1))
 """
+#: a few iterations: one epoch of 6 images at batch 2, a checkpoint and a validation at its end
+SHORT = ['--cfg-options', 'train_cfg.max_epochs=1', 'train_cfg.val_interval=1', 'param_scheduler=[]',
+         'default_hooks.checkpoint.interval=1', 'default_hooks.logger.interval=1']
 
 
 def run(cmd, cwd, timeout=300):
@@ -120,7 +120,7 @@ def test_a_user_project_trains_with_mmdets_tool_and_tests_with_the_console_scrip
     project.mkdir()
     (project / 'my_ssd.py').write_text(USER_CONFIG.format(data_root=voc.rstrip('/') + '/'))
 
-    run([python, MMDET_TRAIN, 'my_ssd.py', '--work-dir', 'work'], cwd=str(project))
+    run([python, MMDET_TRAIN, 'my_ssd.py', '--work-dir', 'work', *SHORT], cwd=str(project))
     assert osp.isfile(project / 'work' / 'epoch_1.pth')
     tested = run([osp.join(user_venv, 'mmdet-adasap-test'), 'my_ssd.py', 'work/epoch_1.pth',
                   '--work-dir', 'work_test'], cwd=str(project))
