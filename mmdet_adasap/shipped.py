@@ -36,7 +36,8 @@ def shipped_dir(kind: str) -> str:
             return folder
     raise FileNotFoundError(
         f'mmdet_adasap has no {kind}/ beside it (looked in {PACKAGE_DIR}/.mim/{kind} and the clone): install '
-        f'the wheel (pip install mmdet-adasap), or from a clone `pip install -e .` (which links .mim/{kind})')
+        f'a wheel built by setup.py (`pip wheel --no-deps .` in a clone), or in a clone `pip install -e .` (which '
+        f'links .mim/{kind})')
 
 
 def shipped_configs() -> List[str]:
@@ -69,5 +70,5 @@ def tool_path(name: str) -> str:
     path = osp.join(shipped_dir('tools'), f'{name}.py')
     if not osp.isfile(path):
         raise FileNotFoundError(f'mmdet_adasap ships no tool {name}.py in {osp.dirname(path)}: reinstall the '
-                                f'package (pip install --force-reinstall mmdet-adasap) or `pip install -e .`')
+                                f'package from a wheel setup.py built, or in a clone `pip install -e .`')
     return path
