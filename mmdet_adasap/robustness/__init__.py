@@ -8,10 +8,10 @@ from .metric import VOCPerClassMetric
 from .report import write_comparison, write_reports
 from .result import RESULT_SCHEMA, build_result, check_comparable, load_result, summarize
 from .transforms import LoadCorruptedImageFromFile
-from .voc_c import render_voc_c
+from .voc_c import render_coco_c, render_voc_c
 
 __all__ = ['ALL_CORRUPTIONS', 'BENCHMARK_CORRUPTIONS', 'CORRUPTION_GROUPS', 'HOLDOUT_CORRUPTIONS', 'SEVERITIES',
            'LoadCorruptedImageFromFile', 'RESULT_SCHEMA', 'RobustnessTestLoop', 'RobustnessValLoop',
            'VOCPerClassMetric', 'build_result', 'check_comparable', 'corrupt_image', 'corruption_group',
-           'evaluate_robustness', 'load_result', 'render_voc_c', 'resolve_corruptions', 'summarize',
+           'evaluate_robustness', 'load_result', 'render_coco_c', 'render_voc_c', 'resolve_corruptions', 'summarize',
            'write_comparison', 'write_reports']
