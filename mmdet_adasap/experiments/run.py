@@ -46,7 +46,9 @@ def check_same(path: str, found: dict, expected: dict, what: str) -> None:
 
 def check_protocol(path: str, found: dict, expected: dict, what: str) -> None:
     """:func:`check_same` on a protocol; one recorded before the matrix had a ``metric_key`` was VOC's mAP."""
-    check_same(path, dict({'metric_key': VOC_METRIC_KEY}, **found), expected, what)
+    def keyed(protocol):
+        return dict({'metric_key': VOC_METRIC_KEY}, **protocol)
+    check_same(path, keyed(found), keyed(expected), what)
 
 
 def _process_id(pid: int) -> Optional[str]:
