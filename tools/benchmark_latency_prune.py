@@ -101,8 +101,8 @@ def run_batch(args, cfg, model, batch, importance):
     measured = measure(args, [model] + models, timed)
     dense = measured[0]
     where = ('PyTorch eager' if args.runtime == 'pytorch' else
-             'ONNX Runtime, network graph up to the pre-NMS tensors, ' + ('thread CPU time' if args.threads == 1
-                                                                           else 'wall time'))
+             'ONNX Runtime fp32, network graph up to the pre-NMS tensors, '
+             + ('thread CPU time' if args.threads == 1 else 'wall time'))
     print(f'\n[batch {batch}, {args.threads} thread(s), {args.input_size} px, {where}] dense {dense:.2f} ms '
           f'(median of {args.runs}, interleaved)')
     print(f'{"target":<13}{"ranking":<12}{"meas/dense":>11}{"meas/target":>12}{"pred/dense":>11}'

@@ -12,8 +12,8 @@ input, or a target asking for another batch/device/threads/runtime/precision, re
 
 ``--runtime onnxruntime`` times every layer and model as an exported ONNX graph in an ONNX Runtime CPU session
 (``--threads`` intra-op threads), for a detector deployed as ONNX (``mmdet_adasap/deploy/ort_timing.py`` says why
-and how); prune with ``target=dict(type='latency', ratio=r, runtime='onnxruntime')``. ``--precision int8`` is
-not built yet and is refused.
+and how); prune with ``target=dict(type='latency', ratio=r, runtime='onnxruntime')``. ``--precision int8`` is not
+built yet and is refused (``ort_timing.py`` says what was measured).
 """
 import os
 import os.path as osp

@@ -72,8 +72,8 @@ def network_latency_ort(models: Sequence[torch.nn.Module], hw, batch: int, threa
                         out_dir: str) -> List[float]:
     """Median ms of each model's network graph (:func:`export_network`: the pruned part up to the pre-NMS
     tensors, written to ``out_dir/<i>_network.onnx``) in ONNX Runtime, round-robin; with one thread timed by the
-    calling thread's CPU time, as :class:`~mmdet_adasap.deploy.ort_timing.OrtTiming` times a table (ORT runs
-    every kernel on the caller then; other processes' load does not count)."""
+    calling thread's CPU time, as :class:`~mmdet_adasap.deploy.ort_timing.OrtTiming` times a table's models (ORT
+    runs every kernel on the caller then; other processes' load does not count)."""
     files = {str(i): export_network(m, osp.join(out_dir, f'{i}_network.onnx'), hw) for i, m in enumerate(models)}
     clock = time.thread_time if threads == 1 else time.perf_counter
     return time_round_robin(_ort_calls(files, hw, batch, threads), repeats, warmup=2, clock=clock)

@@ -4,8 +4,9 @@ an ORT CPU session, so that the latency knapsack plans for the runtime the detec
 
 Why a table of its own: the detector ships as ONNX, and ORT spends its time elsewhere than PyTorch eager (it folds
 batch norm into the convs, fuses the activations and residual adds into them and runs convs in a blocked NCHWc
-layout); on the demo detector a knapsack prune to 0.6 of the latency with a PyTorch table landed at 0.70-0.79 of
-the dense network's ORT time.
+layout); on the demo detector knapsack prunes with a PyTorch table ran at 0.60-0.79 of the dense network's ORT
+time for a target of 0.6, and at 0.96-1.00 for 0.8 (``tools/benchmark_latency_prune.py --runtime onnxruntime
+--compare-pytorch-table``).
 
 What is timed, and why (the choice the issue left open: per-layer graphs exported at each width vs whole pruned
 exports only):
@@ -15,7 +16,12 @@ exports only):
   graphs measure that interaction directly, where whole exports pruning one group at a time (the alternative, and
   ``points x groups`` whole exports: ~150 for the demo, each timing the whole network to see one layer move) see
   each group's effect only with every other group dense, and the differences of whole-network timings drown a
-  small layer in the noise of the rest;
+  small layer in the noise of the rest. A layer graph is timed by its own kernels (``layer_time='kernel'``, ORT's
+  profiler; :func:`kernel_ms`): alone, ORT also reorders its input and output to and from the blocked layout,
+  which the network does only at its ends. Charged to the layer, that
+  cost falls with its channels and over-states what pruning saves: on the demo detector (256 px, batch 1, one
+  thread, two round-robin trials), the knapsack's prunes to 0.6 / 0.8 ran at 1.053-1.063 / 1.022-1.036 of the
+  target with whole-run layer timings (``layer_time='run'``), at 1.010-1.031 / 1.012-1.028 with kernel timings;
 * the calibration: whole pruned exports of the network up to the pre-NMS tensors (the graph
   :func:`mmdet_adasap.deploy.latency.export_network` writes), round-robin with the dense one, fitted as
   ``const + scale * sum of the layers' ORT timings`` (:func:`mmdet_adasap.pruning.latency_measure.fit_calibration`).
@@ -25,12 +31,23 @@ exports only):
   demo's max-pool and NCHWc reorders are a few per cent), so the layers' isolated ORT timings, scaled by the fit,
   predict the whole network; the table's ``fit.rel_errors`` report how well on the calibration models.
 
-Clock: with one thread (the default) ORT runs every kernel on the calling thread, so each call is timed by that
-thread's CPU time (``time.thread_time``): on a loaded machine the wall clock adds the time other processes hold
-the core, CPU time does not. With more threads, wall time (the pool's threads are not the caller's).
-Every timing goes through :func:`mmdet_adasap.utils.timing.time_round_robin`, round-robin with its peers.
+Precision: fp32 only. ``int8`` is refused (:func:`check_precision`): timing every graph after the static QDQ
+quantization that ``tools/quantize_onnx.py`` applies (calibrated on the timed input, the layers by their kernels
+without the (de)quantization of their ends) gave calibration errors of -37 to +20 % on the demo detector and a
+prune to 0.8 that ran at 1.10-1.12 of its target; ORT's int8 convs on the AVX2 CPU measured ran slower than fp32
+(6.6-7.7 vs 4.6 ms dense) and not smoothly in the channels.
+
+Clock: with one thread (the default) ORT runs every kernel on the calling thread, so each whole-graph call is
+timed by that thread's CPU time (``time.thread_time``): on a loaded machine the wall clock adds the time other
+processes hold the core, CPU time does not. With more threads, wall time (the pool's threads are not the
+caller's). Layer kernels are the profiler's durations (microseconds), the median over the runs. Every graph runs
+in :func:`mmdet_adasap.utils.timing.time_round_robin`, round-robin with its peers.
 """
 import io
+import json
+import os.path as osp
+import statistics
+import tempfile
 import time
 import warnings
 from typing import List, Optional, Sequence
@@ -44,18 +61,48 @@ from .onnx_detector import make_session
 
 RUNTIME = 'onnxruntime'
 PRECISIONS = ('fp32', )
-#: precisions a later version may time (ORT static QDQ via :mod:`.quantize`), refused for now naming the fix
-NOT_BUILT = ('int8', )
+#: what ORT adds around a layer exported alone and the network runs only at its ends: the NCHWc layout reorders of
+#: the graph's input and output; not charged to the layer (``layer_time='kernel'``)
+BOUNDARY_OPS = ('ReorderInput', 'ReorderOutput')
 
 
 def check_precision(precision: str) -> str:
-    if precision in NOT_BUILT:
-        raise ValueError(f'precision {precision!r} is not built yet for ONNX Runtime latency tables (each timed '
-                         'graph would have to be quantized, mmdet_adasap/deploy/quantize.py): build an fp32 table '
+    if precision == 'int8':
+        raise ValueError("precision 'int8' is not built yet for ONNX Runtime latency tables: timing each graph "
+                         'after static QDQ quantization (as tools/quantize_onnx.py) did not predict the int8 network '
+                         '(on the demo detector calibration errors of -37 to +20 %; ORT\'s int8 convs on an AVX2 '
+                         'CPU ran slower than fp32 and not smoothly in the channels): build an fp32 table '
                          '(--precision fp32)')
     if precision not in PRECISIONS:
-        raise ValueError(f'unknown precision {precision!r}; choose one of {PRECISIONS}')
+        raise ValueError(f'unknown precision {precision!r} for an ONNX Runtime latency table; choose one of '
+                         f'{PRECISIONS} (--precision)')
     return precision
+
+
+def profiled_session(graph: bytes, threads: int, prefix: str):
+    """An ORT CPU session of ``graph`` (as :func:`~mmdet_adasap.deploy.onnx_detector.make_session` makes one) that
+    records every kernel's duration (ORT's profiler, JSON under ``prefix``)."""
+    import onnxruntime as ort  # optional runtime: only an ONNX Runtime session needs it
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = int(threads), 1
+    opts.enable_profiling, opts.profile_file_prefix = True, prefix
+    return ort.InferenceSession(graph, opts, providers=['CPUExecutionProvider'])
+
+
+def kernel_ms(profile_file: str, skip: int) -> float:
+    """Median over a profiled session's runs (the first ``skip`` dropped: warm-up) of the summed durations of its
+    kernels other than :data:`BOUNDARY_OPS`, in ms."""
+    with open(profile_file) as f:
+        events = json.load(f)
+    runs = [(e['ts'], e['ts'] + e['dur']) for e in events if e.get('cat') == 'Session' and e['name'] == 'model_run']
+    sums = [0.0] * len(runs)
+    for e in events:
+        if e.get('cat') == 'Node' and e['name'].endswith('_kernel_time') and \
+                e.get('args', {}).get('op_name') not in BOUNDARY_OPS:
+            i = next((k for k, (a, b) in enumerate(runs) if a <= e['ts'] <= b), None)
+            if i is not None:
+                sums[i] += e['dur'] / 1e3
+    return statistics.median(sums[skip:] or sums)
 
 
 def onnx_bytes(module: nn.Module, x: torch.Tensor) -> bytes:
@@ -74,10 +121,17 @@ class OrtTiming:
     protocol of :class:`~mmdet_adasap.pruning.latency_measure.TorchTiming`."""
     runtime, in_graph = RUNTIME, False
 
-    def __init__(self, threads: int = 1, precision: str = 'fp32', warmup: int = 2):
+    def __init__(self, threads: int = 1, precision: str = 'fp32', warmup: int = 2, layer_time: str = 'kernel'):
         self.threads = int(threads)
         self.precision = check_precision(precision)
         self.warmup = int(warmup)
+        if layer_time not in ('kernel', 'run'):
+            raise ValueError(f"layer_time must be 'kernel' or 'run', got {layer_time!r}")
+        self.layer_time = layer_time
+
+    def graph(self, module: nn.Module, x: torch.Tensor) -> bytes:
+        """``module`` at ``x`` as the ONNX graph this backend times (fp32: the export as it is)."""
+        return onnx_bytes(module, x)
 
     @property
     def clock(self):
@@ -94,7 +148,21 @@ class OrtTiming:
                     ) -> List[float]:
         """Median ms of each ``module(x)`` of ``pairs`` [(module, x)], each exported alone."""
         pairs = [(m.cpu(), x.cpu()) for m, x in pairs]
-        return self.time_graphs([onnx_bytes(m, x) for m, x in pairs], [x for _, x in pairs], repeats)
+        graphs, inputs = [self.graph(m, x) for m, x in pairs], [x for _, x in pairs]
+        if self.layer_time == 'run':
+            return self.time_graphs(graphs, inputs, repeats)
+        return self.time_kernels(graphs, inputs, repeats)
+
+    def time_kernels(self, graphs: Sequence[bytes], inputs: Sequence[torch.Tensor], repeats: int) -> List[float]:
+        """Median ms of each graph's own kernels (:func:`kernel_ms`: without :data:`BOUNDARY_OPS`), the graphs run
+        round-robin, each session profiled."""
+        with tempfile.TemporaryDirectory(prefix='ort_profile_') as tmp:
+            sessions = [profiled_session(g, self.threads, osp.join(tmp, f'g{i}')) for i, g in enumerate(graphs)]
+            feeds = [{'input': x.detach().cpu().float().numpy()} for x in inputs]
+            calls = [lambda s=s, f=f: s.run(None, f) for s, f in zip(sessions, feeds)]
+            time_round_robin(calls, repeats, warmup=self.warmup, clock=self.clock)  # the profiler records
+            files = [s.end_profiling() for s in sessions]
+            return [kernel_ms(f, self.warmup) for f in files]
 
     def time_models(self, models: Sequence[nn.Module], shape, forward_fn, repeats: int,
                     names: Optional[Sequence[str]] = None) -> tuple:
@@ -104,5 +172,5 @@ class OrtTiming:
             raise ValueError('ONNX Runtime latency tables are timed on the CPU: build the table with the model on '
                              'the CPU (--device cpu)')
         x = torch.rand(*shape)
-        graphs = [onnx_bytes(TracedPart(m, forward_fn, flat_outputs=True), x) for m in models]
+        graphs = [self.graph(TracedPart(m, forward_fn, flat_outputs=True), x) for m in models]
         return self.time_graphs(graphs, [x] * len(graphs), repeats), None

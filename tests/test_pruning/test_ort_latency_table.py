@@ -1,6 +1,7 @@
 """A latency table timed in ONNX Runtime (issue 32): built through the same measurement as the PyTorch table with
-the ORT timing backend, fingerprinted with its runtime, refused where another runtime is asked for, and its ORT
-timings agreeing with an independent ``onnxruntime.InferenceSession`` timing of the same graph. A tiny
+the ORT timing backend, fingerprinted with its runtime and precision, refused where another is asked for, and its
+ORT timings agreeing with an independent ``onnxruntime.InferenceSession`` timing of the same graph; int8 refused
+as not built. A tiny
 conv-BN-ReLU network keeps it fast; no assertion about speed targets (``tools/benchmark_latency_prune.py
 --runtime onnxruntime`` prints those)."""
 import statistics
@@ -10,11 +11,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+from helpers import tool_exit_message
 
 from mmdet_adasap.deploy.ort_timing import OrtTiming, onnx_bytes
 from mmdet_adasap.pruning import ChannelPruner, build_channel_groups
 from mmdet_adasap.pruning.latency_measure import measure_latency_table
-from mmdet_adasap.pruning.latency_table import check_table, fingerprint
+from mmdet_adasap.pruning.latency_table import check_table
 
 SHAPE = (1, 3, 32, 32)
 
@@ -72,7 +74,7 @@ def test_a_table_of_the_other_runtime_is_refused_naming_it(tables):
     with pytest.raises(ValueError, match=r"runtime='pytorch'"):  # a table from before runtimes: a PyTorch one
         check_table(legacy, groups, dict(runtime='onnxruntime'))
     check_table(legacy, groups, dict(runtime='pytorch', precision='fp32'))
-    with pytest.raises(ValueError, match=r"precision='fp32'.*precision='int8'"):
+    with pytest.raises(ValueError, match=r"precision='fp32'.*precision='int8'.*--precision int8"):
         check_table(ort, groups, dict(precision='int8'))
 
 
@@ -100,8 +102,9 @@ def _direct_ms(path, x, runs=15):
 
 
 def test_ort_timing_agrees_with_a_direct_session_and_ranks_widths(tmp_path):
-    """Two widths of one conv (16x the MACs apart): the backend's timing of each exported graph must be within
-    a factor 4 of a direct InferenceSession timing of the same file, and both must rank the wide one slower."""
+    """Two widths of one conv (16x the MACs apart): the backend's timing of each exported graph (whole runs, and
+    the layer's own kernels as a table times it) must be within a factor 4 of a direct InferenceSession timing of
+    the same file, and all three must rank the wide one slower."""
     x = torch.randn(1, 32, 48, 48)
     narrow, wide = nn.Conv2d(32, 8, 3, padding=1), nn.Conv2d(32, 128, 3, padding=1)
     graphs = [onnx_bytes(m, x) for m in (narrow, wide)]
@@ -110,15 +113,21 @@ def test_ort_timing_agrees_with_a_direct_session_and_ranks_widths(tmp_path):
         paths.append(str(tmp_path / f'{name}.onnx'))
         with open(paths[-1], 'wb') as f:
             f.write(g)
-    backend = OrtTiming(threads=1).time_graphs(graphs, [x, x], repeats=15)
+    backend = OrtTiming(threads=1).time_graphs(graphs, [x, x], repeats=15)  # whole runs
+    kernels = OrtTiming(threads=1).time_layers([(narrow, x), (wide, x)], repeats=15)  # the layers' own kernels
     direct = [_direct_ms(p, x.numpy()) for p in paths]
-    assert backend[1] > backend[0] and direct[1] > direct[0], (backend, direct)
-    for b, d in zip(backend, direct):
-        assert d / 4 < b < d * 4, (backend, direct)
-    layers = OrtTiming(threads=1).time_layers([(narrow, x), (wide, x)], repeats=15)
-    assert layers[1] > layers[0], layers
+    for timed in (backend, kernels, direct):
+        assert timed[1] > timed[0], (backend, kernels, direct)
+    for b, k, d in zip(backend, kernels, direct):
+        assert d / 4 < b < d * 4 and d / 4 < k < d * 4, (backend, kernels, direct)
 
 
-def test_int8_is_refused_as_not_built():
+def test_int8_is_refused_as_not_built_naming_the_fix(capsys):
     with pytest.raises(ValueError, match="'int8' is not built yet.*--precision fp32"):
         OrtTiming(precision='int8')
+    with pytest.raises(ValueError, match=r"unknown precision 'fp16'.*--precision"):
+        OrtTiming(precision='fp16')
+    code = tool_exit_message('build_latency_table', 'configs/demo/ssd-r18mini_synthvoc_dense.py', '--runtime',
+                             'onnxruntime', '--precision', 'int8')
+    err = capsys.readouterr().err  # argparse's usage error, before anything is built
+    assert code == '2' and "'int8' is not built yet" in err and '--precision fp32' in err, (code, err)
