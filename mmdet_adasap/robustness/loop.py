@@ -214,8 +214,9 @@ class _RobustnessMixin:
                     classes=list(meta['classes']), num_images=len(ids),
                     image_ids_sha256=hashlib.sha256('\n'.join(ids).encode()).hexdigest())
 
-    def _cache_source(self, dataset, corruption, severity) -> Optional[str]:
-        """The cache root if it holds this whole set, else None (render on the fly)."""
+    def _cache_rels(self, dataset) -> Optional[List[str]]:
+        """The images' paths relative to the cache's source, checked once, before the clean set: every image
+        under the source, seeded with this dataset's ids (else the cache belongs to another set). None: no cache."""
         if self._manifest is None:
             return None
         root = self._manifest['source_root']
@@ -228,6 +229,12 @@ class _RobustnessMixin:
                                  f'{self.cache_root!r}: the cache belongs to another data set')
             rels.append(rel)
         self._check_cache_keys(dataset, rels)
+        return rels
+
+    def _cache_source(self, rels: Optional[List[str]], corruption, severity) -> Optional[str]:
+        """The cache root if it holds this whole set, else None (render on the fly)."""
+        if rels is None:
+            return None
         missing = missing_cached_images(self.cache_root, corruption, severity, rels)
         if missing and len(missing) < len(rels):
             print_log(f'[robustness] {corruption} s{severity}: cache incomplete ({len(missing)}/{len(rels)} missing, '
@@ -237,9 +244,7 @@ class _RobustnessMixin:
     def _check_cache_keys(self, dataset, rels: List[str]) -> None:
         """The cache's images must be seeded with the keys this dataset corrupts them with on the fly (its
         ``img_id``: VOC's file stem, COCO's image id), else a cached copy and an on-the-fly one differ: a cache
-        of the same images made from another annotation format or file is refused. Checked once per run."""
-        if getattr(self, '_cache_keys_checked', False):
-            return
+        of the same images made from another annotation format or file is refused."""
         keys = cache_image_keys(self.cache_root)  # None: VOC, the file stem
         for i, rel in enumerate(rels):
             info = dataset.get_data_info(i)
@@ -251,7 +256,6 @@ class _RobustnessMixin:
                                  f'gives it img_id {ours!r}: its cached images would differ from the on-the-fly '
                                  'ones; render a cache from this dataset (tools/make_voc_c.py, --coco-ann for a '
                                  'COCO-format set) or leave the cache unset')
-        self._cache_keys_checked = True
 
     def _set_dataloader(self, corruption, severity, cache_root):
         cfg = copy.deepcopy(self._dataloader_cfg)
@@ -307,6 +311,7 @@ class _RobustnessMixin:
         info = self._dataset_info(dataset)
         metric = self.evaluator.metrics[0]
         fingerprint = self._fingerprint(info, metric)
+        rels = self._cache_rels(dataset)  # a cache of another set is refused before anything is evaluated
         names = ['clean'] + [f'{c}/{s}' for c in self.corruptions for s in self.severities]
         finished = self._load_finished(fingerprint, names)
         records = {}
@@ -323,7 +328,7 @@ class _RobustnessMixin:
                     self.dataloader = clean_loader
                 else:
                     corruption, severity = name.split('/')[0], int(name.split('/')[1])
-                    cache = self._cache_source(dataset, corruption, severity)
+                    cache = self._cache_source(rels, corruption, severity)
                     source = f'cache:{self._manifest["format"]}' if cache else 'on_the_fly'
                     self.dataloader = self._set_dataloader(corruption, severity, cache)
                 start = time.perf_counter()

@@ -3,7 +3,7 @@ same seeded renders as a VOC-C cache, each image seeded by its COCO image id (th
 gives it, which the on-the-fly transform seeds with). Two images, one random corruption (gaussian_noise, so that
 the seed matters): the cached copies equal the on-the-fly render bit for bit, a robustness run reading the cache
 equals one rendering on the fly, and a cache of the same images seeded with other ids (the VOC-C cache of the
-same files, or another json) is refused.
+same files, or another json) is refused, before the clean set is evaluated.
 """
 import json
 import os.path as osp
@@ -81,6 +81,7 @@ def test_a_cache_seeded_with_other_ids_is_refused(coco2, tmp_path):
                                          r"img_id '1'.*--coco-ann"):
         evaluate_robustness(CONFIG, CKPT, str(tmp_path / 'out'), [CORRUPTION], [SEVERITY], cache_root=voc_cache,
                             plots=False, cfg_options=_options(coco2))
+    assert not osp.exists(tmp_path / 'out' / 'sets' / 'clean.json'), 'refused before the clean set'
     # another json giving the same file another id: refused when rendering into the same cache
     other = dict(coco2['coco'], images=[dict(img, id=img['id'] + 10) for img in coco2['coco']['images']])
     with open(tmp_path / 'other.json', 'w') as f:
