@@ -113,12 +113,12 @@ def test_coco_matrix_table_reads_and_names_the_coco_key(coco_matrix):
 
 def test_a_protocol_recorded_before_metric_key_reads_as_voc():
     from mmdet_adasap.experiments.run import check_protocol
-    old, voc = dict(split='test'), dict(split='test', metric_key='pascal_voc/mAP')
-    check_protocol('record.json', old, voc, 'run')  # a VOC matrix's finished runs are still its runs
-    check_protocol('record.json', old, old, 'run')  # and an old table still rebuilds (--table-only)
+    keyless, voc = dict(split='test'), dict(split='test', metric_key='pascal_voc/mAP')
+    check_protocol('record.json', keyless, voc, 'run')  # a VOC matrix's finished runs are still its runs
+    check_protocol('record.json', keyless, keyless, 'run')  # and a table of keyless records rebuilds (--table-only)
     with pytest.raises(ValueError, match="made with metric_key='pascal_voc/mAP', but the matrix now has "
                                          "metric_key='coco/bbox_mAP'"):
-        check_protocol('record.json', old, dict(old, metric_key=KEY), 'run')
+        check_protocol('record.json', keyless, dict(keyless, metric_key=KEY), 'run')
 
 
 def test_bad_key_and_mismatched_metrics_refused_when_the_matrix_is_read(coco_matrix, tmp_path):
