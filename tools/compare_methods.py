@@ -7,6 +7,8 @@
     python tools/compare_methods.py MATRIX --out DIR --table-only                      # rebuild the tables
     python tools/compare_methods.py MATRIX --out DIR --remeasure-latency   # time the finished runs again, idle
     python tools/compare_methods.py MATRIX --out DIR --estimate 6     # time 6 iterations per method, no runs
+    python tools/compare_methods.py MATRIX --out DIR --launcher local --workers 2   # 2 processes share the runs
+    python tools/compare_methods.py MATRIX --out DIR --launcher slurm --partition gpu  # one SLURM job per run
 
 Rerunning the same command continues: finished runs (OUT/runs/*/*/*/record.json) are skipped, an interrupted
 run resumes from its last checkpoint and its evaluation from its finished sets. Two processes started with the
@@ -14,6 +16,7 @@ same command share the work: each passes over the runs the other holds. Writes O
 OUT/results.md, OUT/results_vs_flops.png, OUT/results_categories.png (and OUT/search_log.jsonl on a search
 split).
 """
+import os.path as osp
 
 from mmengine.config import DictAction
 
@@ -21,6 +24,7 @@ import mmdet_adasap  # noqa: F401
 from mmdet_adasap.apis import ToolParser, run_tool
 from mmdet_adasap.experiments import load_matrix, run_matrix
 from mmdet_adasap.experiments.compare import table_only
+from mmdet_adasap.experiments.launch import LAUNCHERS, local_workers, make_executor, submit_matrix
 from mmdet_adasap.experiments.remeasure import remeasure_latency
 
 
@@ -38,6 +42,14 @@ def main(argv=None):
     p.add_argument('--estimate', type=int, metavar='ITERS',
                    help='only estimate the matrix\'s wall time from ITERS training iterations per method')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override matrix settings, key=value')
+    p.add_argument('--launcher', choices=LAUNCHERS, default='none',
+                   help='none: this process; local: --workers processes sharing OUT; slurm: one job per run (submitit)')
+    p.add_argument('--workers', type=int, default=2, help='local processes (--launcher local)')
+    p.add_argument('--gpus-per-run', type=int, default=1, help='GPUs of each run\'s job (--launcher slurm)')
+    p.add_argument('--partition', help='SLURM partition (--launcher slurm)')
+    p.add_argument('--timeout-min', type=int, default=24 * 60, help='time limit of each job in minutes')
+    p.add_argument('--slurm-options', nargs='+', action=DictAction, default={},
+                   help='more sbatch options, key=value (e.g. account=ABC qos=normal)')
     args = p.parse_args(argv)
     matrix = load_matrix(args.matrix, args.cfg_options)
     if args.estimate:
@@ -48,6 +60,13 @@ def main(argv=None):
         paths = table_only(matrix, args.out, args.split)
     elif args.remeasure_latency:
         paths = remeasure_latency(matrix, args.out, args.split, methods=args.methods, ratios=args.ratios)
+    elif args.launcher == 'local':
+        paths = local_workers(matrix, args.out, args.workers, osp.join(args.out, 'jobs'), args.split,
+                              methods=args.methods, ratios=args.ratios)
+    elif args.launcher == 'slurm':
+        executor = make_executor('slurm', osp.join(args.out, 'jobs'), args.gpus_per_run, args.partition,
+                                 args.timeout_min, **args.slurm_options)
+        paths = submit_matrix(matrix, args.out, executor, args.split, methods=args.methods, ratios=args.ratios)
     else:
         paths = run_matrix(matrix, args.out, args.split, methods=args.methods, ratios=args.ratios)
     with open(paths['markdown']) as f:

@@ -22,12 +22,16 @@ from mmdet_adasap.apis import interleaved_latency, load_config, params_and_flops
 from mmdet_adasap.pruning import ChannelPruner
 from mmdet_adasap.pruning.latency_table import load_table
 from mmdet_adasap.pruning.pruner import REACH_KEYS
+from mmdet_adasap.utils.console import EchoHandler, console_to_file, echo
 from mmdet_adasap.utils.io import atomic_write_json
 from . import run as R
 from .matrix import Matrix, RunSpec, _at, file_sha256
 from .table import write_results
 
 SEARCH_LOG = 'search_log.jsonl'
+CONSOLE_LOG = 'console.log'  # a run's console output (config dump, mmengine's iteration lines), beside its log
+# the hooks' lines a user follows on the terminal too: the phase changes and the pruning steps
+ECHOED = ('AdaSAPHook: phase', 'PruningHook: step', 'PruningHook: pruned physically', 'PruningHook: resumed')
 
 
 def _fmt_s(seconds: Optional[float]) -> str:
@@ -47,16 +51,25 @@ class Progress:
         self.index, self.name = index, name
         self.log(f'[compare {index + 1}/{self.total}] {name}: {phase}')
 
-    def finish(self, seconds: Optional[float], skipped: bool = False) -> None:
-        """``seconds``: the run's wall time (a skipped run's recorded one also feeds the ETA)."""
+    def finish(self, seconds: Optional[float], result: str = '', skipped: bool = False) -> None:
+        """``seconds``: the run's wall time (a skipped run's recorded one also feeds the ETA); ``result``: its
+        numbers, one line."""
         self.todo -= 1
         if seconds is not None:
             self.walls.append(seconds)
         if skipped:
             return
         eta = sum(self.walls) / len(self.walls) * self.todo if self.walls else None
-        self.log(f'[compare {self.index + 1}/{self.total}] {self.name}: done in {_fmt_s(seconds)}; '
-                 f'{self.todo} run(s) left, matrix ETA {_fmt_s(eta) if self.todo else "-"}')
+        self.log(f'[compare {self.index + 1}/{self.total}] {self.name}: done in {_fmt_s(seconds)}'
+                 + (f': {result}' if result else '')
+                 + f'; {self.todo} run(s) left, matrix ETA {_fmt_s(eta) if self.todo else "-"}')
+
+
+def result_line(rec: dict) -> str:
+    """A record's numbers in one line: clean mAP, mPC, rPC and the cost ratios it has."""
+    parts = [f'{k} {rec[k]:.1f}' for k in ('clean_map', 'mpc', 'rpc') if rec.get(k) is not None]
+    parts += [f'{k} {rec[k]:.3f}' for k in ('flops_ratio', 'latency_ratio') if rec.get(k) is not None]
+    return ', '.join(parts)
 
 
 class ProgressHook(Hook):
@@ -69,6 +82,12 @@ class ProgressHook(Hook):
 
     def before_train(self, runner) -> None:
         self._t0, self._i0 = time.perf_counter(), runner.iter
+        p = self.progress
+        self._echo = EchoHandler(ECHOED, lambda msg: f'[compare {p.index + 1}/{p.total}] {p.name}: {msg}')
+        runner.logger.addHandler(self._echo)
+
+    def after_train(self, runner) -> None:
+        runner.logger.removeHandler(self._echo)
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         phase = next((h.phase for h in runner.hooks if hasattr(h, 'phase_at')), None)
@@ -150,7 +169,7 @@ def dense_checkpoint_path(matrix: Matrix, out_dir: str, split: str) -> str:
     return osp.join(out_dir, 'dense', f'epoch_{cfg.train_cfg.max_epochs}.pth')
 
 
-def ensure_dense(matrix: Matrix, out_dir: str, split: str, transform=None, log=print) -> str:
+def ensure_dense(matrix: Matrix, out_dir: str, split: str, transform=None, log=echo) -> str:
     """The dense start: the matrix's checkpoint, or the last epoch of the dense config trained once into
     ``OUT/dense`` (resumed if interrupted); chosen without looking at any evaluation."""
     final = dense_checkpoint_path(matrix, out_dir, split)
@@ -160,8 +179,11 @@ def ensure_dense(matrix: Matrix, out_dir: str, split: str, transform=None, log=p
         return final
     work_dir = osp.join(out_dir, 'dense')
     if not osp.isfile(final):
-        log(f'[compare] training the dense start {matrix.dense_config} on split {split!r} -> {work_dir}')
-        seconds = R.train(matrix.dense_config, matrix.splits[split], work_dir, _transform_for(transform, None))
+        log(f'[compare] training the dense start {matrix.dense_config} on split {split!r} -> {work_dir} '
+            f'(its console output: {osp.join(work_dir, CONSOLE_LOG)})')
+        os.makedirs(work_dir, exist_ok=True)
+        with console_to_file(osp.join(work_dir, CONSOLE_LOG)):
+            seconds = R.train(matrix.dense_config, matrix.splits[split], work_dir, _transform_for(transform, None))
         log(f'[compare] dense start trained in {_fmt_s(seconds)}')
     return final
 
@@ -183,7 +205,7 @@ def model_cost(matrix: Matrix, dense_ckpt: str, ckpt: Optional[str], split: str,
                 dense_latency_ms=d_ms, latency_ratio=p_ms / d_ms, input=list(shape))
 
 
-def dense_record(matrix: Matrix, out_dir: str, split: str, dense_ckpt: str, protocol: dict, log=print) -> dict:
+def dense_record(matrix: Matrix, out_dir: str, split: str, dense_ckpt: str, protocol: dict, log=echo) -> dict:
     work_dir = osp.join(out_dir, 'dense')
     path = osp.join(work_dir, R.RECORD_FILE)
     found = R.read_json(path)
@@ -192,13 +214,16 @@ def dense_record(matrix: Matrix, out_dir: str, split: str, dense_ckpt: str, prot
         return found
     log(f'[compare] evaluating the dense start {dense_ckpt}')
     t = time.perf_counter()
-    result = R.evaluate(matrix.dense_config, dense_ckpt, work_dir, matrix.corruptions(),
-                        matrix.evaluation['severities'], matrix.eval_options(split),
-                        matrix.evaluation['cache_root'], 'dense', metric_key=matrix.evaluation['metric_key'])
+    os.makedirs(work_dir, exist_ok=True)
+    with console_to_file(osp.join(work_dir, CONSOLE_LOG)):
+        result = R.evaluate(matrix.dense_config, dense_ckpt, work_dir, matrix.corruptions(),
+                            matrix.evaluation['severities'], matrix.eval_options(split),
+                            matrix.evaluation['cache_root'], 'dense', metric_key=matrix.evaluation['metric_key'])
+        cost = model_cost(matrix, dense_ckpt, None, split)
     rec = dict(method='dense', label='dense', ratio=1.0, seed=None, split=split, checkpoint=dense_ckpt,
-               protocol=protocol, params_ratio=1.0, flops_ratio=1.0, latency_ratio=1.0,
-               **model_cost(matrix, dense_ckpt, None, split), **R.scores(result),
+               protocol=protocol, params_ratio=1.0, flops_ratio=1.0, latency_ratio=1.0, **cost, **R.scores(result),
                robustness='robustness/robustness.json', wall_s=dict(evaluate=time.perf_counter() - t))
+    log(f'[compare] dense: {result_line(rec)}')
     return R.write_record(path, rec)
 
 
@@ -237,9 +262,11 @@ def run_one(matrix: Matrix, run: RunSpec, out_dir: str, dense_ckpt: str, protoco
     try:
         if found is None and R.read_json(rec_path) is not None:  # finished by another process meanwhile
             return run_one(matrix, run, out_dir, dense_ckpt, protocol, progress, transform)
-        if found is not None:
-            return _add_end_of_pruning(matrix, run, out_dir, dense_ckpt, found, options, progress, transform)
-        return _train_and_evaluate(matrix, run, out_dir, dense_ckpt, protocol, progress, transform, spec, options)
+        with console_to_file(osp.join(work_dir, CONSOLE_LOG)):  # the terminal shows the progress lines only
+            if found is not None:
+                return _add_end_of_pruning(matrix, run, out_dir, dense_ckpt, found, options, progress, transform)
+            return _train_and_evaluate(matrix, run, out_dir, dense_ckpt, protocol, progress, transform, spec,
+                                       options)
     finally:
         R.release(work_dir)
 
@@ -296,7 +323,7 @@ def _train_and_evaluate(matrix, run, out_dir, dense_ckpt, protocol, progress, tr
     if _wants_end_of_pruning(matrix, run, rec):
         rec['end_of_pruning'] = _end_of_pruning(matrix, run, out_dir, dense_ckpt, options, progress, transform)
     R.write_record(rec_path, rec)
-    progress.finish(wall['total'])
+    progress.finish(wall['total'], result_line(rec))
     if run.split != 'test':
         _log_search(out_dir, rec)
     return rec
@@ -378,7 +405,7 @@ def selected_runs(matrix: Matrix, split: str, methods: Optional[List[str]] = Non
 
 
 def run_matrix(matrix: Matrix, out_dir: str, split: str = 'test', transform: Optional[Callable] = None,
-               methods: Optional[List[str]] = None, log: Callable[[str], None] = print,
+               methods: Optional[List[str]] = None, log: Callable[[str], None] = echo,
                ratios: Optional[List[float]] = None) -> dict:
     """Run (or continue) the matrix on ``split`` into ``out_dir``; returns the paths of the tables and plots.
 

@@ -10,6 +10,7 @@ import os.path as osp
 import time
 from typing import Callable, Dict, List, Optional
 
+from mmdet_adasap.utils.console import echo
 from . import run as R
 from .compare import dense_checkpoint_path, ensure_dense, run_matrix
 from .matrix import Matrix, file_sha256
@@ -66,7 +67,7 @@ def _timed(walls: dict, name: str, fn: Callable, log: Callable[[str], None]):
 
 
 def run_demo(matrix: Matrix, out_dir: str, build_table: Callable[[str], None], ensure_data: Callable[[], None],
-             transform: Optional[Callable] = None, log: Callable[[str], None] = print, split: str = 'test') -> dict:
+             transform: Optional[Callable] = None, log: Callable[[str], None] = echo, split: str = 'test') -> dict:
     """Data, latency tables, the dense start, then the matrix; returns the summary (rows, walls, paths)."""
     walls = {}
     _timed(walls, 'synthetic VOC data', ensure_data, log)

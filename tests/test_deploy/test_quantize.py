@@ -197,3 +197,20 @@ def test_bad_input_is_refused_by_name(quantized, tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == f"error: ONNX model '{missing}' does not exist", \
         result.stderr[-1000:]
+
+
+def test_the_int8_artifact_goes_through_the_robustness_loop_like_the_fp32_one(quantized, tool_run):
+    """`tools/test_robustness.py CONFIG MODEL_int8.onnx --backend onnxruntime`: the deployed INT8 file gets P /
+    mPC / rPC from the same loop and metric as the fp32 file (here on the tiny test split, one corruption)."""
+    from mmdet_adasap.robustness.api import evaluate_robustness
+    status, _ = tool_run
+    assert status in (None, 0)
+    s = {name: evaluate_robustness(quantized['config'], quantized[name], str(quantized['tmp'] / f'robust_{name}'),
+                                   ['gaussian_noise'], [3], plots=False, backend='onnxruntime')['summary']
+         for name in ('fp32', 'int8')}
+    for name, summary in s.items():
+        assert summary['rPC'] == pytest.approx(summary['mPC'] / summary['P']), name  # rPC's closed form
+    assert s['fp32']['P'] > 0.3  # the trained detector detects: the comparison below means something
+    assert abs(s['int8']['P'] - s['fp32']['P']) * 100 <= 2 * TINY_TOLERANCE, s
+    assert abs(s['int8']['mPC'] - s['fp32']['mPC']) * 100 <= 2 * TINY_TOLERANCE, s
+    print({k: {m: round(100 * v['P' if m == 'P' else m], 2) for m in ('P', 'mPC')} for k, v in s.items()})

@@ -400,3 +400,27 @@ def test_last_checkpoint_is_named_under_the_work_dir_as_given(tmp_path, monkeypa
     assert last_checkpoint('w/run') == osp.join('w/run', 'epoch_6.pth')
     with pytest.raises(FileNotFoundError, match='no last_checkpoint file'):
         last_checkpoint('w')
+
+
+def test_submitit_jobs_give_the_records_of_the_in_process_run(matrix_run, monkeypatch):
+    """The `--launcher slurm` path with submitit's local executor: the dense record as one job, then two runs as
+    two jobs; their records equal the in-process matrix's (same seeds), and the table is written."""
+    from mmdet_adasap.experiments.launch import make_executor, submit_matrix
+    monkeypatch.setenv('PYTHONPATH', os.pathsep.join([osp.join(REPO, 'tests'), REPO]))  # the transform's module
+    monkeypatch.setenv('OMP_NUM_THREADS', '1')  # as the in-process runs (torch.set_num_threads(1))
+    out, logs = str(matrix_run['tmp'] / 'out_jobs'), []
+    executor = make_executor('local', str(matrix_run['tmp'] / 'jobs'))
+    paths = submit_matrix(matrix_run['matrix'], out, executor, methods=['l2prune_sgd'],
+                          transform=_shrink(matrix_run['tiny_voc']), log=logs.append)
+    assert sum(': job ' in line and ' done' in line for line in logs) == 2, logs
+    for seed in (1, 2):
+        run = ('runs', 'l2prune_sgd', 'ratio0.5', f'seed{seed}', 'record.json')
+        with open(osp.join(matrix_run['out'], *run)) as f, open(osp.join(out, *run)) as g:
+            here, job = json.load(f), json.load(g)
+        for key in ('clean_map', 'mpc', 'rpc', 'flops_ratio', 'params_ratio', 'config_sha256'):
+            assert job[key] == here[key], (seed, key)
+        assert job['end_of_pruning']['mpc'] == here['end_of_pruning']['mpc']
+    with open(paths['json']) as f:
+        assert {r['method'] for r in json.load(f)['runs']} >= {'l2prune_sgd'}
+    with pytest.raises(ValueError, match='gpus_per_run=2'):
+        make_executor('slurm', str(matrix_run['tmp'] / 'jobs2'), gpus_per_run=2)

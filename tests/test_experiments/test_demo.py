@@ -2,6 +2,9 @@
 the same code as `make demo` (mmdet_adasap.experiments.demo.run_demo): its table's numbers are the runs' records,
 and the dense row's checkpoint is every pruned run's start. The fixture trains the dense start (`--train-dense`);
 the default start is the comparison's committed checkpoint, checked against the comparison's records."""
+import contextlib
+import glob
+import io
 import os.path as osp
 import subprocess
 import sys
@@ -26,6 +29,8 @@ def _transform(tiny_voc):
         cfg = shrink_adasap_for_smoke_test(cfg, tiny_voc, cfg.work_dir, (1, 1, 1), samples=4)
         cfg.load_from = load_from
         cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1, by_epoch=False, max_keep_ckpts=1)
+        if run.method == 'adasap':  # one run logs as a real one does: the environment block and the config dump
+            cfg.log_level = 'INFO'
         return cfg
     return transform
 
@@ -50,10 +55,29 @@ def demo(tiny_voc, tmp_path_factory):
         'methods.adasap_l.ratios': [0.8],  # random init: keep the latency target above the table's floor
         'methods.adasap_l.cfg_options': {'default_hooks.adasap.latency_table': table,
                                          'default_hooks.adasap.pruning.target.batch': 1}})
-    logs = []
-    summary = run_demo(matrix, str(tmp / 'out'), _quick_table, lambda: None, transform=_transform(tiny_voc),
-                       log=logs.append)
-    return dict(summary=summary, matrix=matrix, out=str(tmp / 'out'), logs=logs, table=table)
+    terminal = io.StringIO()  # what `make demo` shows: the default log (echo) and anything else printed
+    with contextlib.redirect_stdout(terminal):
+        summary = run_demo(matrix, str(tmp / 'out'), _quick_table, lambda: None, transform=_transform(tiny_voc))
+    return dict(summary=summary, matrix=matrix, out=str(tmp / 'out'), logs=terminal.getvalue().splitlines(),
+                table=table)
+
+
+def test_the_terminal_shows_progress_and_results_and_the_log_files_the_rest(demo):
+    logs = demo['logs']
+    ours = ('[compare', '[demo]', '===', '')
+    assert all(line.startswith(ours) for line in logs), [x for x in logs if not x.startswith(ours)][:5]
+    assert not any('System environment' in line or 'Config:' in line for line in logs)
+    assert any('adasap/ratio0.5/seed' in line and 'PruningHook: step 1/' in line for line in logs), '\n'.join(logs)
+    assert any('AdaSAPHook: phase 3/3' in line for line in logs)
+    assert any(': done in ' in line and 'mpc ' in line and 'flops_ratio ' in line for line in logs)
+    assert not any('Loads checkpoint' in line for line in logs)
+    for run in demo['summary']['runs']:
+        (folder,) = glob.glob(osp.join(demo['out'], 'runs', run, '*', '*'))
+        with open(osp.join(folder, 'console.log')) as f:
+            console = f.read()
+        assert 'Loads checkpoint by local backend' in console, run  # mmengine's console lines, in the run's file
+        if run == 'adasap':
+            assert 'System environment' in console and 'Config:' in console  # and its dumps
 
 
 def test_the_table_is_the_runs_records(demo):
