@@ -7,6 +7,7 @@ import pytest
 from conftest import REPO
 from mmdet_adasap.apis import load_config
 from mmdet_adasap.experiments import load_matrix
+from mmdet_adasap.experiments.compare import check_methods
 
 MATRIX = osp.join(REPO, 'configs/compare/ssd-r18mini_synthvoc_matrix.py')
 SEARCH = osp.join(REPO, 'configs/compare/ssd-r18mini_synthvoc_search.py')
@@ -129,3 +130,22 @@ def test_compare_matrix_pairs_each_kind_and_its_controls_differ_only_by_the_prun
     asam = load_config(osp.join(REPO, m.methods['control_asam'].config))
     assert (asam.optim_wrapper.type, asam.optim_wrapper.rho, asam.optim_wrapper.adaptive) == \
         ('SAMOptimWrapper', 0.5, True)
+
+
+def test_rtmdet_matrix_compares_the_three_methods_on_one_trained_rtmdet_start():
+    """The second detector family: the RTMDet-tiny matrix trains its own dense start once, and its three methods
+    share the AdaSAP config's pruning phase and detector, differing only in their sharpness steps."""
+    m = load_matrix(osp.join(REPO, 'configs/compare/rtmdet-tiny_synthvoc_compare50.py'))
+    check_methods(m)
+    assert m.dense_config.endswith('configs/rtmdet/rtmdet-tiny_synthvoc_dense.py') and m.dense_checkpoint is None
+    assert set(m.methods) == {'l2prune_sgd', 'sam_asam', 'adasap'} and len(m.runs('test')) == 3 * 3
+    assert m.seeds['test'] == [11, 12, 13] and all(v.end_of_pruning == [0.5] for v in m.methods.values())
+    cfgs = {k: load_config(osp.join(REPO, v.config), v.cfg_options).to_dict() for k, v in m.methods.items()}
+    warm = {k: c['default_hooks']['adasap']['warmup'].get('sharpness') for k, c in cfgs.items()}
+    assert warm['l2prune_sgd'] is None and warm['sam_asam'] == dict(rho=0.05, adaptive=False)
+    assert warm['adasap']['radius']['type'] == 'AdaptiveRadius'
+    for c in cfgs.values():
+        assert c['model']['type'] == 'RTMDet' and c['default_hooks']['adasap']['pruning']['target']['ratio'] == 0.5
+        del c['optim_wrapper'], c['work_dir'], c['default_hooks']['adasap']['warmup'], \
+            c['default_hooks']['adasap']['finetune']
+    assert cfgs['adasap'] == cfgs['sam_asam'] == cfgs['l2prune_sgd']
