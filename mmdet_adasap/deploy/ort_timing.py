@@ -29,12 +29,17 @@ exports only):
   kernels named after their output tensors, not modules. It needs none of them as much as PyTorch does: with the
   norms, activations and adds fused into the conv kernels, the convs *are* nearly all of the graph's time (the
   demo's max-pool and NCHWc reorders are a few per cent), so the layers' isolated ORT timings, scaled by the fit,
-  predict the whole network; the table's ``fit.rel_errors`` report how well on the calibration models.
+  predict the whole network; the table's ``fit.rel_errors`` report how well on the calibration models. What this
+  leaves: a layer's kernel runs a little differently inside the network than alone, and without per-module ORT
+  timings there is no per-layer in-graph correction as a PyTorch table has; the knapsack finds those differences
+  (its demo prunes to 0.6 land at 1.01-1.08 of the target, above rather than below). Mapping the profiler's
+  kernels of whole exports back to modules would give one: the fused kernels are named after their output
+  tensors, and carry their shapes, channels padded to the NCHWc block (16 on AVX-512).
 
 Precision: fp32 only. ``int8`` is refused (:func:`check_precision`): timing every graph after the static QDQ
 quantization that ``tools/quantize_onnx.py`` applies (calibrated on the timed input, the layers by their kernels
 without the (de)quantization of their ends) gave calibration errors of -37 to +20 % on the demo detector and a
-prune to 0.8 that ran at 1.10-1.12 of its target; ORT's int8 convs on the AVX2 CPU measured ran slower than fp32
+prune to 0.8 that ran at 1.10-1.12 of its target; ORT's int8 convs on the AVX-512 CPU measured ran slower than fp32
 (6.6-7.7 vs 4.6 ms dense) and not smoothly in the channels.
 
 Clock: with one thread (the default) ORT runs every kernel on the calling thread, so each whole-graph call is
@@ -70,7 +75,7 @@ def check_precision(precision: str) -> str:
     if precision == 'int8':
         raise ValueError("precision 'int8' is not built yet for ONNX Runtime latency tables: timing each graph "
                          'after static QDQ quantization (as tools/quantize_onnx.py) did not predict the int8 network '
-                         '(on the demo detector calibration errors of -37 to +20 %; ORT\'s int8 convs on an AVX2 '
+                         '(on the demo detector calibration errors of -37 to +20 %; ORT\'s int8 convs on an AVX-512 '
                          'CPU ran slower than fp32 and not smoothly in the channels): build an fp32 table '
                          '(--precision fp32)')
     if precision not in PRECISIONS:
