@@ -13,7 +13,7 @@ one is an error naming both sizes.
 """
 import hashlib
 import os.path as osp
-from typing import List, Optional, Union, Union
+from typing import List, Optional, Union
 
 import numpy as np
 import torch

@@ -243,10 +243,9 @@ def run_one(matrix: Matrix, run: RunSpec, out_dir: str, dense_ckpt: str, protoco
     """Train (or resume), evaluate and record one run; a finished run is returned as recorded (its end-of-pruning
     evaluation added if the matrix now asks for one); None: another live process holds the run."""
     work_dir = run.work_dir(out_dir)
-    method = matrix.methods[run.method]
     options = matrix.train_options(run, dense_ckpt)
     spec = run_spec(matrix, run, options, protocol['dense_sha256'])
-    rec_path, spec_path = osp.join(work_dir, R.RECORD_FILE), osp.join(work_dir, R.SPEC_FILE)
+    rec_path = osp.join(work_dir, R.RECORD_FILE)
     found = R.read_json(rec_path)
     if found is not None:
         R.check_same(rec_path, {k: found.get(k) for k in spec}, spec, 'run')
