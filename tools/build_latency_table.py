@@ -88,6 +88,10 @@ def main(argv=None):
           f'{fit["const_ms"]:.3f} ms + {fit["scale"]:.3f} x the {len(table["layers"])} layers\' and '
           f'{len(table.get("modules", {}))} other modules\' in-graph predictions; calibration errors (dense first): '
           f'{errors}')
+    worst = max((abs(e) for e in fit['rel_errors']), default=0.0)
+    if worst > 0.10:
+        print(f'warning: a calibration error of {worst:.0%}: the table mispredicts its own calibration models (a busy '
+              'machine while it was timed?); build it again, with more --repeats or on a quieter machine')
 
 
 if __name__ == '__main__':
