@@ -30,6 +30,7 @@ import platform
 import time
 from typing import Dict, List, Optional, Sequence
 
+import numpy as np
 from ..apis import build_detector, load_config, params_and_flops
 from ..robustness.api import evaluate_robustness
 from ..robustness.corruptions import check_severities, resolve_corruptions
@@ -146,7 +147,6 @@ def ort_latency(onnx_file: str, network_file: str, images, batches: Sequence[int
                 thread_counts: Sequence[Optional[int]], repeats: int) -> dict:
     """``{'network_b<B>_t<T>': ms, 'detector_b1_t<T>': ms}`` (T: a thread count or ``all``), median of
     ``repeats`` calls after 2 warm-up rounds; ``images`` (N, 3, H, W) real inputs, repeated to the batch."""
-    import numpy as np
     feeds = {b: np.ascontiguousarray(np.resize(images, (b, ) + images.shape[1:]), dtype=np.float32)
              for b in batches}
     out = {}
@@ -347,7 +347,7 @@ def plot_tradeoff(report: dict, path: str) -> str:
     """mPC against the network's ONNX Runtime latency at batch 1 on one thread, one labelled point per artifact."""
     import matplotlib  # optional, heavy: only the plot needs it
     matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after choosing the headless backend
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     models = list(dict.fromkeys(r['model'] for r in report['artifacts']))
     for r in report['artifacts']:
