@@ -228,8 +228,8 @@ def measure_artifact(model, cfg, config: str, name: str, precision: str, checkpo
     cost = params_and_flops(model, (1, 3, *s['input_hw']))
     return dict(artifact=artifact, model=name, precision=precision, file=osp.relpath(onnx_file, out_dir),
                 size_bytes=osp.getsize(onnx_file), flops=cost['flops'], params=cost['params'], latency_ms=latency,
-                threads={t: (os.cpu_count() or 1) if t == 'all' else int(t) for t in s['threads']}, P=summary['P'], mPC=summary['mPC'],
-                rPC=summary['rPC'], metric_key=summary['metric_key'],
+                threads={t: (os.cpu_count() or 1) if t == 'all' else int(t) for t in s['threads']},
+                P=summary['P'], mPC=summary['mPC'], rPC=summary['rPC'], metric_key=summary['metric_key'],
                 settings=artifact_settings(precision, config, checkpoint, s))
 
 
