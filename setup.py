@@ -22,7 +22,8 @@ CONSOLE_SCRIPTS = {'train': 'train', 'test': 'test', 'prune': 'prune', 'prune-re
                    'robustness': 'test_robustness', 'make-voc-c': 'make_voc_c', 'export-onnx': 'export_onnx',
                    'quantize-onnx': 'quantize_onnx', 'make-synthetic-voc': 'make_synthetic_voc',
                    'voc-to-coco': 'voc_to_coco', 'compare-methods': 'compare_methods',
-                   'neuron-sensitivity': 'neuron_sensitivity'}
+                   'neuron-sensitivity': 'neuron_sensitivity', 'deploy-report': 'deploy_report',
+                   'build-latency-table': 'build_latency_table'}
 
 
 def link_mim(package_dir):
