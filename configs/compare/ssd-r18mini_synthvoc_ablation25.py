@@ -8,10 +8,9 @@
 # (OUT/results.md) adds the main effects of the warm-up and of the fine-tune and their interaction, paired by
 # seed with a 95 % t interval, on mPC and clean mAP.
 #
-# THE RADII AND THE LR BELOW ARE TO BE THE VAL SEARCH'S CHOICES AT 0.25 (configs/compare/
-# ssd-r18mini_synthvoc_search25.py; results in work_dirs/search25 and docs/results.md) AND MUST BE FILLED IN FROM
-# IT BEFORE ANY TEST RUN. Until then they are the shipped values (chosen at 0.5); every line that will change is
-# marked `# CHOSEN BY THE SEARCH:`. One lr for every arm, so that the arms differ in their sharpness steps only.
+# The radii and the lr are the val search's choices at 0.25 (configs/compare/ssd-r18mini_synthvoc_search25.py,
+# records in docs/results/search25/, seeds 1-2 on val; set here before any test run), each line marked
+# `# CHOSEN BY THE SEARCH:`. One lr for every arm, so that the arms differ in their sharpness steps only.
 #   python tools/compare_methods.py configs/compare/ssd-r18mini_synthvoc_ablation25.py --out work_dirs/ablation25
 _base_ = './ssd-r18mini_synthvoc_compare.py'
 ratios = [0.25]
@@ -19,8 +18,8 @@ _hook = 'default_hooks.adasap.'
 _ada = 'configs/adasap/ssd-r18mini_synthvoc_adasap_flops50.py'
 _end = [0.25]
 _lr = 0.02  # CHOSEN BY THE SEARCH: L2 + SGD's lr (val mPC, 2-seed mean: 0.02 33.95, 0.01 32.15), for every arm
-_rho_max = 2.0  # CHOSEN BY THE SEARCH: AdaSAP's warm-up rho_max (adasap_r*_ft*)
-_ft_rho = 0.5  # CHOSEN BY THE SEARCH: AdaSAP's fine-tune rho (adasap_r*_ft*), every 2x2 arm with an ASAM fine-tune
+_rho_max = 2.0  # CHOSEN BY THE SEARCH: AdaSAP's warm-up rho_max (adasap_r2_ft01: val mPC 33.36, the best of 6)
+_ft_rho = 0.1  # CHOSEN BY THE SEARCH: AdaSAP's fine-tune rho (r2: ft 0.1 33.36, ft 0.5 32.90); every ASAM fine-tune
 _sam_warm_rho = 0.05  # CHOSEN BY THE SEARCH: SAM/ASAM's warm-up rho (sam_asam_w005_ft01: val mPC 35.05, the best of 4)
 _sam_ft_rho = 0.1  # CHOSEN BY THE SEARCH: SAM/ASAM's fine-tune rho (w0.05: ft 0.1 35.05, ft 0.5 34.52)
 _keep = {'default_hooks.checkpoint.max_keep_ckpts': -1, 'optim_wrapper.optimizer.lr': _lr}

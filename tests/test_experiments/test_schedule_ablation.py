@@ -210,8 +210,9 @@ def test_ablation_matrix_is_the_2x2_design_with_the_uniform_row():
                                                                 '_sam_ft_rho']
     run = RunSpec('adasap', 0.25, 11, 'test')
     cfg = m.method_config('adasap', m.train_options(run, m.dense_checkpoint))
-    shipped = load_config(ADA, m.train_options(run, m.dense_checkpoint))
-    assert cfg.to_dict() == shipped.to_dict()  # the adaptive + ASAM arm is AdaSAP as shipped
+    chosen = {'default_hooks.adasap.finetune.sharpness.rho': 0.1}  # the 0.25 search's radii: rho_max 2.0 as shipped
+    shipped = load_config(ADA, {**m.train_options(run, m.dense_checkpoint), **chosen})
+    assert cfg.to_dict() == shipped.to_dict()  # the adaptive + ASAM arm is AdaSAP with the search's radii
     spec = run_spec(m, run, m.train_options(run, m.dense_checkpoint), 'sha')
     assert spec['phases'] == dict(warmup='adaptive', finetune='asam') and 'schedule' not in spec
 
@@ -235,8 +236,13 @@ def test_schedule4x_matrix_runs_24_epochs_and_records_it():
         plain = run_spec(compare, run, compare.train_options(run, m.dense_checkpoint), 'sha')
         assert spec['schedule'] == dict(warmup=2, pruning=4, finetune=18) and 'schedule' not in plain
         assert spec['config_sha256'] != plain['config_sha256']  # the fingerprint covers the schedule
-        assert {k: v for k, v in spec.items() if k not in ('schedule', 'config_sha256')} == \
-            {k: v for k, v in plain.items() if k != 'config_sha256'}
+        chosen = {k: v for k, v in spec['method_options'].items() if k not in plain['method_options']}
+        assert chosen == ({} if name == 'l2prune_sgd' else  # the 0.25 search's radii
+                          {'default_hooks.adasap.finetune.sharpness.rho': 0.1} if name.startswith('adasap') else
+                          {'default_hooks.adasap.finetune.sharpness.rho': 0.1,
+                           'default_hooks.adasap.warmup.sharpness.rho': 0.05})
+        assert {k: v for k, v in spec.items() if k not in ('schedule', 'config_sha256', 'method_options')} == \
+            {k: v for k, v in plain.items() if k not in ('config_sha256', 'method_options')}
     assert seen == [24] * 4
 
 
