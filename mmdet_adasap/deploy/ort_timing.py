@@ -5,7 +5,7 @@ an ORT CPU session, so that the latency knapsack plans for the runtime the detec
 Why a table of its own: the detector ships as ONNX, and ORT spends its time elsewhere than PyTorch eager (it folds
 batch norm into the convs, fuses the activations and residual adds into them and runs convs in a blocked NCHWc
 layout); on the demo detector knapsack prunes with a PyTorch table ran at 0.60-0.79 of the dense network's ORT
-time for a target of 0.6, and at 0.96-1.00 for 0.8 (``tools/benchmark_latency_prune.py --runtime onnxruntime
+time for a target of 0.6, and at 0.95-1.00 for 0.8 (``tools/benchmark_latency_prune.py --runtime onnxruntime
 --compare-pytorch-table``).
 
 What is timed, and why (the choice the issue left open: per-layer graphs exported at each width vs whole pruned
@@ -32,9 +32,9 @@ exports only):
   predict the whole network; the table's ``fit.rel_errors`` report how well on the calibration models. What this
   leaves: a layer's kernel runs a little differently inside the network than alone, and without per-module ORT
   timings there is no per-layer in-graph correction as a PyTorch table has; the knapsack finds those differences
-  (its demo prunes to 0.6 land at 1.01-1.08 of the target, above rather than below). Mapping the profiler's
-  kernels of whole exports back to modules would give one: the fused kernels are named after their output
-  tensors, and carry their shapes, channels padded to the NCHWc block (16 on AVX-512).
+  (its demo prunes to 0.6 land at 1.01-1.08 of the target, 0.8 at 1.01-1.03: above rather than below).
+  Mapping the profiler's kernels of whole exports back to modules would give one: the fused kernels are named
+  after their output tensors, and carry their shapes, channels padded to the NCHWc block (16 on AVX-512).
 
 Precision: fp32 only. ``int8`` is refused (:func:`check_precision`): timing every graph after the static QDQ
 quantization that ``tools/quantize_onnx.py`` applies (calibrated on the timed input, the layers by their kernels
