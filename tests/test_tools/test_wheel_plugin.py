@@ -42,6 +42,23 @@ test_dataloader = val_dataloader
 #: a few iterations: one epoch of 6 images at batch 2, a checkpoint and a validation at its end
 SHORT = ['--cfg-options', 'train_cfg.max_epochs=1', 'train_cfg.val_interval=1', 'param_scheduler=[]',
          'default_hooks.checkpoint.interval=1', 'default_hooks.logger.interval=1']
+USER_ADASAP = """\
+_base_ = __import__('mmdet_adasap').config_path('adasap/ssd-r18mini_synthvoc_adasap_flops50.py')
+data_root = {data_root!r}
+loader = dict(num_workers=0, persistent_workers=False)
+train_dataloader = dict(batch_size=2, **loader, dataset=dict(
+    datasets=[dict(d, data_root=data_root) for d in _base_.train_dataloader.dataset.datasets]))
+val_dataloader = dict(batch_size=2, **loader, dataset=dict(data_root=data_root))
+load_from = 'work/epoch_1.pth'
+"""
+USER_PRUNED = """\
+_base_ = __import__('mmdet_adasap').config_path('pruned/ssd-r18mini_synthvoc_pruned.py')
+test_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False, dataset=dict(data_root={data_root!r}))
+"""
+#: the AdaSAP recipe's three phases in 3 epochs of 3 iterations, one pruning step
+SHORT_ADASAP = ['--cfg-options', 'train_cfg.max_epochs=3', 'train_cfg.val_interval=3', 'param_scheduler=[]',
+                'default_hooks.adasap.warmup.end=1', 'default_hooks.adasap.pruning.end=2',
+                'default_hooks.adasap.pruning.schedule.steps=1', 'default_hooks.logger.interval=1']
 
 
 def run(cmd, cwd, timeout=300):
@@ -108,7 +125,7 @@ def test_config_path_names_a_shipped_config_or_the_nearest_ones():
         mmdet_adasap.config_path('_base_/adasap/adasapp.py')
 
 
-def test_a_user_project_trains_with_mmdets_tool_and_tests_with_the_console_script(user_venv, tmp_path):
+def test_a_user_project_trains_and_prunes_with_mmdets_tool_and_tests_with_the_console_script(user_venv, tmp_path):
     python = osp.join(user_venv, 'python')
     where = run([python, '-c', 'from importlib.util import find_spec as f; '  # found, not imported: cheap
                  'print(f("mmengine").origin, f("mmdet").origin, f("mmdet_adasap").origin)'], cwd=str(tmp_path))
@@ -124,4 +141,13 @@ def test_a_user_project_trains_with_mmdets_tool_and_tests_with_the_console_scrip
     assert osp.isfile(project / 'work' / 'epoch_1.pth')
     tested = run([osp.join(user_venv, 'mmdet-adasap-test'), 'my_ssd.py', 'work/epoch_1.pth',
                   '--work-dir', 'work_test'], cwd=str(project))
+    assert 'pascal_voc/mAP' in tested
+    # then the shipped AdaSAP recipe on that checkpoint, by mmdet's tool, and the exported model by ours
+    (project / 'my_adasap.py').write_text(USER_ADASAP.format(data_root=voc.rstrip('/') + '/'))
+    (project / 'my_pruned.py').write_text(USER_PRUNED.format(data_root=voc.rstrip('/') + '/'))
+    trained = run([python, MMDET_TRAIN, 'my_adasap.py', '--work-dir', 'work_adasap', *SHORT_ADASAP],
+                  cwd=str(project))
+    assert 'AdaSAPHook: phase 3/3' in trained and osp.isfile(project / 'work_adasap' / 'pruned.pth'), trained[-3000:]
+    tested = run([osp.join(user_venv, 'mmdet-adasap-test'), 'my_pruned.py', 'work_adasap/pruned.pth',
+                  '--work-dir', 'work_pruned_test'], cwd=str(project))
     assert 'pascal_voc/mAP' in tested
