@@ -2,6 +2,7 @@
 ``mmdet_adasap/.mim/{configs,tools}`` (the layout MMDetection's wheel and ``mim`` use), so that an installed
 package can run them (console scripts) and a user's config can build on them (docs/plugin.md): a wheel gets
 copies (build_py), an editable install gets relative symlinks to the clone's folders (git-ignored)."""
+import ast
 import glob
 import os
 import os.path as osp
@@ -11,6 +12,9 @@ import shutil
 from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
 
+# the OpenMMLab stack's ranges, one table with the package's import check (read without importing the package)
+STACK = ast.literal_eval(next(n.value for n in ast.parse(open('mmdet_adasap/stack.py').read()).body
+                              if isinstance(n, ast.Assign) and getattr(n.targets[0], 'id', '') == 'REQUIRED'))
 # one version, in the package (mmdet_adasap.__version__); read without importing it (it imports torch)
 VERSION = re.search(r"^__version__ = '([^']+)'", open('mmdet_adasap/__init__.py').read(), re.M).group(1)
 
@@ -72,10 +76,7 @@ setup(
     install_requires=[
         'torch>=2.1',
         'torchvision',
-        'mmengine>=0.10.7,<0.11',
-        'mmcv>=2.0.0,<2.2.0',  # mmdet 3.3.0 refuses mmcv >= 2.2.0
-        'mmdet>=3.3.0,<3.4',
-        'torch-pruning>=1.6.1,<1.7',
+        *(f'{name}>={low},<{high}' for name, (low, high) in STACK.items()),  # mmdet_adasap/stack.py, checked at import
         'imagecorruptions-imaug>=1.1.5',  # never beside the original `imagecorruptions`
         'pycocotools',
         'tqdm',

@@ -4,7 +4,11 @@ Importing this package (directly or via ``custom_imports=dict(imports=['mmdet_ad
 upstream fixes in :mod:`mmdet_adasap.upstream_fixes`, registers every module in mmdet's registries and adds the
 plugin's hooks to every Runner (:mod:`mmdet_adasap.engine.plugin_hooks`).
 """
-from . import upstream_fixes
+from .stack import check_stack
+
+check_stack()  # an mmengine / mmcv / mmdet outside the supported range: one message naming both
+
+from . import upstream_fixes  # noqa: E402
 
 upstream_fixes.apply_all()
 
