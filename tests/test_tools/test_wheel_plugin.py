@@ -29,19 +29,8 @@ from mmdet_adasap.apis import entry
 from mmdet_adasap.datasets import SyntheticVOCSpec, make_synthetic_voc
 
 BUILD_INPUTS = ['setup.py', 'MANIFEST.in', 'README.md', 'requirements', 'mmdet_adasap', 'configs', 'tools']
+DENSE_START = osp.join(REPO, 'docs/results/demo/dense_start.pth')  # the demo detector, trained
 MMDET_TRAIN = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools', 'train.py')
-USER_CONFIG = """\
-_base_ = __import__('mmdet_adasap').config_path('demo/ssd-r18mini_synthvoc_dense.py')
-data_root = {data_root!r}
-loader = dict(num_workers=0, persistent_workers=False)
-train_dataloader = dict(batch_size=2, **loader, dataset=dict(
-    datasets=[dict(d, data_root=data_root) for d in _base_.train_dataloader.dataset.datasets]))
-val_dataloader = dict(batch_size=2, **loader, dataset=dict(data_root=data_root))
-test_dataloader = val_dataloader
-"""
-#: a few iterations: one epoch of 6 images at batch 2, a checkpoint and a validation at its end
-SHORT = ['--cfg-options', 'train_cfg.max_epochs=1', 'train_cfg.val_interval=1', 'param_scheduler=[]',
-         'default_hooks.checkpoint.interval=1', 'default_hooks.logger.interval=1']
 USER_ADASAP = """\
 _base_ = __import__('mmdet_adasap').config_path('adasap/ssd-r18mini_synthvoc_adasap_flops50.py')
 data_root = {data_root!r}
@@ -49,7 +38,7 @@ loader = dict(num_workers=0, persistent_workers=False)
 train_dataloader = dict(batch_size=2, **loader, dataset=dict(
     datasets=[dict(d, data_root=data_root) for d in _base_.train_dataloader.dataset.datasets]))
 val_dataloader = dict(batch_size=2, **loader, dataset=dict(data_root=data_root))
-load_from = 'work/epoch_1.pth'
+load_from = {dense!r}  # a trained dense checkpoint of the detector
 """
 USER_PRUNED = """\
 _base_ = __import__('mmdet_adasap').config_path('pruned/ssd-r18mini_synthvoc_pruned.py')
@@ -125,7 +114,7 @@ def test_config_path_names_a_shipped_config_or_the_nearest_ones():
         mmdet_adasap.config_path('_base_/adasap/adasapp.py')
 
 
-def test_a_user_project_trains_and_prunes_with_mmdets_tool_and_tests_with_the_console_script(user_venv, tmp_path):
+def test_a_user_config_prunes_with_mmdets_train_and_the_pruned_model_tests_with_ours(user_venv, tmp_path):
     python = osp.join(user_venv, 'python')
     where = run([python, '-c', 'from importlib.util import find_spec as f; '  # found, not imported: cheap
                  'print(f("mmengine").origin, f("mmdet").origin, f("mmdet_adasap").origin)'], cwd=str(tmp_path))
@@ -135,15 +124,8 @@ def test_a_user_project_trains_and_prunes_with_mmdets_tool_and_tests_with_the_co
         seed=3), show_progress=False)
     project = tmp_path / 'my_project'
     project.mkdir()
-    (project / 'my_ssd.py').write_text(USER_CONFIG.format(data_root=voc.rstrip('/') + '/'))
-
-    run([python, MMDET_TRAIN, 'my_ssd.py', '--work-dir', 'work', *SHORT], cwd=str(project))
-    assert osp.isfile(project / 'work' / 'epoch_1.pth')
-    tested = run([osp.join(user_venv, 'mmdet-adasap-test'), 'my_ssd.py', 'work/epoch_1.pth',
-                  '--work-dir', 'work_test'], cwd=str(project))
-    assert 'pascal_voc/mAP' in tested
-    # then the shipped AdaSAP recipe on that checkpoint, by mmdet's tool, and the exported model by ours
-    (project / 'my_adasap.py').write_text(USER_ADASAP.format(data_root=voc.rstrip('/') + '/'))
+    # the shipped AdaSAP recipe on the trained demo detector, by mmdet's tool; the exported model by ours
+    (project / 'my_adasap.py').write_text(USER_ADASAP.format(data_root=voc.rstrip('/') + '/', dense=DENSE_START))
     (project / 'my_pruned.py').write_text(USER_PRUNED.format(data_root=voc.rstrip('/') + '/'))
     trained = run([python, MMDET_TRAIN, 'my_adasap.py', '--work-dir', 'work_adasap', *SHORT_ADASAP],
                   cwd=str(project))
