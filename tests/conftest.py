@@ -14,6 +14,24 @@ if os.environ.get('PYTEST_XDIST_WORKER'):  # pytest -n N: share the cores out (t
     os.environ.setdefault('OMP_NUM_THREADS', str(_share))  # N workers x all-core thread pools do not thrash
 
 
+#: the longest test files (module fixtures that train and evaluate, subprocesses), run first: `--dist loadfile`
+#: hands files to the two workers in collection order, and a long file collected last left one worker alone
+#: for minutes at the end (longest first is the classic fix for that tail; measured with --durations: 14.5 min
+#: in collection order, 12.6 with 8 of these first)
+LONGEST_FIRST = ('test_experiments/test_compare.py', 'test_configs/test_adasap_configs.py',
+                 'test_tools/test_pruned_multiprocess.py', 'test_experiments/test_demo.py',
+                 'test_engine/test_hooks/test_adasap_hook.py', 'test_tools/test_wheel_plugin.py',
+                 'test_tools/test_resume_exact.py', 'test_tools/test_train_test_tools.py',
+                 'test_experiments/test_coco_matrix.py', 'test_robustness/test_coco_distributed.py',
+                 'test_tools/test_tool_errors.py', 'test_deploy/test_deploy_report.py', 'test_deploy/test_quantize.py')
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    here = osp.dirname(osp.abspath(__file__))
+    items.sort(key=lambda item: rank.get(osp.relpath(str(item.fspath), here), len(rank)))  # stable: keeps the rest
+
+
 def pytest_configure(config):
     # as the runner does for configs with default_scope='mmdet': build transforms etc. from mmdet's registries
     from mmdet.utils import register_all_modules
