@@ -6,10 +6,11 @@ import sys
 
 from mmengine.config import Config
 
-from mmdet_adasap.apis import strip_pretrained
+from mmdet_adasap.apis import load_config, strip_pretrained
 from mmdet_adasap.datasets import SYNTHETIC_VOC_CLASSES
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DEMO_CONFIG = osp.join(REPO, 'configs/demo/ssd-r18mini_synthvoc_dense.py')  # the demo detector
 
 
 def _walk(node, fn):
@@ -158,3 +159,17 @@ def tool_exit_message(name: str, *argv: str) -> str:
         sys.argv = old_argv
         os.chdir(old_cwd)
     return ''
+
+
+def demo_config_on(tiny_voc: str, tmp) -> str:
+    """The demo detector's config with every split on the tiny synthetic set and the loaders in-process, dumped
+    to ``tmp/demo_tiny.py`` (what the deploy tests export, quantize and evaluate)."""
+    root = tiny_voc + '/'
+    options = {'train_dataloader.dataset.datasets.0.data_root': root,
+               'train_dataloader.dataset.datasets.1.data_root': root}
+    for key in ('val_dataloader', 'test_dataloader'):
+        options.update({f'{key}.dataset.data_root': root, f'{key}.num_workers': 0,
+                        f'{key}.persistent_workers': False})
+    path = str(tmp / 'demo_tiny.py')
+    load_config(DEMO_CONFIG, options).dump(path)
+    return path

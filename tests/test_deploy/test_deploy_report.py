@@ -20,27 +20,14 @@ from mmdet_adasap.apis import build_detector, input_size_of, load_config, params
 from mmdet_adasap.deploy.report import FIELDS, ReportError, deploy_report, network_graph, parse_pruned
 from mmdet_adasap.pruning import ChannelPruner, save_pruned_checkpoint
 from mmdet_adasap.robustness.api import evaluate_robustness
-from helpers import load_tool
+from helpers import demo_config_on, load_tool
 from pruning_fixtures import REPO
 
 report_tool = load_tool('deploy_report')
-DEMO = osp.join(REPO, 'configs/demo/ssd-r18mini_synthvoc_dense.py')
 DENSE_START = osp.join(REPO, 'docs/results/demo/dense_start.pth')
 SETTINGS = dict(corruptions=['gaussian_noise'], severities=[3], calib_images=1, batches=[1, 2],
                 thread_counts=[1], repeats=2)
 
-
-def _tiny_config(tmp, tiny_voc) -> str:
-    """The demo config with every split on the tiny set, loaders in-process (as test_quantize.py)."""
-    root = tiny_voc + '/'
-    options = {'train_dataloader.dataset.datasets.0.data_root': root,
-               'train_dataloader.dataset.datasets.1.data_root': root}
-    for key in ('val_dataloader', 'test_dataloader'):
-        options.update({f'{key}.dataset.data_root': root, f'{key}.num_workers': 0,
-                        f'{key}.persistent_workers': False})
-    path = str(tmp / 'demo_tiny.py')
-    load_config(DEMO, options).dump(path)
-    return path
 
 
 @pytest.fixture(scope='module')
@@ -48,7 +35,7 @@ def report(tiny_voc, tmp_path_factory):
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     tmp = tmp_path_factory.mktemp('deploy_report')
-    config = _tiny_config(tmp, tiny_voc)
+    config = demo_config_on(tiny_voc, tmp)
     cfg = load_config(config)
     dense, meta = build_detector(cfg, DENSE_START)
     size = input_size_of(cfg)

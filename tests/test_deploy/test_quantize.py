@@ -21,28 +21,14 @@ from mmdet_adasap.deploy import (CalibrationImages, QuantizeError, accuracy_chec
                                  export_detector, network_nodes, quantized_summary, read_metadata)
 from mmdet_adasap.deploy.quantize import train_dataset_cfg
 from conftest import run_tool
-from helpers import load_tool
+from helpers import demo_config_on, load_tool
 from pruning_fixtures import REPO
 
 quantize_tool = load_tool('quantize_onnx')
 
-DEMO = osp.join(REPO, 'configs/demo/ssd-r18mini_synthvoc_dense.py')
 DENSE_START = osp.join(REPO, 'docs/results/demo/dense_start.pth')
 TINY_TOLERANCE = 2.0  # points: 6 val images; measured drop 0.42, the edited file's 26 (module docstring)
 
-
-def _tiny_config(tmp, tiny_voc) -> str:
-    """The demo config with every split on the tiny set, loaders in-process."""
-    root = tiny_voc + '/'
-    options = {'train_dataloader.dataset.datasets.0.data_root': root,
-               'train_dataloader.dataset.datasets.1.data_root': root}
-    for key in ('val_dataloader', 'test_dataloader'):
-        options.update({f'{key}.dataset.data_root': root, f'{key}.num_workers': 0,
-                        f'{key}.persistent_workers': False})
-    cfg = load_config(DEMO, options)
-    path = str(tmp / 'demo_tiny.py')
-    cfg.dump(path)
-    return path
 
 
 @pytest.fixture(scope='module')
@@ -50,7 +36,7 @@ def quantized(tiny_voc, tmp_path_factory):
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     tmp = tmp_path_factory.mktemp('quantize')
-    config = _tiny_config(tmp, tiny_voc)
+    config = demo_config_on(tiny_voc, tmp)
     fp32 = str(tmp / 'demo.onnx')
     export_detector(load_config(config), DENSE_START, fp32, batch=1, input_hw=(256, 256))
     int8 = str(tmp / 'demo_int8.onnx')
