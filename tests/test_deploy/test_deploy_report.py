@@ -29,7 +29,6 @@ SETTINGS = dict(corruptions=['gaussian_noise'], severities=[3], calib_images=1, 
                 thread_counts=[1], repeats=2)
 
 
-
 @pytest.fixture(scope='module')
 def report(tiny_voc, tmp_path_factory):
     before = torch.get_num_threads()

@@ -30,7 +30,6 @@ DENSE_START = osp.join(REPO, 'docs/results/demo/dense_start.pth')
 TINY_TOLERANCE = 2.0  # points: 6 val images; measured drop 0.42, the edited file's 26 (module docstring)
 
 
-
 @pytest.fixture(scope='module')
 def quantized(tiny_voc, tmp_path_factory):
     before = torch.get_num_threads()
