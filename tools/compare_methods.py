@@ -9,6 +9,7 @@
     python tools/compare_methods.py MATRIX --out DIR --estimate 6     # time 6 iterations per method, no runs
     python tools/compare_methods.py MATRIX --out DIR --launcher local --workers 2   # 2 processes share the runs
     python tools/compare_methods.py MATRIX --out DIR --launcher slurm --partition gpu  # one SLURM job per run
+    python tools/compare_methods.py MATRIX --out DIR --launcher slurm --gpus-per-run 4  # each run: 4-GPU DDP job
 
 Rerunning the same command continues: finished runs (OUT/runs/*/*/*/record.json) are skipped, an interrupted
 run resumes from its last checkpoint and its evaluation from its finished sets. Two processes started with the
@@ -45,7 +46,9 @@ def main(argv=None):
     p.add_argument('--launcher', choices=LAUNCHERS, default='none',
                    help='none: this process; local: --workers processes sharing OUT; slurm: one job per run (submitit)')
     p.add_argument('--workers', type=int, default=2, help='local processes (--launcher local)')
-    p.add_argument('--gpus-per-run', type=int, default=1, help='GPUs of each run\'s job (--launcher slurm)')
+    p.add_argument('--gpus-per-run', type=int, default=1,
+                   help='GPUs of each run: its training is one DDP training on that many processes of one machine '
+                        '(--launcher none, or slurm: a job holding that many GPUs)')
     p.add_argument('--partition', help='SLURM partition (--launcher slurm)')
     p.add_argument('--timeout-min', type=int, default=24 * 60, help='time limit of each job in minutes')
     p.add_argument('--slurm-options', nargs='+', action=DictAction, default={},
@@ -61,14 +64,19 @@ def main(argv=None):
     elif args.remeasure_latency:
         paths = remeasure_latency(matrix, args.out, args.split, methods=args.methods, ratios=args.ratios)
     elif args.launcher == 'local':
+        if args.gpus_per_run != 1:
+            raise ValueError(f'--gpus-per-run {args.gpus_per_run} with --launcher local: the local workers would '
+                             'share the same GPUs; use --launcher none (one run at a time on them) or slurm')
         paths = local_workers(matrix, args.out, args.workers, osp.join(args.out, 'jobs'), args.split,
                               methods=args.methods, ratios=args.ratios)
     elif args.launcher == 'slurm':
         executor = make_executor('slurm', osp.join(args.out, 'jobs'), args.gpus_per_run, args.partition,
                                  args.timeout_min, **args.slurm_options)
-        paths = submit_matrix(matrix, args.out, executor, args.split, methods=args.methods, ratios=args.ratios)
+        paths = submit_matrix(matrix, args.out, executor, args.split, methods=args.methods, ratios=args.ratios,
+                              processes=args.gpus_per_run)
     else:
-        paths = run_matrix(matrix, args.out, args.split, methods=args.methods, ratios=args.ratios)
+        paths = run_matrix(matrix, args.out, args.split, methods=args.methods, ratios=args.ratios,
+                           processes=args.gpus_per_run)
     with open(paths['markdown']) as f:
         print(f.read())
     print('written: ' + ', '.join(paths.values()))

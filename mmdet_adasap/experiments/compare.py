@@ -29,7 +29,6 @@ from .matrix import Matrix, RunSpec, _at, file_sha256
 from .table import write_results
 
 SEARCH_LOG = 'search_log.jsonl'
-CONSOLE_LOG = 'console.log'  # a run's console output (config dump, mmengine's iteration lines), beside its log
 # the hooks' lines a user follows on the terminal too: the phase changes and the pruning steps
 ECHOED = ('AdaSAPHook: phase', 'PruningHook: step', 'PruningHook: pruned physically', 'PruningHook: resumed')
 
@@ -180,9 +179,9 @@ def ensure_dense(matrix: Matrix, out_dir: str, split: str, transform=None, log=e
     work_dir = osp.join(out_dir, 'dense')
     if not osp.isfile(final):
         log(f'[compare] training the dense start {matrix.dense_config} on split {split!r} -> {work_dir} '
-            f'(its console output: {osp.join(work_dir, CONSOLE_LOG)})')
+            f'(its console output: {osp.join(work_dir, R.CONSOLE_LOG)})')
         os.makedirs(work_dir, exist_ok=True)
-        with console_to_file(osp.join(work_dir, CONSOLE_LOG)):
+        with console_to_file(osp.join(work_dir, R.CONSOLE_LOG)):
             seconds = R.train(matrix.dense_config, matrix.splits[split], work_dir, _transform_for(transform, None))
         log(f'[compare] dense start trained in {_fmt_s(seconds)}')
     return final
@@ -215,7 +214,7 @@ def dense_record(matrix: Matrix, out_dir: str, split: str, dense_ckpt: str, prot
     log(f'[compare] evaluating the dense start {dense_ckpt}')
     t = time.perf_counter()
     os.makedirs(work_dir, exist_ok=True)
-    with console_to_file(osp.join(work_dir, CONSOLE_LOG)):
+    with console_to_file(osp.join(work_dir, R.CONSOLE_LOG)):
         result = R.evaluate(matrix.dense_config, dense_ckpt, work_dir, matrix.corruptions(),
                             matrix.evaluation['severities'], matrix.eval_options(split),
                             matrix.evaluation['cache_root'], 'dense', metric_key=matrix.evaluation['metric_key'])
@@ -239,9 +238,10 @@ def config_sha256(config: str, options: dict, edit: Optional[Callable] = None) -
 
 
 def run_one(matrix: Matrix, run: RunSpec, out_dir: str, dense_ckpt: str, protocol: dict, progress: Progress,
-            transform=None) -> Optional[dict]:
+            transform=None, processes: int = 1) -> Optional[dict]:
     """Train (or resume), evaluate and record one run; a finished run is returned as recorded (its end-of-pruning
-    evaluation added if the matrix now asks for one); None: another live process holds the run."""
+    evaluation added if the matrix now asks for one); None: another live process holds the run. ``processes`` > 1:
+    the training is one DDP training on that many processes (:func:`.run.train`); the rest runs here."""
     work_dir = run.work_dir(out_dir)
     options = matrix.train_options(run, dense_ckpt)
     spec = run_spec(matrix, run, options, protocol['dense_sha256'])
@@ -260,12 +260,12 @@ def run_one(matrix: Matrix, run: RunSpec, out_dir: str, dense_ckpt: str, protoco
         return None
     try:
         if found is None and R.read_json(rec_path) is not None:  # finished by another process meanwhile
-            return run_one(matrix, run, out_dir, dense_ckpt, protocol, progress, transform)
-        with console_to_file(osp.join(work_dir, CONSOLE_LOG)):  # the terminal shows the progress lines only
+            return run_one(matrix, run, out_dir, dense_ckpt, protocol, progress, transform, processes)
+        with console_to_file(osp.join(work_dir, R.CONSOLE_LOG)):  # the terminal shows the progress lines only
             if found is not None:
                 return _add_end_of_pruning(matrix, run, out_dir, dense_ckpt, found, options, progress, transform)
             return _train_and_evaluate(matrix, run, out_dir, dense_ckpt, protocol, progress, transform, spec,
-                                       options)
+                                       options, processes)
     finally:
         R.release(work_dir)
 
@@ -280,7 +280,8 @@ def run_spec(matrix: Matrix, run: RunSpec, options: dict, dense_sha256: str) -> 
                 config_sha256=config_sha256(method.config, load, edit), **method.arm())
 
 
-def _train_and_evaluate(matrix, run, out_dir, dense_ckpt, protocol, progress, transform, spec, options) -> dict:
+def _train_and_evaluate(matrix, run, out_dir, dense_ckpt, protocol, progress, transform, spec, options,
+                        processes=1) -> dict:
     work_dir = run.work_dir(out_dir)
     method = matrix.methods[run.method]
     rec_path, spec_path = osp.join(work_dir, R.RECORD_FILE), osp.join(work_dir, R.SPEC_FILE)
@@ -297,7 +298,7 @@ def _train_and_evaluate(matrix, run, out_dir, dense_ckpt, protocol, progress, tr
     if control or not osp.isfile(export):  # a finished control's training resumes at its end: a no-op
         progress.start(progress.index, run.name, 'train (resuming)' if resumed else 'train')
         load, edit = run_config_args(matrix, run, options, transform)
-        wall['train'] = R.train(method.config, load, work_dir, edit, hooks=[ProgressHook(progress)])
+        wall['train'] = R.train(method.config, load, work_dir, edit, [ProgressHook(progress)], processes)
         if control:
             export = R.last_checkpoint(work_dir)
         elif not osp.isfile(export):
@@ -319,6 +320,8 @@ def _train_and_evaluate(matrix, run, out_dir, dense_ckpt, protocol, progress, tr
                **R.scores(result), robustness='robustness/robustness.json', wall_s=wall)
     if control:
         rec['checkpoint'] = osp.relpath(export, work_dir)
+    if 'train' in wall and processes > 1:
+        rec['train_processes'] = processes  # a larger total batch than the 1-process runs of the table
     if _wants_end_of_pruning(matrix, run, rec):
         rec['end_of_pruning'] = _end_of_pruning(matrix, run, out_dir, dense_ckpt, options, progress, transform)
     R.write_record(rec_path, rec)
@@ -405,12 +408,12 @@ def selected_runs(matrix: Matrix, split: str, methods: Optional[List[str]] = Non
 
 def run_matrix(matrix: Matrix, out_dir: str, split: str = 'test', transform: Optional[Callable] = None,
                methods: Optional[List[str]] = None, log: Callable[[str], None] = echo,
-               ratios: Optional[List[float]] = None) -> dict:
+               ratios: Optional[List[float]] = None, processes: int = 1) -> dict:
     """Run (or continue) the matrix on ``split`` into ``out_dir``; returns the paths of the tables and plots.
 
     ``transform(cfg, run=RunSpec | None)``: a last edit of each training config (tests shrink the schedule).
     ``methods`` / ``ratios``: a subset of the method table / of the runs' ratios (1.0: the controls); the other
-    finished runs still appear in the table.
+    finished runs still appear in the table. ``processes``: of each run's training (one per GPU: a DDP training).
     """
     runs = selected_runs(matrix, split, methods, ratios)
     check_methods(matrix)
@@ -421,7 +424,7 @@ def run_matrix(matrix: Matrix, out_dir: str, split: str = 'test', transform: Opt
     progress = Progress(len(runs), log)
     for i, run in enumerate(runs):
         progress.index = i
-        run_one(matrix, run, out_dir, dense_ckpt, protocol, progress, transform)
+        run_one(matrix, run, out_dir, dense_ckpt, protocol, progress, transform, processes)
         write_results(matrix, out_dir, split, dense)
     return write_results(matrix, out_dir, split, dense)
 

@@ -11,7 +11,11 @@ submitit's executors (SLURM, or local processes with the same interface, which i
 * ``local_workers`` (``--launcher local --workers K``): K local processes each working through the whole
   matrix, sharing it through the claim files as processes started by hand do.
 
-A run on N GPUs (one DDP job of N tasks) is not built: ``gpus_per_run`` must be 1.
+A run on N GPUs (``--gpus-per-run N``) is one job of one task holding N GPUs of one node: its training is one DDP
+training on N processes that the job starts as ``tools/dist_train.sh`` does (:func:`.run.train`), the evaluation
+and the record stay in the job's own process. One task rather than submitit's N tasks per job: the claim,
+resume and record logic then runs once, as in every other path, and the training processes end through the
+project's tested exit of a gloo / NCCL process (``apis/cli.py``); a detector's run does not need several nodes.
 """
 import os
 import os.path as osp
@@ -49,11 +53,14 @@ def _in_job(fn: Callable) -> Callable:
     return job
 
 
-def run_job(matrix: Matrix, out_dir: str, split: str, name: str, transform: Optional[Callable] = None):
-    """One run of the matrix, in its job's process (the dense start and record exist: ``prepare`` ran first)."""
+def run_job(matrix: Matrix, out_dir: str, split: str, name: str, transform: Optional[Callable] = None,
+            processes: int = 1):
+    """One run of the matrix, in its job's process (the dense start and record exist: ``prepare`` ran first);
+    ``processes``: of its DDP training (the job's GPUs)."""
     prep = prepare(matrix, out_dir, split, transform)
     (run,) = [r for r in selected_runs(matrix, split) if r.name == name]
-    rec = run_one(matrix, run, out_dir, prep['dense_ckpt'], prep['protocol'], Progress(1, echo), transform)
+    rec = run_one(matrix, run, out_dir, prep['dense_ckpt'], prep['protocol'], Progress(1, echo), transform,
+                  processes)
     if rec is None:
         raise RuntimeError(f'run {name} is held by another live process ({osp.join(run.work_dir(out_dir), R.CLAIM_FILE)})')
     return rec
@@ -62,15 +69,15 @@ def run_job(matrix: Matrix, out_dir: str, split: str, name: str, transform: Opti
 def make_executor(cluster: str, folder: str, gpus_per_run: int = 1, partition: Optional[str] = None,
                   timeout_min: int = 24 * 60, cpus_per_run: Optional[int] = None, parallel: Optional[int] = None,
                   **slurm_options):
-    """A submitit executor: ``cluster='slurm'`` for a SLURM cluster, ``'local'`` for local processes."""
+    """A submitit executor: ``cluster='slurm'`` for a SLURM cluster, ``'local'`` for local processes; each job
+    one task on one node with ``gpus_per_run`` GPUs (submit its runs with the same ``processes``)."""
     import submitit  # only the launchers need it (requirements/pinned.txt)
-    if gpus_per_run != 1:
-        raise ValueError(f'gpus_per_run={gpus_per_run}: a run on several GPUs (one DDP job of N tasks) is not '
-                         'built; submit one GPU per run (--gpus-per-run 1)')
+    if gpus_per_run < 1:
+        raise ValueError(f'gpus_per_run={gpus_per_run}: give at least 1 (a run on N GPUs is one DDP training)')
     ex = submitit.AutoExecutor(folder=folder, cluster=cluster)
-    params = dict(timeout_min=timeout_min, name='mmdet-adasap', tasks_per_node=1, nodes=1)
+    params = dict(timeout_min=timeout_min, name='mmdet-adasap', tasks_per_node=1, nodes=1, gpus_per_node=gpus_per_run)
     if cluster == 'slurm':
-        params.update(gpus_per_node=gpus_per_run, slurm_partition=partition, slurm_array_parallelism=parallel,
+        params.update(slurm_partition=partition, slurm_array_parallelism=parallel,
                       cpus_per_task=cpus_per_run, slurm_additional_parameters=slurm_options or None)
     ex.update_parameters(**{k: v for k, v in params.items() if v is not None})
     return ex
@@ -90,15 +97,17 @@ def _wait(jobs: list, log: Callable[[str], None]) -> List[str]:
 
 def submit_matrix(matrix: Matrix, out_dir: str, executor, split: str = 'test', methods: Optional[List[str]] = None,
                   ratios: Optional[List[float]] = None, transform: Optional[Callable] = None,
-                  log: Callable[[str], None] = echo) -> dict:
-    """Run the matrix's unfinished runs as one job each through ``executor``; returns the paths of the tables."""
+                  log: Callable[[str], None] = echo, processes: int = 1) -> dict:
+    """Run the matrix's unfinished runs as one job each through ``executor``; returns the paths of the tables.
+    ``processes``: of each run's DDP training (the GPUs ``executor`` gives each job)."""
     runs = selected_runs(matrix, split, methods, ratios)
     check_methods(matrix)
     log(f'[compare] dense start and record: one job ({executor.folder})')
     prep = executor.submit(_in_job(prepare), matrix, out_dir, split, transform).result()
     todo = [r for r in runs if not osp.isfile(osp.join(r.work_dir(out_dir), R.RECORD_FILE))]
     with executor.batch():
-        jobs = [(r.name, executor.submit(_in_job(run_job), matrix, out_dir, split, r.name, transform)) for r in todo]
+        jobs = [(r.name, executor.submit(_in_job(run_job), matrix, out_dir, split, r.name, transform, processes))
+                for r in todo]
     log(f'[compare] {len(todo)} run(s) submitted, {len(runs) - len(todo)} finished before: '
         + ', '.join(f'{n} (job {j.job_id})' for n, j in jobs))
     failed = _wait(jobs, log)

@@ -19,12 +19,15 @@ from mmengine.runner import Runner
 
 from mmdet_adasap.apis import build_detector as apis_build_detector
 from mmdet_adasap.apis import find_resize_shape, load_config
+from mmdet_adasap.apis.cli import exit_process
 from mmdet_adasap.robustness.api import evaluate_robustness
 from mmdet_adasap.robustness.loop import VOC_METRIC_KEY
+from mmdet_adasap.utils.console import console_to_file
 from mmdet_adasap.utils.io import atomic_write_json
 
 RECORD_SCHEMA = 'mmdet_adasap.compare.run/1'
 RECORD_FILE, SPEC_FILE, EXPORT_FILE, CLAIM_FILE = 'record.json', 'run.json', 'pruned.pth', '.claimed'
+CONSOLE_LOG = 'console.log'  # a run's console output (config dump, mmengine's iteration lines), beside its log
 END_OF_PRUNING_DIR = 'robustness_end_of_pruning'
 
 
@@ -118,18 +121,56 @@ def last_checkpoint(work_dir: str) -> str:
     return here if osp.isfile(here) else ckpt
 
 
-def train(config: str, options: dict, work_dir: str, transform: Optional[Callable] = None, hooks=()) -> float:
+def train(config: str, options: dict, work_dir: str, transform: Optional[Callable] = None, hooks=(),
+          processes: int = 1) -> float:
     """Train as ``tools/train.py CONFIG --work-dir W --cfg-options ...`` does, resuming from the work dir's last
-    checkpoint when there is one; returns the wall time."""
+    checkpoint when there is one; returns the wall time. ``processes`` > 1: one DDP training on that many
+    processes of this machine (one per GPU where there are GPUs), started as ``tools/dist_train.sh`` starts them
+    (:func:`_train_rank`); ``hooks`` go to rank 0 only."""
+    start = time.perf_counter()
+    if processes == 1:
+        _train(config, options, work_dir, transform, hooks, 'none')
+    elif processes > 1:
+        import cloudpickle  # submitit's dependency: a test's or a user's transform may be a closure
+        from torch.multiprocessing import spawn
+        payload = cloudpickle.dumps((config, options, work_dir, transform, tuple(hooks)))
+        spawn(_train_rank, args=(processes, _free_port(), payload), nprocs=processes)
+    else:
+        raise ValueError(f'processes={processes}: a training needs at least 1 process')
+    return time.perf_counter() - start
+
+
+def _train(config: str, options: dict, work_dir: str, transform, hooks, launcher: str) -> None:
     cfg = run_config(config, options, work_dir, transform)
+    cfg.launcher = launcher
     if osp.isfile(osp.join(work_dir, 'last_checkpoint')):
         cfg.resume, cfg.load_from = True, None
-    start = time.perf_counter()
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     for hook in hooks:
         runner.register_hook(hook, 'LOWEST')
     runner.train()
-    return time.perf_counter() - start
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def _train_rank(rank: int, world_size: int, port: int, payload: bytes) -> None:
+    """One process of a DDP training (``torch.multiprocessing.spawn``'s target): torch's ``env://`` rendezvous
+    variables as ``torchrun`` sets them, mmengine's ``pytorch`` launcher, the console in the work dir (rank 0:
+    the run's ``console.log``, where the caller's own lines go; rank k: ``console.rank<k>.log``), and the end
+    through :func:`~mmdet_adasap.apis.cli.exit_process`: a barrier, then no interpreter teardown under gloo's
+    live threads (the abort that module describes)."""
+    import cloudpickle
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE=str(world_size), LOCAL_WORLD_SIZE=str(world_size))
+    config, options, work_dir, transform, hooks = cloudpickle.loads(payload)
+    log = osp.join(work_dir, CONSOLE_LOG if rank == 0 else f'console.rank{rank}.log')
+    with console_to_file(log):
+        _train(config, options, work_dir, transform, hooks if rank == 0 else (), 'pytorch')
+    exit_process(0)
 
 
 def build_model(cfg):

@@ -422,5 +422,29 @@ def test_submitit_jobs_give_the_records_of_the_in_process_run(matrix_run, monkey
         assert job['end_of_pruning']['mpc'] == here['end_of_pruning']['mpc']
     with open(paths['json']) as f:
         assert {r['method'] for r in json.load(f)['runs']} >= {'l2prune_sgd'}
-    with pytest.raises(ValueError, match='gpus_per_run=2'):
-        make_executor('slurm', str(matrix_run['tmp'] / 'jobs2'), gpus_per_run=2)
+    with pytest.raises(ValueError, match='gpus_per_run=0'):
+        make_executor('slurm', str(matrix_run['tmp'] / 'jobs2'), gpus_per_run=0)
+
+
+def test_a_run_on_two_gpus_is_one_ddp_training_in_its_job(matrix_run):
+    """`--gpus-per-run 2`: the job's run trains as one DDP training on 2 processes (gloo on this CPU) that the job
+    starts, prunes physically on both ranks alike (the hook refuses diverging ranks) and is evaluated and recorded
+    by the job's own process; each rank's console output is in the work dir, the terminal lines reach the caller."""
+    import shutil
+    from mmdet_adasap.experiments.launch import make_executor, run_job
+    out = str(matrix_run['tmp'] / 'out_ddp')
+    shutil.copytree(matrix_run['out'], out, ignore=lambda d, names: ['runs'] if d == matrix_run['out'] else [])
+    rec = run_job(matrix_run['matrix'], out, 'test', 'adasap/ratio0.5/seed1', _shrink(matrix_run['tiny_voc']),
+                  processes=2)
+    work_dir = osp.join(out, 'runs', 'adasap', 'ratio0.5', 'seed1')
+    with open(osp.join(work_dir, 'record.json')) as f:
+        assert {k: v for k, v in json.load(f).items() if k != 'schema'} == rec
+    assert rec['train_processes'] == 2 and abs(rec['flops_ratio'] - 0.5) < 0.1
+    single = osp.join(matrix_run['out'], 'runs', 'adasap', 'ratio0.5', 'seed1', 'record.json')
+    with open(single) as f:
+        assert 'train_processes' not in json.load(f)
+    last = torch.load(osp.join(work_dir, 'iter_3.pth'), map_location='cpu', weights_only=False)
+    assert len(last['adasap_random_state']['ranks']) == 2  # RandomStateHook: one state per training process
+    assert osp.isfile(osp.join(work_dir, 'console.log')) and osp.isfile(osp.join(work_dir, 'console.rank1.log'))
+    executor = make_executor('local', str(matrix_run['tmp'] / 'jobs3'), gpus_per_run=2)
+    assert executor._executor.parameters['gpus_per_node'] == 2
