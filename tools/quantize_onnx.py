@@ -15,7 +15,7 @@ path; a drop beyond ``--tolerance`` points exits 1. Evaluate its robustness with
 import mmdet_adasap  # noqa: F401  (registers modules, applies upstream fixes)
 from mmdet_adasap.apis import ToolParser, load_config, run_tool
 from mmdet_adasap.deploy.quantize import (DEFAULT_CALIB_IMAGES, DEFAULT_TOLERANCE, accuracy_check, check_onnx_file,
-                                          file_sizes, quantize_detector, quantized_summary)
+                                          file_sizes, fp32_ops_line, quantize_detector, quantized_summary)
 
 
 def parse_args(argv=None):
@@ -45,6 +45,9 @@ def main(argv=None):
     print(f'wrote {args.out}: INT8 QDQ, calibrated on {meta["calibration"]["source"]}; quantized '
           f'{", ".join(f"{n} {k}" for k, n in meta["quantization"]["quantized_ops"].items())}; '
           f'{q["quantize"]} QuantizeLinear / {q["dequantize"]} DequantizeLinear; decoding and NMS fp32')
+    line = fp32_ops_line(meta['quantization']['fp32_network_ops'])
+    if line:
+        print(line)
     print(f'size: fp32 {fp32_size / 2 ** 20:.2f} MiB, int8 {int8_size / 2 ** 20:.2f} MiB '
           f'({int8_size / fp32_size:.2f}x)')
     if args.no_check:

@@ -14,6 +14,14 @@ does not depend on the pre-NMS tensor names (which sit *after* decoding, so cutt
 eligible). The file's ``mmdet_adasap`` metadata is copied and gains ``precision: int8`` and the calibration
 record (images, seed, source, method).
 
+A network op that is not quantized (its type has no INT8 kernel in ONNX Runtime's quantizer registries, or it is
+not in :data:`QUANTIZED_OP_TYPES`: RTMDet's SiLU is ``Sigmoid`` + ``Mul``, the input normalisation ``Sub`` +
+``Div``) stays fp32 between a ``DequantizeLinear`` and the next ``QuantizeLinear``, and so may the quantizable op
+after it (ORT's quantizer quantizes a pass-through op such as ``MaxPool`` only on a quantized input);
+:func:`left_fp32` reads the quantized graph and names each network op that runs in fp32, with the reason;
+the metadata keeps the list (``quantization.fp32_network_ops``), and the tool and the deployment report print
+it. Layout ops (:data:`LAYOUT_OPS`) compute nothing and are not listed.
+
 Accuracy is judged, not element parity: :func:`onnx_clean_map` evaluates a file through the same path as
 ``tools/test_robustness.py --backend onnxruntime`` (``use_onnxruntime`` + the Runner's test loop and the
 config's evaluator) on the val split (test where there is none).
@@ -37,6 +45,12 @@ DEFAULT_CALIB_IMAGES = 200
 DEFAULT_TOLERANCE = 1.0  # mAP points (percent)
 #: operator types quantized, and only where they are part of the network (a Conv or upstream of one)
 QUANTIZED_OP_TYPES = ('Conv', 'Add', 'MaxPool', 'AveragePool', 'GlobalAveragePool', 'Relu', 'Concat')
+#: network ops that only move or shape data (or make constants): not listed among the ops left in fp32
+LAYOUT_OPS = ('Constant', 'ConstantOfShape', 'Shape', 'Cast', 'Identity', 'Gather', 'Unsqueeze', 'Squeeze',
+              'Reshape', 'Flatten', 'Transpose', 'Slice', 'Split', 'Expand', 'Range', 'Pad')
+NO_KERNEL = 'no INT8 kernel in ONNX Runtime'
+NOT_CHOSEN = f'ONNX Runtime could, not in {QUANTIZED_OP_TYPES}'
+AFTER_FP32 = 'its input comes from an fp32 op'
 
 
 class QuantizeError(ValueError):
@@ -171,6 +185,37 @@ def network_nodes(model) -> List:
     return [n for n in model.graph.node if id(n) in seen]
 
 
+def left_fp32(model) -> Dict[str, dict]:
+    """The network's computing nodes of a quantized graph that run in fp32, by op type: ``{op: dict(why=..,
+    nodes=[names])}``. A node runs in int8 when its type is quantized and its inputs come from
+    ``DequantizeLinear`` nodes (ORT fuses the pattern into its int8 kernel); ``why``: :data:`NO_KERNEL` (its type is in none of ORT's quantizer
+    registries), :data:`NOT_CHOSEN`, or :data:`AFTER_FP32` (a quantized type fed by an fp32 node)."""
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry  # optional, as onnx
+    kernels = set(QDQRegistry) | set(QLinearOpsRegistry)
+    producer = {out: node for node in model.graph.node for out in node.output}
+    out: Dict[str, dict] = {}
+    for node in network_nodes(model):
+        if node.op_type in LAYOUT_OPS + ('QuantizeLinear', 'DequantizeLinear'):
+            continue
+        fed = [producer[x].op_type for x in node.input if x in producer]
+        why = (NO_KERNEL if node.op_type not in kernels else NOT_CHOSEN if node.op_type not in QUANTIZED_OP_TYPES
+               else None if fed and all(op == 'DequantizeLinear' for op in fed) else AFTER_FP32)
+        if why is None:
+            continue
+        out.setdefault(node.op_type, dict(why=why, nodes=[]))['nodes'].append(node.name)
+    return out
+
+
+def fp32_ops_line(fp32_ops: Dict[str, dict], shown: int = 4) -> str:
+    """One line naming the network ops left in fp32 (``left_fp32``'s list), or '' when there are none."""
+    parts = []
+    for op, entry in sorted(fp32_ops.items()):
+        names = entry['nodes']
+        more = f', ... {len(names) - shown} more' if len(names) > shown else ''
+        parts.append(f'{op} x{len(names)} ({entry["why"]}: {", ".join(names[:shown])}{more})')
+    return 'left fp32 in the network: ' + '; '.join(parts) if parts else ''
+
+
 def _name_nodes(model) -> None:
     used = {n.name for n in model.graph.node if n.name}
     for i, node in enumerate(model.graph.node):
@@ -223,6 +268,7 @@ def quantize_detector(onnx_file: str, out_file: str, cfg, calib_images: int = DE
                         nodes_to_quantize=nodes, calibrate_method=CalibrationMethod.MinMax,
                         extra_options=dict(ActivationSymmetric=False, WeightSymmetric=True))
         out = onnx.load(quantized)
+        fp32_ops = left_fp32(out)
         op_counts = {}
         for node in model.graph.node:
             if node.name in set(nodes):
@@ -233,7 +279,7 @@ def quantize_detector(onnx_file: str, out_file: str, cfg, calib_images: int = DE
                         quantization=dict(tool='onnxruntime.quantization.quantize_static', format='QDQ',
                                           weights='int8 per-channel (symmetric)', activations='int8 per-tensor',
                                           quantized_ops=op_counts, fp32='decoding, score activation, NMS',
-                                          fp32_file=osp.abspath(onnx_file)))
+                                          fp32_network_ops=fp32_ops, fp32_file=osp.abspath(onnx_file)))
         del out.metadata_props[:]
         src = onnx.load(onnx_file, load_external_data=False)
         for entry in src.metadata_props:

@@ -6,7 +6,7 @@ Why one report: pruning, quantization and robustness are judged by separate tool
 side by side, on the artifact that ships: the ONNX file run by ONNX Runtime. Per artifact (model x precision):
 
 * the file: the fp32 export with decoding and NMS in the graph (``onnx_export``, dynamic batch) and its static
-  INT8 QDQ quantization (``quantize``); its size on disk;
+  INT8 QDQ quantization (``quantize``); its size on disk; the network ops an INT8 file keeps in fp32 (named);
 * latency in ONNX Runtime (CPU), median ms per call (:func:`~mmdet_adasap.utils.timing.time_round_robin`): the
   *network* - the artifact's graph cut where its last convolutions end (:func:`network_graph`; for an INT8 file
   after their trailing Q/DQ, so the int8 kernels run as in the whole file) - at each batch and thread count, and
@@ -39,13 +39,13 @@ from ..utils.timing import time_round_robin
 from .api import default_input_hw, load_real_images
 from .onnx_detector import make_session
 from .onnx_export import export_onnx, read_metadata
-from .quantize import network_nodes, quantize_detector
+from .quantize import fp32_ops_line, network_nodes, quantize_detector
 
 PRECISIONS = ('fp32', 'int8')
 DEMO_CORRUPTIONS = ('gaussian_noise', 'motion_blur', 'snow', 'contrast')  # one per category, as the demo matrix
 #: the fields every artifact's record has
 FIELDS = ('artifact', 'model', 'precision', 'file', 'size_bytes', 'flops', 'params', 'latency_ms', 'threads',
-          'P', 'mPC', 'rPC', 'metric_key', 'settings')
+          'P', 'mPC', 'rPC', 'metric_key', 'settings', 'fp32_network_ops')
 
 
 class ReportError(ValueError):
@@ -226,11 +226,12 @@ def measure_artifact(model, cfg, config: str, name: str, precision: str, checkpo
                                   s['severities'], cache_root=s['cache_root'], seed=s['seed'], resume=resume,
                                   label=artifact, plots=False, backend='onnxruntime')['summary']
     cost = params_and_flops(model, (1, 3, *s['input_hw']))
+    fp32_ops = read_metadata(onnx_file).get('quantization', {}).get('fp32_network_ops', {})
     return dict(artifact=artifact, model=name, precision=precision, file=osp.relpath(onnx_file, out_dir),
                 size_bytes=osp.getsize(onnx_file), flops=cost['flops'], params=cost['params'], latency_ms=latency,
                 threads={t: (os.cpu_count() or 1) if t == 'all' else int(t) for t in s['threads']},
                 P=summary['P'], mPC=summary['mPC'], rPC=summary['rPC'], metric_key=summary['metric_key'],
-                settings=artifact_settings(precision, config, checkpoint, s))
+                settings=artifact_settings(precision, config, checkpoint, s), fp32_network_ops=fp32_ops)
 
 
 def run_artifact(model, cfg, config: str, name: str, precision: str, checkpoint: str, s: dict, out_dir: str,
@@ -340,6 +341,11 @@ def report_markdown(report: dict) -> str:
         cells = [f'{r["latency_ms"][k]:.2f} ({r["speedup"][k]:.2f}x)' for k in keys]
         lines.append(f'| {r["artifact"]} | {r["size_bytes"] / 2 ** 20:.2f} | {r["flops_ratio"]:.3f} | '
                      + ' | '.join(cells) + f' | {100 * r["P"]:.2f} | {100 * r["mPC"]:.2f} | {100 * r["rPC"]:.1f} |')
+    left = [f'- {r["artifact"]}: {fp32_ops_line(r["fp32_network_ops"])}' for r in report['artifacts']
+            if r.get('fp32_network_ops')]
+    if left:
+        lines += ['', 'Network ops the INT8 files keep in fp32 (each between a DequantizeLinear and a '
+                  'QuantizeLinear):'] + left
     return '\n'.join(lines) + '\n'
 
 

@@ -17,6 +17,8 @@ import pytest
 import torch
 
 from mmdet_adasap.apis import build_detector, input_size_of, load_config, params_and_flops
+from mmdet_adasap.deploy import read_metadata
+from mmdet_adasap.deploy.quantize import fp32_ops_line
 from mmdet_adasap.deploy.report import FIELDS, ReportError, deploy_report, network_graph, parse_pruned
 from mmdet_adasap.pruning import ChannelPruner, save_pruned_checkpoint
 from mmdet_adasap.robustness.api import evaluate_robustness
@@ -94,6 +96,10 @@ def test_markdown_and_plot_are_written(report):
     for name in ('dense_fp32', 'dense_int8', 'flops50_fp32', 'flops50_int8'):
         assert f'| {name} |' in text
     assert 'network b1 1 thread ms' in text and 'detector b1 1 thread ms' in text and '(1.00x)' in text
+    # the network ops each INT8 file keeps in fp32, as its quantization metadata lists them (the normalisation)
+    for name in ('dense_int8', 'flops50_int8'):
+        left = read_metadata(osp.join(report['out'], 'onnx', f'{name}.onnx'))['quantization']['fp32_network_ops']
+        assert left and f'- {name}: {fp32_ops_line(left)}' in text
     assert osp.getsize(osp.join(report['out'], 'deploy_report.png')) > 1000
 
 

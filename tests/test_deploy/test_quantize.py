@@ -199,3 +199,48 @@ def test_the_int8_artifact_goes_through_the_robustness_loop_like_the_fp32_one(qu
     assert abs(s['int8']['P'] - s['fp32']['P']) * 100 <= 2 * TINY_TOLERANCE, s
     assert abs(s['int8']['mPC'] - s['fp32']['mPC']) * 100 <= 2 * TINY_TOLERANCE, s
     print({k: {m: round(100 * v['P' if m == 'P' else m], 2) for m in ('P', 'mPC')} for k, v in s.items()})
+
+
+def _with_abs_after_first_relu(src: str, dst: str) -> str:
+    """A copy of an fp32 export with an ``Abs`` (no INT8 kernel in ONNX Runtime) after the stem's ReLU: the same
+    function (|x| = x for x >= 0), an op the quantizer cannot quantize inside the network."""
+    model = onnx.load(src)
+    relu = next(n for n in model.graph.node if n.op_type == 'Relu')
+    out = relu.output[0]
+    for node in model.graph.node:
+        for i, name in enumerate(node.input):
+            if name == out:
+                node.input[i] = out + '_abs'
+    nodes = list(model.graph.node)
+    abs_node = onnx.helper.make_node('Abs', [out], [out + '_abs'], name='inserted_abs')
+    del model.graph.node[:]
+    model.graph.node.extend(nodes[:nodes.index(relu) + 1] + [abs_node] + nodes[nodes.index(relu) + 1:])
+    onnx.save(model, dst)
+    return dst
+
+
+def test_a_network_op_without_int8_kernel_is_named_and_left_fp32(quantized, tool_run, capsys):
+    """The tool names every network op that runs in fp32 (with the reason) and the metadata keeps the list: the
+    demo's input normalisation (``Sub``, ``Div``) only; with an ``Abs`` inserted after the stem's ReLU, the
+    ``Abs`` (no INT8 kernel) computes on a dequantized value, and the ``MaxPool`` after it, which ORT's quantizer
+    quantizes only on a quantized input, is named too."""
+    from mmdet_adasap.deploy.quantize import AFTER_FP32, NO_KERNEL
+    assert read_metadata(quantized['int8'])['quantization']['fp32_network_ops'] == {
+        'Div': dict(why=NO_KERNEL, nodes=['/preprocess/Div']), 'Sub': dict(why=NO_KERNEL, nodes=['/preprocess/Sub'])}
+    src = _with_abs_after_first_relu(quantized['fp32'], str(quantized['tmp'] / 'with_abs.onnx'))
+    out = str(quantized['tmp'] / 'with_abs_int8.onnx')
+    assert quantize_tool.main([quantized['config'], src, out, '--calib-images', '2', '--no-check']) == 0
+    left = read_metadata(out)['quantization']['fp32_network_ops']
+    assert left['Abs'] == dict(why=NO_KERNEL, nodes=['inserted_abs'])
+    assert left['MaxPool'] == dict(why=AFTER_FP32, nodes=['/backbone/maxpool/MaxPool'])
+    assert set(left) == {'Abs', 'MaxPool', 'Sub', 'Div'}, left
+    printed = capsys.readouterr().out
+    assert f'Abs x1 ({NO_KERNEL}: inserted_abs)' in printed and 'left fp32 in the network:' in printed
+    model = onnx.load(out)
+    producer = {o: n for n in model.graph.node for o in n.output}
+    abs_node = next(n for n in model.graph.node if n.name == 'inserted_abs')
+    assert producer[abs_node.input[0]].op_type == 'DequantizeLinear'  # computes on the fp32 value
+    conv = next(n for n in model.graph.node if n.op_type == 'Conv' and producer[n.input[0]].op_type ==
+                'DequantizeLinear' and producer[producer[producer[n.input[0]].input[0]].input[0]].name ==
+                '/backbone/maxpool/MaxPool')
+    assert conv  # the next Conv's input is quantized again after the fp32 MaxPool
