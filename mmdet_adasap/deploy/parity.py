@@ -20,7 +20,7 @@ position count as equal (a diverged model gives ``-inf`` in both runtimes), any 
 infinite difference.
 """
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 import numpy as np
 
