@@ -173,3 +173,18 @@ def demo_config_on(tiny_voc: str, tmp) -> str:
     path = str(tmp / 'demo_tiny.py')
     load_config(DEMO_CONFIG, options).dump(path)
     return path
+
+
+def write_matrix(path: str, dense: dict, pruned_config: str, methods: dict, seeds, corruptions, cfg_options: dict,
+                 extra: str = '') -> str:
+    """A tiny comparison matrix file (one ratio 0.5, severity 3, 2 latency repeats on 1 thread) for the harness
+    tests; ``extra``: more keywords of its ``evaluation`` dict, as source text (``', key=value'``)."""
+    text = (f'dense = {dense!r}\npruned_config = {pruned_config!r}\n'
+            f'methods = {methods!r}\nreference = "adasap"\n'
+            'ratio_key = "default_hooks.adasap.pruning.target.ratio"\nratios = [0.5]\n'
+            f'seeds = dict(test={list(seeds)!r})\nsplits = dict(test=dict())\n'
+            f'evaluation = dict(corruptions={list(corruptions)!r}, unseen=None, severities=[3], '
+            f'latency=dict(repeats=2, threads=1), cfg_options={cfg_options!r}{extra})\n')
+    with open(path, 'w') as f:
+        f.write(text)
+    return path

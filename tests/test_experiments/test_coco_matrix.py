@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from conftest import REPO
-from helpers import shrink_adasap_for_smoke_test
+from helpers import shrink_adasap_for_smoke_test, write_matrix
 from mmdet_adasap.experiments import load_matrix, run_matrix
 from mmdet_adasap.robustness.voc_coco import voc_to_coco
 
@@ -39,18 +39,9 @@ def _matrix_file(tmp, tiny_voc, test_json, extra=''):
     opts = {'test_dataloader.dataset.data_root': tiny_voc + '/', 'test_dataloader.dataset.ann_file': test_json,
             'test_dataloader.dataset.data_prefix.img': '', 'test_evaluator.ann_file': test_json,
             'test_dataloader.num_workers': 0, 'test_dataloader.persistent_workers': False}
-    text = (f'dense = dict(config={osp.join(REPO, "configs/demo/ssd-r18mini_synthcoco_dense.py")!r}, '
-            f'checkpoint={DENSE_CKPT!r})\n'
-            f'pruned_config = {osp.join(REPO, "configs/pruned/ssd-r18mini_synthcoco_pruned.py")!r}\n'
-            f'methods = {methods!r}\nreference = "adasap"\n'
-            'ratio_key = "default_hooks.adasap.pruning.target.ratio"\nratios = [0.5]\n'
-            'seeds = dict(test=[1])\nsplits = dict(test=dict())\n'
-            f'evaluation = dict(corruptions=["contrast"], unseen=None, severities=[3], '
-            f'latency=dict(repeats=2, threads=1), cfg_options={opts!r}{extra})\n')
-    path = str(tmp / 'matrix.py')
-    with open(path, 'w') as f:
-        f.write(text)
-    return path
+    dense = dict(config=osp.join(REPO, 'configs/demo/ssd-r18mini_synthcoco_dense.py'), checkpoint=DENSE_CKPT)
+    pruned = osp.join(REPO, 'configs/pruned/ssd-r18mini_synthcoco_pruned.py')
+    return write_matrix(str(tmp / 'matrix.py'), dense, pruned, methods, [1], ['contrast'], opts, extra)
 
 
 def _shrink(tiny_voc, train_json, test_json):

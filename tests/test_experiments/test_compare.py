@@ -16,7 +16,7 @@ import torch
 from mmengine.hooks import Hook
 
 from conftest import REPO
-from helpers import shrink_adasap_for_smoke_test, shrink_for_smoke_test
+from helpers import shrink_adasap_for_smoke_test, shrink_for_smoke_test, write_matrix
 from mmdet.registry import HOOKS
 from mmdet_adasap.analysis.stats import paired_difference
 from mmdet_adasap.experiments import load_matrix, run_matrix
@@ -44,17 +44,9 @@ def _matrix_file(tmp, tiny_voc, dense_ckpt):
     methods['control_sgd'] = dict(config=CONTROL, label='control, SGD', control=True)
     opts = {'test_dataloader.dataset.data_root': tiny_voc + '/', 'test_dataloader.num_workers': 0,
             'test_dataloader.persistent_workers': False, 'test_evaluator.iou_thrs': 0.1}
-    text = (f'dense = dict(config={DENSE!r}, checkpoint={dense_ckpt!r})\n'
-            f'pruned_config = {osp.join(REPO, "configs/pruned/ssd-r18mini_synthvoc_pruned.py")!r}\n'
-            f'methods = {methods!r}\nreference = "adasap"\n'
-            'ratio_key = "default_hooks.adasap.pruning.target.ratio"\nratios = [0.5]\n'
-            'seeds = dict(test=[1, 2])\nsplits = dict(test=dict())\n'
-            f'evaluation = dict(corruptions=["gaussian_noise"], unseen=None, severities=[3], '
-            f'latency=dict(repeats=2, threads=1), cfg_options={opts!r})\n')
-    path = str(tmp / 'matrix.py')
-    with open(path, 'w') as f:
-        f.write(text)
-    return path
+    return write_matrix(str(tmp / 'matrix.py'), dict(config=DENSE, checkpoint=dense_ckpt),
+                        osp.join(REPO, 'configs/pruned/ssd-r18mini_synthvoc_pruned.py'), methods, [1, 2],
+                        ['gaussian_noise'], opts)
 
 
 def _shrink(tiny_voc):
