@@ -12,6 +12,7 @@ FLOPs and speed-up over dense fp32 (``mmdet_adasap.deploy.report``). Writes DIR/
 """
 import mmdet_adasap  # noqa: F401  (registers modules, applies upstream fixes)
 from mmdet_adasap.apis import ToolParser, run_tool
+from mmdet_adasap.deploy.quantize import ACTIVATION_TYPES
 from mmdet_adasap.deploy.report import DEMO_CORRUPTIONS, ReportError, deploy_report, parse_pruned, report_markdown
 
 
@@ -35,6 +36,8 @@ def parse_args(argv=None):
     p.add_argument('--severities', nargs='+', type=int, default=[3])
     p.add_argument('--cache', help='VOC-C cache root from tools/make_voc_c.py')
     p.add_argument('--calib-images', type=int, default=200, help='INT8 calibration images (train split)')
+    p.add_argument('--activations', choices=ACTIVATION_TYPES, default='uint8',
+                   help='8-bit type of the INT8 files\' activations: uint8 (U8S8, fast on x86-64) or int8 (S8S8)')
     p.add_argument('--seed', type=int, default=0, help='calibration images, timing images and corruptions')
     p.add_argument('--batches', nargs='+', type=int, default=[1, 8], help='batch sizes of the network timing')
     p.add_argument('--threads', nargs='+', default=['1', 'all'], help='ONNX Runtime threads: integers, "all"')
@@ -52,7 +55,7 @@ def main(argv=None):
                            corruptions=args.corruptions, severities=args.severities, calib_images=args.calib_images,
                            seed=args.seed, batches=args.batches, thread_counts=[thread_count(t) for t in args.threads],
                            repeats=args.repeats, input_hw=(args.input_size * 2)[:2] if args.input_size else None,
-                           cache_root=args.cache, resume=not args.no_resume)
+                           cache_root=args.cache, resume=not args.no_resume, activations=args.activations)
     print(report_markdown(report))
     return 0
 

@@ -14,8 +14,9 @@ path; a drop beyond ``--tolerance`` points exits 1. Evaluate its robustness with
 """
 import mmdet_adasap  # noqa: F401  (registers modules, applies upstream fixes)
 from mmdet_adasap.apis import ToolParser, load_config, run_tool
-from mmdet_adasap.deploy.quantize import (DEFAULT_CALIB_IMAGES, DEFAULT_TOLERANCE, accuracy_check, check_onnx_file,
-                                          file_sizes, fp32_ops_line, quantize_detector, quantized_summary)
+from mmdet_adasap.deploy.quantize import (ACTIVATION_TYPES, DEFAULT_CALIB_IMAGES, DEFAULT_TOLERANCE, accuracy_check,
+                                          check_onnx_file, file_sizes, fp32_ops_line, quantize_detector,
+                                          quantized_summary)
 
 
 def parse_args(argv=None):
@@ -26,6 +27,8 @@ def parse_args(argv=None):
     p.add_argument('--calib-images', type=int, default=DEFAULT_CALIB_IMAGES,
                    help=f'calibration images from the train split (default {DEFAULT_CALIB_IMAGES})')
     p.add_argument('--seed', type=int, default=0, help='which train images calibrate (default 0)')
+    p.add_argument('--activations', choices=ACTIVATION_TYPES, default='uint8',
+                   help='8-bit type of the activations: uint8 (U8S8, fast on x86-64) or int8 (S8S8; default uint8)')
     p.add_argument('--tolerance', type=float, default=DEFAULT_TOLERANCE,
                    help=f'largest clean mAP drop accepted, in points (default {DEFAULT_TOLERANCE:g})')
     p.add_argument('--no-check', action='store_true', help='skip the fp32 vs int8 mAP comparison')
@@ -39,7 +42,7 @@ def main(argv=None):
         raise ValueError(f'--tolerance is the largest mAP drop accepted, in points (>= 0), got {args.tolerance}')
     check_onnx_file(args.model)  # named before the config is read
     cfg = load_config(args.config)
-    meta = quantize_detector(args.model, args.out, cfg, args.calib_images, args.seed)
+    meta = quantize_detector(args.model, args.out, cfg, args.calib_images, args.seed, activations=args.activations)
     q = quantized_summary(args.out)
     fp32_size, int8_size = file_sizes(args.model, args.out)
     print(f'wrote {args.out}: INT8 QDQ, calibrated on {meta["calibration"]["source"]}; quantized '

@@ -168,7 +168,7 @@ def artifact_settings(precision: str, config: str, checkpoint: str, s: dict) -> 
     keys = ['input_hw', 'corruptions', 'severities', 'seed', 'batches', 'threads', 'repeats', 'cache_root']
     out = dict(config=osp.abspath(config), checkpoint=osp.abspath(checkpoint), **{k: s[k] for k in keys})
     if precision == 'int8':
-        out['calib_images'] = s['calib_images']
+        out.update(calib_images=s['calib_images'], activations=s['activations'])
     return json.loads(json.dumps(out))  # tuples as lists, as they read back
 
 
@@ -205,7 +205,7 @@ def make_file(model, cfg, name: str, precision: str, checkpoint: str, s: dict, o
         return fp32
     int8 = osp.join(out_dir, 'onnx', f'{name}_int8.onnx')
     log(f'[deploy-report] {name}_int8: quantizing on {s["calib_images"]} calibration images (seed {s["seed"]})')
-    quantize_detector(fp32, int8, cfg, s['calib_images'], s['seed'])
+    quantize_detector(fp32, int8, cfg, s['calib_images'], s['seed'], activations=s['activations'])
     return int8
 
 
@@ -278,14 +278,14 @@ def deploy_report(config: str, checkpoint: str, pruned: Dict[str, str], out_dir:
                   calib_images: int = 200, seed: int = 0, batches: Sequence[int] = (1, 8),
                   thread_counts: Sequence[Optional[int]] = (1, None), repeats: int = 20,
                   input_hw: Optional[Sequence[int]] = None, cache_root: Optional[str] = None, resume: bool = True,
-                  log=print) -> dict:
+                  log=print, activations: str = 'uint8') -> dict:
     """Measure dense (``config`` + ``checkpoint``) and each pruned model (``{name: pruned checkpoint}``, built on
     ``config`` re-shaped to the checkpoint's channels) x fp32 / int8; write ``OUT/deploy_report.{json,md,png}``
     and return the report (``artifacts``: the records with their ratios to dense fp32). ``None`` in
-    ``thread_counts``: all cores."""
+    ``thread_counts``: all cores; ``activations``: the INT8 files' (:data:`.quantize.ACTIVATION_TYPES`)."""
     check_settings(list(batches), list(thread_counts), repeats, calib_images)
     s = dict(corruptions=resolve_corruptions(corruptions), severities=check_severities(severities), seed=int(seed),
-             calib_images=calib_images, batches=sorted(set(batches)), repeats=repeats, cache_root=cache_root,
+             calib_images=calib_images, activations=activations, batches=sorted(set(batches)), repeats=repeats, cache_root=cache_root,
              threads=[thread_key(t) for t in dict.fromkeys(thread_counts)])
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'dense checkpoint {checkpoint!r} does not exist')
@@ -334,7 +334,7 @@ def report_markdown(report: dict) -> str:
              'the speed-up over dense fp32; network = the graph up to its last convolutions, detector = the whole '
              'file (decoding and NMS included). P = clean mAP on the test split, mPC / rPC over '
              f'{", ".join(s["corruptions"])} at severities {s["severities"]}; INT8 calibrated on '
-             f'{s["calib_images"]} train images (seed {s["seed"]}).', '',
+             f'{s["calib_images"]} train images (seed {s["seed"]}), {s.get("activations", "int8")} activations.', '',
              '| artifact | size MiB | FLOPs / dense | ' + ' | '.join(column_name(k, m['cores']) for k in keys)
              + ' | P | mPC | rPC |', '|---' * (len(keys) + 6) + '|']
     for r in report['artifacts']:

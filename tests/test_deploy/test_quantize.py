@@ -80,6 +80,10 @@ def test_int8_file_is_quantized_smaller_and_keeps_the_metadata(quantized, tool_r
     assert after['calibration']['images'] == 8 and after['calibration']['seed'] == 1
     assert after['calibration']['split'] == 'train' and after['calibration']['images_read'] == 8
     assert quantized_summary(int8)['int8_initializers'] >= len(convs)
+    # the activations are uint8 (U8S8, the default: ORT's x86-64 int8 convolutions' fast path)
+    act = [n for n in model.graph.node if n.op_type == 'QuantizeLinear' and n.input[0] not in inits]
+    assert act and {inits[q.input[2]].data_type for q in act} == {onnx.TensorProto.UINT8}
+    assert after['quantization']['activations'] == 'uint8 per-tensor'
 
 
 def test_decoding_and_nms_stay_fp32(quantized, tool_run):
@@ -164,6 +168,21 @@ def test_calibration_reader_yields_exactly_n_train_images(quantized):
         assert not any(np.array_equal(image, v) for v in val_images)
 
 
+def test_int8_activations_on_request(quantized, tmp_path):
+    out = str(tmp_path / 's8s8.onnx')
+    assert quantize_tool.main([quantized['config'], quantized['fp32'], out, '--calib-images', '1', '--no-check',
+                               '--activations', 'int8']) == 0
+    model = onnx.load(out)
+    inits = {i.name: i for i in model.graph.initializer}
+    act = [n for n in model.graph.node if n.op_type == 'QuantizeLinear' and n.input[0] not in inits]
+    assert act and {inits[q.input[2]].data_type for q in act} == {onnx.TensorProto.INT8}
+    assert read_metadata(out)['quantization']['activations'] == 'int8 per-tensor'
+    from mmdet_adasap.deploy import quantize_detector
+    with pytest.raises(QuantizeError, match="--activations 'int4': choose one of"):
+        quantize_detector(quantized['fp32'], str(tmp_path / 'x.onnx'), load_config(quantized['config']), 1,
+                          activations='int4')
+
+
 def test_bad_input_is_refused_by_name(quantized, tmp_path):
     config, fp32 = quantized['config'], quantized['fp32']
     with pytest.raises(QuantizeError, match='--calib-images must be a positive number of images, got 0'):
@@ -244,3 +263,24 @@ def test_a_network_op_without_int8_kernel_is_named_and_left_fp32(quantized, tool
                 'DequantizeLinear' and producer[producer[producer[n.input[0]].input[0]].input[0]].name ==
                 '/backbone/maxpool/MaxPool')
     assert conv  # the next Conv's input is quantized again after the fp32 MaxPool
+
+
+def test_int8_benchmark_times_each_activation_type_beside_fp32(quantized, tmp_path):
+    """``tools/benchmark_int8.py``: one INT8 file per activation type, each timed in turns with fp32 (network
+    and detector); the printed ratios are the rows' ms over fp32's. Speed itself is not asserted."""
+    tool = load_tool('benchmark_int8')
+    out = str(tmp_path / 'bench')
+    assert tool.main([quantized['config'], quantized['fp32'], '--calib-images', '1', '--batches', '1',
+                      '--repeats', '2', '--out-dir', out]) == 0
+    with open(osp.join(out, 'benchmark_int8.md')) as f:
+        table = f.read().splitlines()
+    assert table[0] == ('| part | batch | fp32 ms | int8_uint8 ms | int8_int8 ms | int8_uint8 / fp32 '
+                        '| int8_int8 / fp32 |')
+    assert [r.split(' | ')[0] for r in table[2:]] == ['| network', '| detector']
+    for row in table[2:]:
+        fp32, u8, s8, ru8, rs8 = (float(x) for x in row.strip('| ').split(' | ')[2:])
+        assert ru8 == pytest.approx(u8 / fp32, abs=2e-3 + 0.01 * u8 / fp32)
+        assert rs8 == pytest.approx(s8 / fp32, abs=2e-3 + 0.01 * s8 / fp32)
+    for act in ('uint8', 'int8'):
+        meta = read_metadata(osp.join(out, f'int8_{act}.onnx'))
+        assert meta['quantization']['activations'] == f'{act} per-tensor'
