@@ -2,7 +2,7 @@
 
     python tools/benchmark_latency_prune.py [CONFIG] [--checkpoint DEMO.pth] [--table LUT.json] \\
         [--input-size 256] [--batches 1 8] [--threads 1] [--runs 30] [--runtime pytorch|onnxruntime] \\
-        [--compare-pytorch-table]
+        [--precision fp32|int8] [--compare-pytorch-table]
 
 For each batch: builds (or loads) the latency table, then one-shot prunes the model with
 * latency targets 0.6 / 0.4, ``ranking='knapsack'`` and the default ``'global'``: target vs measured latency of the
@@ -17,7 +17,10 @@ of the dense model (HALP's criterion: a loss estimate, comparable across layers)
 ``target=dict(type='latency', ratio=r, runtime='onnxruntime')`` and measures the exported networks (the graph up
 to the pre-NMS tensors) in ORT sessions, round-robin, with one thread by the thread's CPU time; with
 ``--compare-pytorch-table`` also the knapsack prunes with a PyTorch table (rows ``knapsack/pt``), measured in ORT
-alike. The goal: ``meas/target`` within 1 +- 0.10.
+alike. ``--precision int8`` (with ``--runtime onnxruntime``) builds the table int8 (every graph quantized as
+``tools/quantize_onnx.py`` quantizes: ``OrtTiming(threads, 'int8')``), prunes with ``precision='int8'`` in the
+target and measures the dense and pruned networks as int8 graphs, the same way the table times its calibration
+models (``OrtTiming.time_models``). The goal: ``meas/target`` within 1 +- 0.10.
 Speed targets live here, not in timed tests; rerun on a quiet machine for the reported numbers.
 """
 import copy
@@ -31,7 +34,7 @@ from mmdet_adasap.apis import ToolParser, build_detector, interleaved_latency, l
 from mmdet_adasap.benchmarks.latency_prune import (clean_map, finetune_map, kept_importance,  # noqa: E402
                                                    prune_one_shot, taylor_importance)
 from mmdet_adasap.deploy.latency import network_latency_ort  # noqa: E402
-from mmdet_adasap.deploy.ort_timing import OrtTiming  # noqa: E402
+from mmdet_adasap.deploy.ort_timing import PRECISIONS, OrtTiming  # noqa: E402
 from mmdet_adasap.pruning import FlopsCost, build_channel_groups, build_importance  # noqa: E402
 from mmdet_adasap.pruning.latency_measure import measure_latency_table  # noqa: E402
 from mmdet_adasap.pruning.latency_table import load_table, save_table  # noqa: E402
@@ -46,12 +49,13 @@ def build_table(args, model, shape, batch, runtime):
     if args.table and batch == args.batches[0] and runtime == args.runtime:
         return load_table(args.table)
     t0 = time.perf_counter()
-    timing = OrtTiming(args.threads) if runtime == 'onnxruntime' else None
+    timing = OrtTiming(args.threads, args.precision) if runtime == 'onnxruntime' else None
+    precision = timing.precision if timing else 'fp32'
     table = measure_latency_table(build_channel_groups(model, shape), batch=batch, threads=args.threads,
                                   round_to=args.round_to, timing=timing)
-    print(f'\n[batch {batch}] {runtime} latency table built in {time.perf_counter() - t0:.1f} s '
+    print(f'\n[batch {batch}] {runtime} {precision} latency table built in {time.perf_counter() - t0:.1f} s '
           f'(calibration errors {", ".join(f"{e:+.1%}" for e in table["fit"]["rel_errors"])})')
-    save_table(table, f'/tmp/latency_table_{runtime}_b{batch}.json')
+    save_table(table, f'/tmp/latency_table_{runtime}_{precision}_b{batch}.json')
     return table
 
 
@@ -68,6 +72,8 @@ def prune_all(args, model, shape, batch, importance, tables):
         target = dict(type=kind, ratio=ratio)
         if kind == 'latency':
             target.update(batch=batch, runtime=runtime)
+            if runtime == 'onnxruntime':
+                target.update(precision=args.precision)
         label = ranking + ('/pt' if runtime != args.runtime else '')
         try:
             pruner, exported = prune_one_shot(model, shape, tables[runtime], target, ranking, args.round_to,
@@ -82,9 +88,12 @@ def prune_all(args, model, shape, batch, importance, tables):
 
 
 def measure(args, models, timed):
-    """Median ms of each model, round-robin: PyTorch eager, or the exported networks in ONNX Runtime."""
+    """Median ms of each model, round-robin: PyTorch eager, or the exported networks in ONNX Runtime (int8: each
+    network quantized, as an int8 table times its calibration models)."""
     if args.runtime == 'pytorch':
         return interleaved_latency(models, timed, args.runs, threads=args.threads)
+    if args.precision == 'int8':
+        return OrtTiming(args.threads, 'int8').time_models(models, timed, None, args.runs)[0]
     with tempfile.TemporaryDirectory() as tmp:
         return network_latency_ort(models, timed[2:], timed[0], args.threads, args.runs, tmp)
 
@@ -101,7 +110,7 @@ def run_batch(args, cfg, model, batch, importance):
     measured = measure(args, [model] + models, timed)
     dense = measured[0]
     where = ('PyTorch eager' if args.runtime == 'pytorch' else
-             'ONNX Runtime fp32, network graph up to the pre-NMS tensors, '
+             f'ONNX Runtime {args.precision}, network graph up to the pre-NMS tensors, '
              + ('thread CPU time' if args.threads == 1 else 'wall time'))
     print(f'\n[batch {batch}, {args.threads} thread(s), {args.input_size} px, {where}] dense {dense:.2f} ms '
           f'(median of {args.runs}, interleaved)')
@@ -152,6 +161,9 @@ def main(argv=None):
     p.add_argument('--runtime', choices=['pytorch', 'onnxruntime'], default='pytorch',
                    help='what the table times and what measures the prunes (onnxruntime: the exported network '
                         'graph up to the pre-NMS tensors in ORT CPU sessions)')
+    p.add_argument('--precision', choices=list(PRECISIONS), default='fp32',
+                   help='with --runtime onnxruntime: int8 builds the table on graphs quantized as '
+                        'tools/quantize_onnx.py quantizes and measures the networks so quantized')
     p.add_argument('--compare-pytorch-table', action='store_true',
                    help='with --runtime onnxruntime: also prune with a PyTorch table (rows knapsack/pt)')
     p.add_argument('--importance', choices=['l2', 'taylor'], default='l2')
@@ -160,6 +172,8 @@ def main(argv=None):
     p.add_argument('--finetune-iters', type=int, default=0,
                    help='also compare the mAPs after this many SGD iterations (demo config only)')
     args = p.parse_args(argv)
+    if args.precision != 'fp32' and args.runtime != 'onnxruntime':
+        p.error(f'--precision {args.precision} is for --runtime onnxruntime; PyTorch tables and timings are fp32')
     if args.finetune_iters and args.config != DEMO:
         p.error(f'--finetune-iters fine-tunes through {PRUNED_DEMO} (the demo detector only), not {args.config}')
     normalize = None if args.normalize == 'none' else args.normalize

@@ -1,7 +1,7 @@
 """Build the latency lookup table a ``target=dict(type='latency', ...)`` prune needs, on THIS machine.
 
     python tools/build_latency_table.py CONFIG [--checkpoint X.pth] [--input-size 256] [--batch 1] \\
-        [--device cpu|cuda] [--threads 1] [--runtime pytorch|onnxruntime] [--precision fp32] \\
+        [--device cpu|cuda] [--threads 1] [--runtime pytorch|onnxruntime] [--precision fp32|int8] \\
         [--out work_dirs/<config>_latency.json]
 
 Times every prunable layer on a grid of channel counts, then the dense model and a few pruned exports, whole
@@ -12,8 +12,10 @@ input, or a target asking for another batch/device/threads/runtime/precision, re
 
 ``--runtime onnxruntime`` times every layer and model as an exported ONNX graph in an ONNX Runtime CPU session
 (``--threads`` intra-op threads), for a detector deployed as ONNX (``mmdet_adasap/deploy/ort_timing.py`` says why
-and how); prune with ``target=dict(type='latency', ratio=r, runtime='onnxruntime')``. ``--precision int8`` is not
-built yet and is refused (``ort_timing.py`` says what was measured).
+and how); prune with ``target=dict(type='latency', ratio=r, runtime='onnxruntime')``. With ``--precision int8``
+every graph is timed after the static INT8 quantization ``tools/quantize_onnx.py`` applies (QDQ, uint8
+activations, per-channel int8 weights), for a detector deployed as that INT8 file; prune with
+``target=dict(type='latency', ratio=r, runtime='onnxruntime', precision='int8')``. PyTorch tables are fp32.
 """
 import os
 import os.path as osp
@@ -22,7 +24,7 @@ import torch
 
 import mmdet_adasap  # noqa: E402,F401  (registers modules, applies upstream fixes)
 from mmdet_adasap.apis import ToolParser, build_detector, load_config, run_tool, trace_shape  # noqa: E402
-from mmdet_adasap.deploy.ort_timing import OrtTiming, check_precision  # noqa: E402
+from mmdet_adasap.deploy.ort_timing import PRECISIONS, OrtTiming, check_precision  # noqa: E402
 from mmdet_adasap.pruning import build_channel_groups  # noqa: E402
 from mmdet_adasap.pruning.latency_measure import measure_latency_table  # noqa: E402
 from mmdet_adasap.pruning.latency_table import save_table  # noqa: E402
@@ -41,8 +43,9 @@ def parse_args(argv=None):
     p.add_argument('--round-to', type=int, default=8)
     p.add_argument('--runtime', default='pytorch', choices=['pytorch', 'onnxruntime'],
                    help='what times the layers and models: PyTorch eager, or ONNX Runtime sessions of ONNX exports')
-    p.add_argument('--precision', default='fp32', choices=['fp32', 'int8'],
-                   help='precision of the timed graphs (onnxruntime only; int8 is not built yet)')
+    p.add_argument('--precision', default='fp32', choices=list(PRECISIONS),
+                   help='precision of the timed graphs (int8: quantized as tools/quantize_onnx.py quantizes; '
+                        '--runtime onnxruntime only)')
     p.add_argument('--out', help='JSON table (default: work_dirs/<config name>_latency.json)')
     args = p.parse_args(argv)
     for name in ('batch', 'threads', 'points', 'repeats', 'round_to'):

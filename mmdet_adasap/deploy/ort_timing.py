@@ -36,13 +36,27 @@ exports only):
   Mapping the profiler's kernels of whole exports back to modules would give one: the fused kernels are named
   after their output tensors, and carry their shapes, channels padded to the NCHWc block (16 on AVX-512).
 
-Precision: fp32 only. ``int8`` is refused (:func:`check_precision`): timing every graph after the static QDQ
-quantization that ``tools/quantize_onnx.py`` applies (calibrated on the timed input, the layers by their kernels
-without the (de)quantization of their ends) gave calibration errors of -37 to +20 % on the demo detector and a
-prune to 0.8 that ran at 1.10-1.12 of its target. Those graphs had int8 (S8S8) activations, with which ORT's
-x86-64 int8 convs ran slower than fp32 (6.6-7.7 vs 4.6 ms dense) and not smoothly in the channels; the uint8
-activations :mod:`.quantize` now makes by default run the demo network at 0.62x of fp32, so an int8 table is
-worth building again on that path (not done: its prediction is unmeasured).
+Precision (``precision``, recorded in the table's fingerprint): ``fp32`` times the exports as they are; ``int8``
+times every graph (grid layers, calibration models, a benchmark's networks) after the static quantization that
+:mod:`.quantize` applies to a detector (:func:`quantize_graph`: ``quantize_static``, QDQ, per-channel symmetric
+int8 weights, uint8 activations (U8S8), MinMax calibrated on the timed input, the same nodes chosen), so that the
+table plans for the INT8 file ``tools/quantize_onnx.py`` writes. A quantized layer graph is
+``QuantizeLinear -> [DequantizeLinear -> Conv -> QuantizeLinear] -> DequantizeLinear``; ORT's profiler runs it as
+``QuantizeLinear``, ``Transpose`` (NCHW to NHWC), ``QLinearConv`` (the bracket, fused), ``Transpose`` (back),
+``DequantizeLinear`` (a 64-to-64 3x3 conv at 32x32: 18, 12, 183, 8, 12 us). The quantized demo network runs 38
+``QLinearConv``, 8 ``QLinearAdd``, one ``NhwcMaxPool`` and, at its ends only, one ``QuantizeLinear`` and one
+``Transpose`` at the input and 12 ``Transpose`` + 12 ``DequantizeLinear`` at the head outputs: between layers the
+Q/DQ pairs fuse into the int8 kernels and the NHWC layout is kept. So an int8 layer is timed without
+:data:`INT8_BOUNDARY_OPS` (its input quantization, output dequantization and the two layout transposes), as an
+fp32 one is without its reorders. What the layers' kernels do not see: the residual adds, fused into the convs
+in fp32, are kernels of their own in int8 (``QLinearAdd``, ~10 % of the demo network's time); the whole-model fit
+spreads them over the layers. On the demo detector (256 px, batch 1, one thread, ``docs/deploy.md``) an int8 table
+built with 15 runs per grid point fitted its calibration networks within +-2.3 %, and the knapsack's prunes to
+0.9 / 0.85 of the int8 latency ran at 0.991 / 0.995 of the target. Targets below 0.84 are out of its reach: the
+stem conv on the three input channels holds ~45 % of the int8 layers' time and is no faster at 8 outputs than at
+16, and ORT's int8 convs run slower at 8 or 24 channels than at 16. With 5 runs per grid point on a loaded
+machine, one preempted stem timing (1.57 ms for 0.85) left the fit without a slope: the least of a few runs is
+the int8 grid's weak point where one layer holds that much of the time.
 
 Clock: with one thread (the default) ORT runs every kernel on the calling thread, so each whole-graph call is
 timed by that thread's CPU time (``time.thread_time``): on a loaded machine the wall clock adds the time other
@@ -67,18 +81,16 @@ from ..utils.timing import time_round_robin
 from .onnx_detector import make_session
 
 RUNTIME = 'onnxruntime'
-PRECISIONS = ('fp32', )
+PRECISIONS = ('fp32', 'int8')
 #: what ORT adds around a layer exported alone and the network runs only at its ends: the NCHWc layout reorders of
 #: the graph's input and output; not charged to the layer (``layer_time='kernel'``)
 BOUNDARY_OPS = ('ReorderInput', 'ReorderOutput')
+#: the same for a quantized (int8) layer graph: the quantization of its input, the dequantization of its output
+#: and the NHWC transposes around the int8 conv (a layer exported alone has no ``Transpose`` of its own)
+INT8_BOUNDARY_OPS = BOUNDARY_OPS + ('QuantizeLinear', 'DequantizeLinear', 'Transpose')
 
 
 def check_precision(precision: str) -> str:
-    if precision == 'int8':
-        raise ValueError("precision 'int8' is not built yet for ONNX Runtime latency tables: timing each graph "
-                         'after static QDQ quantization (as tools/quantize_onnx.py) did not predict the int8 network '
-                         '(on the demo detector, with int8 activations, calibration errors of -37 to +20 %): build '
-                         'an fp32 table (--precision fp32)')
     if precision not in PRECISIONS:
         raise ValueError(f'unknown precision {precision!r} for an ONNX Runtime latency table; choose one of '
                          f'{PRECISIONS} (--precision)')
@@ -95,19 +107,19 @@ def profiled_session(graph: bytes, threads: int, prefix: str):
     return ort.InferenceSession(graph, opts, providers=['CPUExecutionProvider'])
 
 
-def kernel_ms(profile_file: str, skip: int) -> float:
+def kernel_ms(profile_file: str, skip: int, exclude: Sequence[str] = BOUNDARY_OPS) -> float:
     """The least, over a profiled session's runs (the first ``skip`` dropped: warm-up), of the summed durations of
-    its kernels other than :data:`BOUNDARY_OPS`, in ms. The least, not the median: the profiler's durations are
-    wall time, which a preemption only lengthens, and a layer's round-robin lasts a few milliseconds, so one busy
-    spell of another process can cover most of its runs (seen: a 0.75 ms stem conv at 4.85 ms, median of 5,
-    which left its table's fit without a slope)."""
+    its kernels other than ``exclude`` (op names: :data:`BOUNDARY_OPS`, :data:`INT8_BOUNDARY_OPS`), in ms. The
+    least, not the median: the profiler's durations are wall time, which a preemption only lengthens, and a
+    layer's round-robin lasts a few milliseconds, so one busy spell of another process can cover most of its runs
+    (seen: a 0.75 ms stem conv at 4.85 ms, median of 5, which left its table's fit without a slope)."""
     with open(profile_file) as f:
         events = json.load(f)
     runs = [(e['ts'], e['ts'] + e['dur']) for e in events if e.get('cat') == 'Session' and e['name'] == 'model_run']
     sums = [0.0] * len(runs)
     for e in events:
         if e.get('cat') == 'Node' and e['name'].endswith('_kernel_time') and \
-                e.get('args', {}).get('op_name') not in BOUNDARY_OPS:
+                e.get('args', {}).get('op_name') not in exclude:
             i = next((k for k, (a, b) in enumerate(runs) if a <= e['ts'] <= b), None)
             if i is not None:
                 sums[i] += e['dur'] / 1e3
@@ -124,6 +136,21 @@ def onnx_bytes(module: nn.Module, x: torch.Tensor) -> bytes:
     return buf.getvalue()
 
 
+def quantize_graph(graph: bytes, x: torch.Tensor) -> bytes:
+    """``graph`` (an fp32 export with one input, ``input``, of ``x``'s fixed shape) quantized as
+    :func:`~mmdet_adasap.deploy.quantize.quantize_detector` quantizes a detector
+    (:func:`~mmdet_adasap.deploy.quantize.quantize_network`, uint8 activations), calibrated on ``x``."""
+    from .quantize import CalibrationImages, quantize_network
+    with tempfile.TemporaryDirectory(prefix='ort_int8_') as tmp:
+        fp32, int8 = osp.join(tmp, 'fp32.onnx'), osp.join(tmp, 'int8.onnx')
+        with open(fp32, 'wb') as f:
+            f.write(graph)
+        images = x.detach().cpu().float().numpy()
+        quantize_network(fp32, int8, CalibrationImages(images, batch=len(images)), 'uint8')
+        with open(int8, 'rb') as f:
+            return f.read()
+
+
 class OrtTiming:
     """Times modules by exporting each to ONNX and running it in an ONNX Runtime CPU session with ``threads``
     intra-op threads (set by :func:`~mmdet_adasap.pruning.latency_measure.measure_latency_table`); the backend
@@ -138,9 +165,16 @@ class OrtTiming:
             raise ValueError(f"layer_time must be 'kernel' or 'run', got {layer_time!r}")
         self.layer_time = layer_time
 
+    @property
+    def boundary_ops(self) -> tuple:
+        """The kernels of a layer graph not charged to the layer (:func:`kernel_ms`)."""
+        return INT8_BOUNDARY_OPS if self.precision == 'int8' else BOUNDARY_OPS
+
     def graph(self, module: nn.Module, x: torch.Tensor) -> bytes:
-        """``module`` at ``x`` as the ONNX graph this backend times (fp32: the export as it is)."""
-        return onnx_bytes(module, x)
+        """``module`` at ``x`` as the ONNX graph this backend times: fp32, the export as it is; int8, the export
+        quantized on ``x`` (:func:`quantize_graph`)."""
+        graph = onnx_bytes(module, x)
+        return quantize_graph(graph, x) if self.precision == 'int8' else graph
 
     @property
     def clock(self):
@@ -163,7 +197,7 @@ class OrtTiming:
         return self.time_kernels(graphs, inputs, repeats)
 
     def time_kernels(self, graphs: Sequence[bytes], inputs: Sequence[torch.Tensor], repeats: int) -> List[float]:
-        """Median ms of each graph's own kernels (:func:`kernel_ms`: without :data:`BOUNDARY_OPS`), the graphs run
+        """Least ms of each graph's own kernels (:func:`kernel_ms`: without :attr:`boundary_ops`), the graphs run
         round-robin, each session profiled."""
         with tempfile.TemporaryDirectory(prefix='ort_profile_') as tmp:
             sessions = [profiled_session(g, self.threads, osp.join(tmp, f'g{i}')) for i, g in enumerate(graphs)]
@@ -171,7 +205,7 @@ class OrtTiming:
             calls = [lambda s=s, f=f: s.run(None, f) for s, f in zip(sessions, feeds)]
             time_round_robin(calls, repeats, warmup=self.warmup, clock=self.clock)  # the profiler records
             files = [s.end_profiling() for s in sessions]
-            return [kernel_ms(f, self.warmup) for f in files]
+            return [kernel_ms(f, self.warmup, self.boundary_ops) for f in files]
 
     def time_models(self, models: Sequence[nn.Module], shape, forward_fn, repeats: int,
                     names: Optional[Sequence[str]] = None) -> tuple:

@@ -233,6 +233,37 @@ def _name_nodes(model) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- quantize
+def quantize_network(onnx_file: str, out_file: str, reader, activations: str = 'uint8', pre_process: bool = True):
+    """ONNX Runtime's static quantization of ``onnx_file``'s network into ``out_file``, as every INT8 file of the
+    package is made (this module's INT8 detectors, the INT8 latency tables' graphs): QDQ, per-channel symmetric
+    int8 weights, per-tensor asymmetric ``activations`` (:data:`ACTIVATION_TYPES`), MinMax calibration on
+    ``reader``, only the nodes of :func:`network_nodes` whose type is in :data:`QUANTIZED_OP_TYPES`. Returns the
+    prepared fp32 model (its nodes named) and the names of the nodes quantized."""
+    import onnx  # optional: only writing / reading ONNX needs it
+    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,  # optional, as onnx
+                                          quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process  # optional, as onnx
+    prepared = osp.join(osp.dirname(osp.abspath(out_file)), f'.{osp.basename(out_file)}.prepared.onnx')
+    try:
+        if pre_process:  # ORT's shape inference + graph optimisation, as its quantization docs recommend
+            quant_pre_process(onnx_file, prepared, skip_symbolic_shape=True)
+        else:
+            onnx.save(onnx.load(onnx_file), prepared)
+        model = onnx.load(prepared)
+        _name_nodes(model)
+        onnx.save(model, prepared)
+        nodes = [n.name for n in network_nodes(model) if n.op_type in QUANTIZED_OP_TYPES]
+        quantize_static(prepared, out_file, reader, quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8 if activations == 'uint8' else QuantType.QInt8,
+                        weight_type=QuantType.QInt8, nodes_to_quantize=nodes,
+                        calibrate_method=CalibrationMethod.MinMax,
+                        extra_options=dict(ActivationSymmetric=False, WeightSymmetric=True))
+    finally:
+        if osp.exists(prepared):
+            os.remove(prepared)
+    return model, nodes
+
+
 def quantize_detector(onnx_file: str, out_file: str, cfg, calib_images: int = DEFAULT_CALIB_IMAGES,
                       seed: int = 0, pre_process: bool = True, activations: str = 'uint8') -> dict:
     """Quantize ``onnx_file`` (an fp32 export) to ``out_file`` (INT8 QDQ) with calibration images of ``cfg``'s
@@ -240,9 +271,6 @@ def quantize_detector(onnx_file: str, out_file: str, cfg, calib_images: int = DE
     (the fp32 file's plus ``precision``, ``calibration`` and ``quantization``). Written to a temporary file, then
     moved."""
     import onnx  # optional: only writing / reading ONNX needs it
-    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,  # optional, as onnx
-                                          quantize_static)
-    from onnxruntime.quantization.shape_inference import quant_pre_process  # optional, as onnx
 
     if activations not in ACTIVATION_TYPES:
         raise QuantizeError(f'--activations {activations!r}: choose one of {ACTIVATION_TYPES}')
@@ -261,21 +289,8 @@ def quantize_detector(onnx_file: str, out_file: str, cfg, calib_images: int = DE
     reader = CalibrationImages(images, meta['batch'])
 
     with tempfile.TemporaryDirectory(prefix='quantize_') as tmp:
-        prepared = osp.join(tmp, 'prepared.onnx')
-        if pre_process:  # ORT's shape inference + graph optimisation, as its quantization docs recommend
-            quant_pre_process(onnx_file, prepared, skip_symbolic_shape=True)
-        else:
-            onnx.save(onnx.load(onnx_file), prepared)
-        model = onnx.load(prepared)
-        _name_nodes(model)
-        onnx.save(model, prepared)
-        nodes = [n.name for n in network_nodes(model) if n.op_type in QUANTIZED_OP_TYPES]
         quantized = osp.join(tmp, 'int8.onnx')
-        quantize_static(prepared, quantized, reader, quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8 if activations == 'uint8' else QuantType.QInt8,
-                        weight_type=QuantType.QInt8,
-                        nodes_to_quantize=nodes, calibrate_method=CalibrationMethod.MinMax,
-                        extra_options=dict(ActivationSymmetric=False, WeightSymmetric=True))
+        model, nodes = quantize_network(onnx_file, quantized, reader, activations, pre_process)
         out = onnx.load(quantized)
         fp32_ops = left_fp32(out)
         op_counts = {}
