@@ -79,6 +79,7 @@ import torch.nn as nn
 from ..pruning.channel_groups import TracedPart
 from ..utils.timing import time_round_robin
 from .onnx_detector import make_session
+from .quantize import CalibrationImages, quantize_network
 
 RUNTIME = 'onnxruntime'
 PRECISIONS = ('fp32', 'int8')
@@ -140,7 +141,6 @@ def quantize_graph(graph: bytes, x: torch.Tensor) -> bytes:
     """``graph`` (an fp32 export with one input, ``input``, of ``x``'s fixed shape) quantized as
     :func:`~mmdet_adasap.deploy.quantize.quantize_detector` quantizes a detector
     (:func:`~mmdet_adasap.deploy.quantize.quantize_network`, uint8 activations), calibrated on ``x``."""
-    from .quantize import CalibrationImages, quantize_network
     with tempfile.TemporaryDirectory(prefix='ort_int8_') as tmp:
         fp32, int8 = osp.join(tmp, 'fp32.onnx'), osp.join(tmp, 'int8.onnx')
         with open(fp32, 'wb') as f:

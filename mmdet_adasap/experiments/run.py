@@ -163,7 +163,7 @@ def _train_rank(rank: int, world_size: int, port: int, payload: bytes) -> None:
     the run's ``console.log``, where the caller's own lines go; rank k: ``console.rank<k>.log``), and the end
     through :func:`~mmdet_adasap.apis.cli.exit_process`: a barrier, then no interpreter teardown under gloo's
     live threads (the abort that module describes)."""
-    import cloudpickle
+    import cloudpickle  # submitit's dependency, as in train(): only a DDP training needs it
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
                       WORLD_SIZE=str(world_size), LOCAL_WORLD_SIZE=str(world_size))
     config, options, work_dir, transform, hooks = cloudpickle.loads(payload)
