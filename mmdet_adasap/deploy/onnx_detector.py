@@ -115,15 +115,22 @@ class OnnxDetector(BaseModel):
         return self.predict_samples(inputs, data_samples)
 
 
+#: custom hooks that act on the PyTorch model's weights (RTMDet's / YOLOX's EMA): dropped for an ONNX model
+WEIGHT_HOOKS = ('EMAHook', )
+
+
 def use_onnxruntime(cfg, onnx_file: str, threads: Optional[int] = None):
     """Make a loaded mm config evaluate ``onnx_file`` in ONNX Runtime instead of its PyTorch model (same
-    dataset, pipeline, metric and loops); nothing is loaded from a checkpoint."""
+    dataset, pipeline, metric and loops; the custom hooks of :data:`WEIGHT_HOOKS` dropped: the file's weights
+    are the EMA ones the export took); nothing is loaded from a checkpoint."""
     if not osp.isfile(onnx_file):
         raise FileNotFoundError(f'ONNX model {onnx_file!r} does not exist')
     if not onnx_file.endswith('.onnx'):
         raise ValueError(f'--backend onnxruntime needs the exported .onnx file, got {onnx_file!r} '
                          '(export it with tools/export_onnx.py CONFIG CHECKPOINT OUT.onnx)')
     cfg.model = dict(type='OnnxDetector', onnx_file=onnx_file, threads=threads)
+    if cfg.get('custom_hooks'):  # an EMA copy of the model's weights: an ONNX file has none (and no deepcopy)
+        cfg.custom_hooks = [h for h in cfg.custom_hooks if str(h.get('type', '')).split('.')[-1] not in WEIGHT_HOOKS]
     imports = list(cfg.get('custom_imports', {}).get('imports', []))
     if 'mmdet_adasap.deploy' not in imports:  # registers OnnxDetector
         cfg.custom_imports = dict(imports=imports + ['mmdet_adasap.deploy'], allow_failed_imports=False)

@@ -83,3 +83,17 @@ def test_backend_errors_name_the_file(tmp_path):
     pth.write_bytes(b'x')
     with pytest.raises(ValueError, match='needs the exported .onnx file'):
         use_onnxruntime(cfg, str(pth))
+
+
+def test_a_config_with_an_ema_hook_evaluates_its_onnx_file(exported, tiny_voc):
+    """RTMDet's and YOLOX's configs average the weights in an ``EMAHook``, which copies the model when the Runner
+    starts: an ONNX model (an ORT session) cannot be copied, and its weights are already the EMA ones the export
+    took. The hook is dropped for the ONNX evaluation, the other custom hooks stay."""
+    from mmdet_adasap.deploy import use_onnxruntime
+    options = dict(_options(tiny_voc), custom_hooks=[dict(type='EMAHook', momentum=0.0002),
+                                                     dict(type='SyncNormHook')])
+    cfg = use_onnxruntime(load_config(CONFIG, options), exported['onnx'])
+    assert [h['type'] for h in cfg.custom_hooks] == ['SyncNormHook']
+    summary = evaluate_robustness(CONFIG, exported['onnx'], str(exported['tmp'] / 'ema'), ['gaussian_noise'], [2],
+                                  plots=False, cfg_options=options, backend='onnxruntime')['summary']
+    assert summary['P'] > 0
