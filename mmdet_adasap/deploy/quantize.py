@@ -193,8 +193,9 @@ def network_nodes(model) -> List:
 def left_fp32(model) -> Dict[str, dict]:
     """The network's computing nodes of a quantized graph that run in fp32, by op type: ``{op: dict(why=..,
     nodes=[names])}``. A node runs in int8 when its type is quantized and its inputs come from
-    ``DequantizeLinear`` nodes (ORT fuses the pattern into its int8 kernel); ``why``: :data:`NO_KERNEL` (its type is in none of ORT's quantizer
-    registries), :data:`NOT_CHOSEN`, or :data:`AFTER_FP32` (a quantized type fed by an fp32 node)."""
+    ``DequantizeLinear`` nodes (ORT fuses the pattern into its int8 kernel); ``why``: :data:`NO_KERNEL` (its
+    type is in none of ORT's quantizer registries), :data:`NOT_CHOSEN`, or :data:`AFTER_FP32` (a quantized type
+    fed by an fp32 node)."""
     from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry  # optional, as onnx
     kernels = set(QDQRegistry) | set(QLinearOpsRegistry)
     producer = {out: node for node in model.graph.node for out in node.output}
@@ -293,9 +294,9 @@ def quantize_detector(onnx_file: str, out_file: str, cfg, calib_images: int = DE
         model, nodes = quantize_network(onnx_file, quantized, reader, activations, pre_process)
         out = onnx.load(quantized)
         fp32_ops = left_fp32(out)
-        op_counts = {}
+        op_counts, quantized_names = {}, set(nodes)
         for node in model.graph.node:
-            if node.name in set(nodes):
+            if node.name in quantized_names:
                 op_counts[node.op_type] = op_counts.get(node.op_type, 0) + 1
         new_meta = dict(meta, precision='int8',
                         calibration=dict(images=count, seed=seed, split='train', source=source, method='MinMax',
