@@ -343,13 +343,16 @@ def _add_end_of_pruning(matrix, run, out_dir, dense_ckpt, rec, options, progress
 
 def end_of_pruning_checkpoint(matrix: Matrix, run: RunSpec, out_dir: str, options: dict, transform=None) -> str:
     """The checkpoint the run saved when its pruning phase ended (after that phase's last iteration), checked
-    against the phase end its config gives."""
+    against the phase end its config gives. A hook counting in iterations whose pruning phase ends on an epoch's
+    last iteration has that state in the epoch's checkpoint (RTMDet's recipes: iteration 150 = epoch 1)."""
     load, edit = run_config_args(matrix, run, options, transform)
     cfg = R.run_config(matrix.methods[run.method].config, load, run.work_dir(out_dir), edit)
     hook = _at(cfg.to_dict(), matrix.ratio_key.split('.')[:-3])
     end, by_epoch = hook['pruning']['end'], hook.get('by_epoch', True)
     unit = 'epoch' if by_epoch else 'iter'
     path = osp.join(run.work_dir(out_dir), f'{unit}_{end}.pth')
+    if not osp.isfile(path) and not by_epoch:
+        path = _epoch_checkpoint_at_iter(run.work_dir(out_dir), end) or path
     if not osp.isfile(path):
         raise FileNotFoundError(
             f'run {run.name}: the end-of-pruning evaluation needs the checkpoint of the pruning phase\'s last '
@@ -360,6 +363,16 @@ def end_of_pruning_checkpoint(matrix: Matrix, run: RunSpec, out_dir: str, option
         raise ValueError(f'run {run.name}: {path} was saved at {unit} {meta.get(unit)!r}, not at the end of the '
                          f'pruning phase ({unit} {end})')
     return path
+
+
+def _epoch_checkpoint_at_iter(work_dir: str, iteration: int) -> Optional[str]:
+    """The epoch checkpoint of ``work_dir`` saved after training iteration ``iteration``, if there is one."""
+    for name in sorted(os.listdir(work_dir)):
+        if name.startswith('epoch_') and name.endswith('.pth'):
+            path = osp.join(work_dir, name)
+            if torch.load(path, map_location='cpu', weights_only=False).get('meta', {}).get('iter') == iteration:
+                return path
+    return None
 
 
 def _end_of_pruning(matrix, run, out_dir, dense_ckpt, options, progress, transform) -> dict:

@@ -9,6 +9,7 @@ so that the numbers differ between runs (as in tests/test_robustness/test_evalua
 import json
 import os
 import os.path as osp
+from functools import partial
 
 import numpy as np
 import pytest
@@ -267,18 +268,26 @@ def test_bad_matrices_are_refused(matrix_run, tmp_path):
         load_matrix(src, {'reference': 'control_sgd'})
 
 
-def test_end_of_pruning_without_its_checkpoint_names_the_run_and_the_fix(matrix_run, tmp_path):
+def test_end_of_pruning_in_an_epoch_checkpoint_or_without_its_checkpoint(matrix_run, tmp_path):
+    """A hook counting in iterations whose pruning ends on an epoch's last iteration (RTMDet's recipes) finds that
+    state in the epoch's checkpoint; with neither file the error names the run and the fix."""
     import shutil
     from mmdet_adasap.experiments.compare import end_of_pruning_checkpoint
     out = str(tmp_path / 'copy')
     shutil.copytree(matrix_run['out'], out)
     matrix = matrix_run['matrix']
     run = next(r for r in matrix.runs('test') if r.method == 'adasap')
-    os.remove(osp.join(run.work_dir(out), 'iter_2.pth'))
+    work = run.work_dir(out)
+    find = partial(end_of_pruning_checkpoint, matrix, run, out, matrix.train_options(run, matrix_run['ckpt']),
+                   _shrink(matrix_run['tiny_voc']))
+    assert find() == osp.join(work, 'iter_2.pth')
+    shutil.copy(osp.join(work, 'iter_3.pth'), osp.join(work, 'epoch_1.pth'))  # saved after iteration 3: not it
+    os.rename(osp.join(work, 'iter_2.pth'), osp.join(work, 'epoch_2.pth'))  # as an epoch of two iterations saves
+    assert find() == osp.join(work, 'epoch_2.pth')
+    os.remove(osp.join(work, 'epoch_2.pth'))
     with pytest.raises(FileNotFoundError, match=r'run adasap/ratio0.5/seed1: the end-of-pruning evaluation needs '
                                                 r'the checkpoint .*iter_2.pth.*max_keep_ckpts'):
-        end_of_pruning_checkpoint(matrix, run, out, matrix.train_options(run, matrix_run['ckpt']),
-                                  _shrink(matrix_run['tiny_voc']))
+        find()
 
 
 def test_two_processes_share_a_matrix_by_claiming_runs(tmp_path):
