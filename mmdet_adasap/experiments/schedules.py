@@ -111,7 +111,7 @@ def compare_schedules(schedules: List[Schedule], methods: List[str], reference: 
         for m in methods:
             paired += _paired('vs_shortest', s.epochs, m, s.runs(m, ratio), shortest.runs(m, ratio))
     return dict(ratio=ratio, reference=reference, methods=methods,
-                schedules=[dict(epochs=s.epochs, results=s.source) for s in schedules], rows=rows, paired=paired)
+                dense={k: shortest.results['dense'][k] for k in SCORES}, schedules=[dict(epochs=s.epochs, results=s.source) for s in schedules], rows=rows, paired=paired)
 
 
 def _fmt(stat: dict) -> str:
@@ -157,26 +157,43 @@ def markdown(result: dict) -> str:
 
 
 def plot(result: dict, path: str) -> None:
-    """mPC and clean mAP (mean +- std over the seeds) against the schedule length, one line per method."""
+    """mPC and clean mAP (mean +- std over the seeds) against the schedule length, one line per method, the dense
+    start as a dashed line; and mPC against the median training time (the time-matched reading)."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
     epochs = [s['epochs'] for s in result['schedules']]
     for ax, key, title in zip(axes, ('mpc', 'clean_map'), ('mPC (corrupted test)', 'clean mAP')):
         for i, m in enumerate(result['methods']):
-            rows = sorted((r for r in result['rows'] if r['method'] == m), key=lambda r: r['epochs'])
+            rows = _method_rows(result, m)
             shift = 1 + 0.02 * (i - (len(result['methods']) - 1) / 2)  # side by side on the log axis
             ax.errorbar([r['epochs'] * shift for r in rows], [r[key]['mean'] for r in rows],
                         yerr=[r[key]['std'] or 0 for r in rows], capsize=3, marker='o', label=m)
+        ax.axhline(result['dense'][key], color='k', linestyle='--', linewidth=1, label='dense start')
         ax.set_xscale('log')
-        ax.set_xticks(epochs)
-        ax.set_xticklabels([str(e) for e in epochs])
+        ax.set_xticks(epochs, [str(e) for e in epochs])
+        ax.minorticks_off()
         ax.set_xlabel('epochs per run (warm-up + pruning + fine-tune)')
         ax.set_ylabel(title)
         ax.set_title(f'at {result["ratio"]:g} of the dense FLOPs')
         ax.grid(alpha=0.3)
+    for m in result['methods']:
+        rows = [r for r in _method_rows(result, m) if r['train_s']]
+        axes[2].errorbar([r['train_s'] / 60 for r in rows], [r['mpc']['mean'] for r in rows],
+                         yerr=[r['mpc']['std'] or 0 for r in rows], capsize=3, marker='o', label=m)
+        for r in rows:
+            axes[2].annotate(f'{r["epochs"]} ep', (r['train_s'] / 60, r['mpc']['mean']), fontsize=7,
+                             xytext=(4, -10), textcoords='offset points')
+    axes[2].set_xlabel('median training time per run [min]')
+    axes[2].set_ylabel('mPC (corrupted test)')
+    axes[2].set_title('the time-matched reading')
+    axes[2].grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     _save(fig, path)
     plt.close(fig)
+
+
+def _method_rows(result: dict, method: str) -> List[dict]:
+    return sorted((r for r in result['rows'] if r['method'] == method), key=lambda r: r['epochs'])
 
 
 def write_schedule_comparison(folders: Dict[int, str], methods: List[str], reference: str, ratio: float,
