@@ -126,8 +126,11 @@ def paired(records: List[dict], matrix: Matrix) -> List[dict]:
             for stage, get, keys in where:
                 pairs = [s for s in seeds if get(by[ref][s]) and get(by[other][s])]
                 for key in keys if pairs else ():
-                    d = paired_difference({s: get(by[ref][s])[key] for s in pairs},
-                                          {s: get(by[other][s])[key] for s in pairs},
+                    a, b = ({s: get(by[m][s])[key] for s in pairs} for m in (ref, other))
+                    both = [s for s in pairs if a[s] is not None and b[s] is not None]  # rPC: None at mAP 0
+                    if not both:
+                        continue
+                    d = paired_difference({s: a[s] for s in both}, {s: b[s] for s in both},
                                           CONFIDENCE, f'{ref} - {other} {key} at {kind} {ratio} ({stage})')
                     out.append(dict(kind=kind, ratio=ratio, stage=stage, reference=ref, baseline=other, metric=key,
                                     unmatched_seeds=unmatched, **d.to_dict()))

@@ -216,6 +216,10 @@ def test_latency_method_pairs_only_runs_of_matching_measured_latency(tmp_path, t
     diffs = [d for d in paired(records, matrix) if d['metric'] == 'mpc']
     assert len(diffs) == 1 and diffs[0]['kind'] == 'latency' and diffs[0]['unmatched_seeds'] == [2]
     assert (diffs[0]['n'], diffs[0]['mean']) == (2, pytest.approx(1.75))
+    records[4].update(clean_map=0.0, mpc=0.0, rpc=None)  # a run that detects nothing: its rPC is undefined
+    diffs = {d['metric']: d for d in paired(records, matrix)}
+    assert (diffs['rpc']['n'], diffs['rpc']['seeds']) == (1, (1,)), 'rPC paired where both runs define it'
+    assert (diffs['mpc']['n'], diffs['mpc']['mean']) == (2, pytest.approx((1.0 - 30.0) / 2))
 
 
 def test_table_refuses_a_run_with_another_protocol(matrix_run, tmp_path):
