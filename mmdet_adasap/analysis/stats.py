@@ -20,9 +20,6 @@ class SeedSummary:
     std: Optional[float]
     n: int
 
-    def format(self, digits: int = 1) -> str:
-        return f'{self.mean:.{digits}f}' + ('' if self.std is None else f' +- {self.std:.{digits}f}')
-
 
 @dataclass
 class PairedDifference:
@@ -40,13 +37,25 @@ class PairedDifference:
     def excludes_zero(self) -> bool:
         return bool(self.low is not None and (self.low > 0 or self.high < 0))
 
-    def format(self, digits: int = 1) -> str:
-        if self.low is None:
-            return f'{self.mean:+.{digits}f} (n={self.n}, no interval)'
-        return f'{self.mean:+.{digits}f} [{self.low:+.{digits}f}, {self.high:+.{digits}f}]'
-
     def to_dict(self) -> dict:
         return dict(asdict(self), excludes_zero=self.excludes_zero)
+
+
+def format_mean_std(stat: Optional[dict], digits: int = 1) -> str:
+    """A table cell of a :class:`SeedSummary` as stored (``asdict``): ``mean +- std``, the mean alone for one
+    seed, ``-`` for no value."""
+    if stat is None:
+        return '-'
+    return f'{stat["mean"]:.{digits}f}' + ('' if stat['std'] is None else f' +- {stat["std"]:.{digits}f}')
+
+
+def format_paired(d: dict, digits: int = 2) -> str:
+    """A table cell of a paired difference as stored (:meth:`PairedDifference.to_dict` or the same keys):
+    ``mean [low, high]``, `` *`` when the interval excludes 0, ``(n=1)`` when there is no interval."""
+    if d['low'] is None:
+        return f'{d["mean"]:+.{digits}f} (n={d["n"]})'
+    return (f'{d["mean"]:+.{digits}f} [{d["low"]:+.{digits}f}, {d["high"]:+.{digits}f}]' +
+            (' *' if d['excludes_zero'] else ''))
 
 
 def _finite(values: Sequence[float], what: str) -> list:

@@ -16,7 +16,7 @@ each as the mean over the seeds all four arms have, with a two-sided Student's t
 import json
 from typing import Dict, List, Optional, Sequence
 
-from mmdet_adasap.analysis.stats import INTERVAL, t_interval
+from mmdet_adasap.analysis.stats import INTERVAL, format_paired, t_interval
 
 WARMUPS, FINETUNES = ('adaptive', 'sgd'), ('asam', 'sgd')
 EFFECTS = ('warmup', 'finetune', 'interaction')
@@ -76,12 +76,6 @@ def ablation_effects(records: Sequence[dict], metrics: Sequence[str] = ('mpc', '
     return out
 
 
-def _cell(d: dict) -> str:
-    if d['low'] is None:
-        return f'{d["mean"]:+.2f} (n=1)'
-    return f'{d["mean"]:+.2f} [{d["low"]:+.2f}, {d["high"]:+.2f}]' + (' *' if d['excludes_zero'] else '')
-
-
 def ablation_markdown(effects: Sequence[dict], labels: Optional[Dict[str, str]] = None) -> List[str]:
     """A markdown section of :func:`ablation_effects` (no lines when there is none); ``labels``: method -> label."""
     if not effects:
@@ -103,7 +97,7 @@ def ablation_markdown(effects: Sequence[dict], labels: Optional[Dict[str, str]] 
             cells = {e['metric']: e for e in group if e['effect'] == effect}
             n = max(c['n'] for c in cells.values())
             lines.append(f'| {EFFECT_LABELS[effect]} | {n} | ' + ' | '.join(
-                _cell(cells[m]) for m, _ in METRICS if m in cells) + ' |')
+                format_paired(cells[m]) for m, _ in METRICS if m in cells) + ' |')
         dropped = sorted({s for e in group for s in e['dropped_seeds']})
         if dropped:
             lines += ['', f'Seed(s) {dropped} left out: not every arm has finished them.']

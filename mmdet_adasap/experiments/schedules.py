@@ -17,7 +17,7 @@ import statistics
 from dataclasses import asdict, dataclass
 from typing import Dict, List, Optional, Sequence
 
-from mmdet_adasap.analysis.stats import paired_difference, summarize_seeds
+from mmdet_adasap.analysis.stats import format_mean_std, format_paired, paired_difference, summarize_seeds
 from mmdet_adasap.utils.io import atomic_write_bytes, atomic_write_json
 from .plots import _pyplot, _save
 
@@ -114,16 +114,8 @@ def compare_schedules(schedules: List[Schedule], methods: List[str], reference: 
                 dense={k: shortest.results['dense'][k] for k in SCORES}, schedules=[dict(epochs=s.epochs, results=s.source) for s in schedules], rows=rows, paired=paired)
 
 
-def _fmt(stat: dict) -> str:
-    return f'{stat["mean"]:.1f}' + ('' if stat['std'] is None else f' +- {stat["std"]:.1f}')
-
-
 def _diff(d: Optional[dict]) -> str:
-    if d is None:
-        return ''
-    if d['low'] is None:
-        return f'{d["mean"]:+.2f} (n={d["n"]})'
-    return f'{d["mean"]:+.2f} [{d["low"]:+.2f}, {d["high"]:+.2f}]' + ('*' if d['excludes_zero'] else '')
+    return '' if d is None else format_paired(d)
 
 
 def _find(result: dict, kind: str, epochs: int, method: str, metric: str) -> Optional[dict]:
@@ -142,9 +134,9 @@ def markdown(result: dict) -> str:
         e, m = r['epochs'], r['method']
         train = '' if r['train_s'] is None else f'{r["train_s"] / 60:.1f} min' + (
             '' if r['train_ratio'] is None else f' ({r["train_ratio"]:.2f}x)')
-        lines.append(f'| {e} | {r["label"]} | {len(r["seeds"])} | {_fmt(r["clean_map"])} | {_fmt(r["mpc"])} | '
-                     f'{_fmt(r["rpc"])} | {_diff(_find(result, "vs_reference", e, m, "mpc"))} | '
-                     f'{_diff(_find(result, "vs_reference", e, m, "clean_map"))} | {train} |')
+        cells = ' | '.join(format_mean_std(r[k]) for k in ('clean_map', 'mpc', 'rpc'))
+        diffs = ' | '.join(_diff(_find(result, 'vs_reference', e, m, k)) for k in ('mpc', 'clean_map'))
+        lines.append(f'| {e} | {r["label"]} | {len(r["seeds"])} | {cells} | {diffs} | {train} |')
     shortest, *longer = [s['epochs'] for s in result['schedules']]
     lines += ['', f'Each method at a longer schedule minus itself at {shortest} epochs, paired by seed:', '',
               '| method | ' + ' | '.join(f'{e} epochs: mPC | clean' for e in longer) + ' |',

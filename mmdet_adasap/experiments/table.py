@@ -11,7 +11,8 @@ import glob
 import os.path as osp
 from typing import Dict, List, Optional
 
-from mmdet_adasap.analysis.stats import INTERVAL, paired_difference, summarize_seeds
+from mmdet_adasap.analysis.stats import (INTERVAL, format_mean_std, format_paired, paired_difference,
+                                         summarize_seeds)
 from mmdet_adasap.robustness.corruptions import CORRUPTION_GROUPS
 from mmdet_adasap.robustness.loop import VOC_METRIC_KEY
 from mmdet_adasap.robustness.result import check_comparable, load_result
@@ -137,11 +138,6 @@ def paired(records: List[dict], matrix: Matrix) -> List[dict]:
     return out
 
 
-def _cell(stat, digits):
-    return '-' if stat is None else (f'{stat["mean"]:.{digits}f}' +
-                                     ('' if stat['std'] is None else f' +- {stat["std"]:.{digits}f}'))
-
-
 def markdown(results: dict, matrix: Matrix) -> str:
     p, dense = results['protocol'], results['dense']
     n_done, n_all = len(results['runs']), len(matrix.runs(p['split']))
@@ -190,7 +186,8 @@ def _section(results: dict, matrix: Matrix, kind: str, ratio: float) -> List[str
         return []
     lines = ['## ' + KIND_TITLES[kind].format(r=ratio), '',
              '| method | seeds | ' + ' | '.join(t for _, t, _ in METRICS) + ' |', '|---|---|' + '---|' * len(METRICS)]
-    lines += [f'| {r["label"]} | {len(r["seeds"])} | ' + ' | '.join(_cell(r[k], d) for k, _, d in METRICS) + ' |'
+    lines += [f'| {r["label"]} | {len(r["seeds"])} | ' +
+              ' | '.join(format_mean_std(r[k], d) for k, _, d in METRICS) + ' |'
               for r in rows]
     diffs = [d for d in results['paired'] if d['ratio'] == ratio and d['kind'] == kind and d['stage'] == 'final']
     if diffs:
@@ -202,7 +199,7 @@ def _section(results: dict, matrix: Matrix, kind: str, ratio: float) -> List[str
         for base in dict.fromkeys(d['baseline'] for d in diffs):
             cells = {d['metric']: d for d in diffs if d['baseline'] == base}
             lines.append(f'| {matrix.methods[base].label} | {cells["mpc"]["n"]} | ' + ' | '.join(
-                _diff(cells[k]) for k in PAIRED) + ' |')
+                format_paired(cells[k]) for k in PAIRED) + ' |')
         unmatched = {d['baseline']: d['unmatched_seeds'] for d in diffs if d['unmatched_seeds']}
         for base, seeds in unmatched.items():
             lines.append(f'\nNot paired with {matrix.methods[base].label} (measured latency / dense differs by more '
@@ -222,9 +219,9 @@ def _end_of_pruning_section(results: dict, matrix: Matrix) -> List[str]:
              '| mPC, final |', '|---|---|---|---|---|---|---|---|']
     for r in rows:
         e, f = r['end_of_pruning'], r['final_of_those']
-        lines.append(f'| {r["ratio"]:g} {r["kind"]} | {r["label"]} | {len(e["seeds"])} | {_cell(e["flops_ratio"], 3)} '
-                     f'| {_cell(e["clean_map"], 1)} | {_cell(f["clean_map"], 1)} | {_cell(e["mpc"], 1)} '
-                     f'| {_cell(f["mpc"], 1)} |')
+        cells = ' | '.join(format_mean_std(s[k]) for k in ('clean_map', 'mpc') for s in (e, f))
+        lines.append(f'| {r["ratio"]:g} {r["kind"]} | {r["label"]} | {len(e["seeds"])} | '
+                     f'{format_mean_std(e["flops_ratio"], 3)} | {cells} |')
     diffs = [d for d in results['paired'] if d['stage'] == 'end_of_pruning']
     if diffs:
         lines += ['', f'Paired difference reference - baseline at the end of pruning, mean [{CONFIDENCE:.0%} '
@@ -234,7 +231,7 @@ def _end_of_pruning_section(results: dict, matrix: Matrix) -> List[str]:
             cells = {d['metric']: d for d in diffs if (d['kind'], d['ratio'], d['baseline']) == key}
             ref = matrix.methods[cells['mpc']['reference']].label
             lines.append(f'| {key[1]:g} {key[0]} | {ref} | {matrix.methods[key[2]].label} | {cells["mpc"]["n"]} | '
-                         f'{_diff(cells["clean_map"])} | {_diff(cells["mpc"])} |')
+                         f'{format_paired(cells["clean_map"])} | {format_paired(cells["mpc"])} |')
     lines.append('')
     return lines
 
@@ -244,12 +241,6 @@ def _walls(runs: List[dict]) -> str:
     parts = {k: sum(r['wall_s'].get(k, 0) for r in runs) for k in ('train', 'evaluate', 'cost')}
     return f'{total / 3600:.2f} h (' + ', '.join(f'{k} {v / 3600:.2f} h' for k, v in parts.items()) + \
         '; a resumed run counts its last attempt only)'
-
-
-def _diff(d: dict) -> str:
-    if d['low'] is None:
-        return f'{d["mean"]:+.2f} (n=1)'
-    return f'{d["mean"]:+.2f} [{d["low"]:+.2f}, {d["high"]:+.2f}]' + (' *' if d['excludes_zero'] else '')
 
 
 def write_results(matrix: Matrix, out_dir: str, split: str, dense: dict) -> Dict[str, str]:

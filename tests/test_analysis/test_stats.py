@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from mmdet_adasap.analysis.stats import paired_difference, summarize_seeds
+from dataclasses import asdict
+
+from mmdet_adasap.analysis.stats import format_mean_std, format_paired, paired_difference, summarize_seeds
 
 
 def test_std_over_seeds_is_numpys_ddof1():
@@ -13,7 +15,17 @@ def test_std_over_seeds_is_numpys_ddof1():
     s = summarize_seeds(values)
     assert s.mean == pytest.approx(np.mean(values)) and s.std == pytest.approx(np.std(values, ddof=1))
     assert s.n == 5 and summarize_seeds([3.0]).std is None
-    assert s.format() == f'{np.mean(values):.1f} +- {np.std(values, ddof=1):.1f}'
+    assert format_mean_std(asdict(s)) == f'{np.mean(values):.1f} +- {np.std(values, ddof=1):.1f}'
+    assert format_mean_std(asdict(summarize_seeds([3.04])), 2) == '3.04' and format_mean_std(None) == '-'
+
+
+def test_paired_cells_star_only_an_interval_that_excludes_zero():
+    wide = paired_difference({1: 1.0, 2: -0.5}, {1: 0.0, 2: 0.0}).to_dict()
+    tight = paired_difference({1: 1.0, 2: 1.1, 3: 0.9}, {1: 0.0, 2: 0.0, 3: 0.0}).to_dict()
+    one = paired_difference({7: 2.5}, {7: 1.0}).to_dict()
+    assert format_paired(wide) == f'+0.25 [{wide["low"]:+.2f}, {wide["high"]:+.2f}]' and wide['low'] < 0
+    assert format_paired(tight).endswith(' *') and tight['low'] > 0
+    assert format_paired(one) == '+1.50 (n=1)'
 
 
 def test_paired_interval_by_hand_three_seeds():
