@@ -351,18 +351,23 @@ def end_of_pruning_checkpoint(matrix: Matrix, run: RunSpec, out_dir: str, option
     end, by_epoch = hook['pruning']['end'], hook.get('by_epoch', True)
     unit = 'epoch' if by_epoch else 'iter'
     path = osp.join(run.work_dir(out_dir), f'{unit}_{end}.pth')
-    if not osp.isfile(path) and not by_epoch:
-        path = _epoch_checkpoint_at_iter(run.work_dir(out_dir), end) or path
-    if not osp.isfile(path):
+    if osp.isfile(path):
+        saved_at = _checkpoint_meta(path).get(unit)
+        if saved_at != end:
+            raise ValueError(f'run {run.name}: {path} was saved at {unit} {saved_at!r}, not at the end of the '
+                             f'pruning phase ({unit} {end})')
+        return path
+    found = None if by_epoch else _epoch_checkpoint_at_iter(run.work_dir(out_dir), end)
+    if found is None:
         raise FileNotFoundError(
             f'run {run.name}: the end-of-pruning evaluation needs the checkpoint of the pruning phase\'s last '
             f'iteration, {path}, which the run did not keep; keep every checkpoint (method cfg_options '
             f'{{"default_hooks.checkpoint.max_keep_ckpts": -1}}, saved every {unit}) and run it again')
-    meta = torch.load(path, map_location='cpu', weights_only=False).get('meta', {})
-    if meta.get(unit) != end:
-        raise ValueError(f'run {run.name}: {path} was saved at {unit} {meta.get(unit)!r}, not at the end of the '
-                         f'pruning phase ({unit} {end})')
-    return path
+    return found
+
+
+def _checkpoint_meta(path: str) -> dict:
+    return torch.load(path, map_location='cpu', weights_only=False).get('meta', {})
 
 
 def _epoch_checkpoint_at_iter(work_dir: str, iteration: int) -> Optional[str]:
@@ -370,7 +375,7 @@ def _epoch_checkpoint_at_iter(work_dir: str, iteration: int) -> Optional[str]:
     for name in sorted(os.listdir(work_dir)):
         if name.startswith('epoch_') and name.endswith('.pth'):
             path = osp.join(work_dir, name)
-            if torch.load(path, map_location='cpu', weights_only=False).get('meta', {}).get('iter') == iteration:
+            if _checkpoint_meta(path).get('iter') == iteration:
                 return path
     return None
 
