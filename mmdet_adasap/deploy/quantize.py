@@ -54,7 +54,7 @@ QUANTIZED_OP_TYPES = ('Conv', 'Add', 'MaxPool', 'AveragePool', 'GlobalAveragePoo
 LAYOUT_OPS = ('Constant', 'ConstantOfShape', 'Shape', 'Cast', 'Identity', 'Gather', 'Unsqueeze', 'Squeeze',
               'Reshape', 'Flatten', 'Transpose', 'Slice', 'Split', 'Expand', 'Range', 'Pad')
 NO_KERNEL = 'no INT8 kernel in ONNX Runtime'
-NOT_CHOSEN = f'ONNX Runtime could, not in {QUANTIZED_OP_TYPES}'
+NOT_CHOSEN = 'ONNX Runtime has an INT8 kernel, not quantized here (QUANTIZED_OP_TYPES)'
 AFTER_FP32 = 'its input comes from an fp32 op'
 
 
