@@ -20,7 +20,9 @@ def main():
     p = ToolParser(description=__doc__.split('\n')[0])
     p.add_argument('schedules', nargs='+', help='EPOCHS=FOLDER, one per schedule length')
     p.add_argument('--ratio', type=float, required=True, help='the FLOPs ratio of the runs to compare')
-    p.add_argument('--methods', nargs='+', required=True, help='method names of the matrices\' method tables')
+    p.add_argument('--methods', nargs='+', required=True,
+                   help='method names of the matrices\' method tables (one measured at some schedules only: rows '
+                        'there, no change from the shortest)')
     p.add_argument('--reference', required=True, help='the method every other one is paired with')
     p.add_argument('--out', required=True)
     args = p.parse_args()

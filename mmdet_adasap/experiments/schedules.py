@@ -90,28 +90,35 @@ def _paired(kind: str, epochs: int, method: str, a: Dict[int, dict], b: Dict[int
 
 def compare_schedules(schedules: List[Schedule], methods: List[str], reference: str, ratio: float) -> dict:
     """Rows per (schedule, method) and the paired differences: ``vs_reference`` (method - reference at one
-    schedule) and ``vs_shortest`` (a method at a longer schedule - itself at the shortest)."""
+    schedule) and ``vs_shortest`` (a method at a longer schedule - itself at the shortest). A method measured at
+    some schedules only has rows there, and a change from the shortest only where both were measured; the
+    reference must be measured at every schedule."""
     if reference not in methods:
         methods = [reference] + list(methods)
+    for m in methods:
+        where = [s for s in schedules if s.runs(m, ratio)]
+        if not where or (m == reference and len(where) < len(schedules)):
+            s = next(s for s in schedules if s not in where)
+            raise ValueError(f'{s.source}: no finished run of {[m]} at ratio {ratio} (methods there: '
+                             f'{sorted({r["method"] for r in s.results["runs"]})})')
     rows, paired = [], []
     for s in schedules:
         ref = s.runs(reference, ratio)
-        cells = {m: s.runs(m, ratio) for m in methods}
-        missing = [m for m, runs in cells.items() if not runs]
-        if missing:
-            raise ValueError(f'{s.source}: no finished run of {missing} at ratio {ratio} (methods there: '
-                             f'{sorted({r["method"] for r in s.results["runs"]})})')
         reference_s = _median_train_s(list(ref.values()))
-        for m, runs in cells.items():
-            rows.append(_row(s, m, runs, reference_s))
-            if m != reference:
+        for m in methods:
+            runs = s.runs(m, ratio)
+            if runs:
+                rows.append(_row(s, m, runs, reference_s))
+            if runs and m != reference:
                 paired += _paired('vs_reference', s.epochs, m, runs, ref)
     shortest = schedules[0]
     for s in schedules[1:]:
         for m in methods:
-            paired += _paired('vs_shortest', s.epochs, m, s.runs(m, ratio), shortest.runs(m, ratio))
+            if s.runs(m, ratio) and shortest.runs(m, ratio):
+                paired += _paired('vs_shortest', s.epochs, m, s.runs(m, ratio), shortest.runs(m, ratio))
     return dict(ratio=ratio, reference=reference, methods=methods,
-                dense={k: shortest.results['dense'][k] for k in SCORES}, schedules=[dict(epochs=s.epochs, results=s.source) for s in schedules], rows=rows, paired=paired)
+                dense={k: shortest.results['dense'][k] for k in SCORES},
+                schedules=[dict(epochs=s.epochs, results=s.source) for s in schedules], rows=rows, paired=paired)
 
 
 def _diff(d: Optional[dict]) -> str:
@@ -141,7 +148,7 @@ def markdown(result: dict) -> str:
     lines += ['', f'Each method at a longer schedule minus itself at {shortest} epochs, paired by seed:', '',
               '| method | ' + ' | '.join(f'{e} epochs: mPC | clean' for e in longer) + ' |',
               '|---|' + '---|---|' * len(longer)]
-    for m in result['methods']:
+    for m in [m for m in result['methods'] if any(_find(result, 'vs_shortest', e, m, 'mpc') for e in longer)]:
         cells = [f'{_diff(_find(result, "vs_shortest", e, m, "mpc"))} | '
                  f'{_diff(_find(result, "vs_shortest", e, m, "clean_map"))}' for e in longer]
         lines.append(f'| {m} | ' + ' | '.join(cells) + ' |')

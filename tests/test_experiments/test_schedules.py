@@ -83,6 +83,23 @@ def test_the_files_and_the_table(tables, tmp_path):
     assert json.load(open(paths['json']))['reference'] == 'l2'
 
 
+def test_a_method_measured_at_one_schedule_only_has_rows_there_and_no_change_from_the_shortest(tables, tmp_path):
+    result = compare_schedules(load_schedules(tables['folders']), ['sam', 'other'], reference='l2', ratio=0.25)
+    assert [r['epochs'] for r in result['rows'] if r['method'] == 'other'] == [24]
+    d = _get(result, 'vs_reference', 24, 'other', 'mpc')
+    assert list(d['seeds']) == [11] and d['low'] is None
+    assert d['mean'] == pytest.approx(1.0 - tables['long']['l2'][11][0])
+    assert not [d for d in result['paired'] if d['method'] == 'other' and d['kind'] == 'vs_shortest']
+    paths = write_schedule_comparison(tables['folders'], ['sam', 'other'], 'l2', 0.25, str(tmp_path / 'out'))
+    text = open(paths['md']).read()
+    assert '| 24 | other label | 1 |' in text and '| other |' not in text and '| sam | ' in text
+    with open(osp.join(tables['folders'][6], 'results.json')) as f:
+        no_l2 = _table(tmp_path / 'no_l2', [r for r in json.load(f)['runs'] if r['method'] != 'l2'])
+    with pytest.raises(ValueError, match=r"no_l2: no finished run of \['l2'\] at ratio 0.25"):
+        compare_schedules(load_schedules({6: no_l2, 24: tables['folders'][24]}),
+                          ['sam'], 'l2', 0.25)
+
+
 def test_matrices_not_measured_alike_and_bad_input_are_refused(tables, tmp_path):
     other = _table(tmp_path / 'sev5', [], severities=[5])
     with pytest.raises(ValueError, match=r'not measured alike: protocol severities is \[3\] in one and \[5\]'):
