@@ -17,7 +17,7 @@ from .engine import plugin_hooks  # noqa: E402
 
 plugin_hooks.install()
 
-__version__ = '0.9.0'
+__version__ = '0.10.0'
 
 from .shipped import config_path, shipped_configs  # noqa: E402  (a user config's `_base_`, docs/plugin.md)
 
