@@ -95,27 +95,25 @@ def compare_schedules(schedules: List[Schedule], methods: List[str], reference: 
     reference must be measured at every schedule."""
     if reference not in methods:
         methods = [reference] + list(methods)
+    cells = [{m: s.runs(m, ratio) for m in methods} for s in schedules]  # per schedule: method -> seed -> run
     for m in methods:
-        where = [s for s in schedules if s.runs(m, ratio)]
-        if not where or (m == reference and len(where) < len(schedules)):
-            s = next(s for s in schedules if s not in where)
-            raise ValueError(f'{s.source}: no finished run of {[m]} at ratio {ratio} (methods there: '
-                             f'{sorted({r["method"] for r in s.results["runs"]})})')
+        missing = [s for s, c in zip(schedules, cells) if not c[m]]
+        if len(missing) == len(schedules) or (m == reference and missing):
+            raise ValueError(f'{missing[0].source}: no finished run of {[m]} at ratio {ratio} (methods there: '
+                             f'{sorted({r["method"] for r in missing[0].results["runs"]})})')
     rows, paired = [], []
-    for s in schedules:
-        ref = s.runs(reference, ratio)
-        reference_s = _median_train_s(list(ref.values()))
+    for s, c in zip(schedules, cells):
+        reference_s = _median_train_s(list(c[reference].values()))
         for m in methods:
-            runs = s.runs(m, ratio)
-            if runs:
-                rows.append(_row(s, m, runs, reference_s))
-            if runs and m != reference:
-                paired += _paired('vs_reference', s.epochs, m, runs, ref)
+            if c[m]:
+                rows.append(_row(s, m, c[m], reference_s))
+            if c[m] and m != reference:
+                paired += _paired('vs_reference', s.epochs, m, c[m], c[reference])
     shortest = schedules[0]
-    for s in schedules[1:]:
+    for s, c in zip(schedules[1:], cells[1:]):
         for m in methods:
-            if s.runs(m, ratio) and shortest.runs(m, ratio):
-                paired += _paired('vs_shortest', s.epochs, m, s.runs(m, ratio), shortest.runs(m, ratio))
+            if c[m] and cells[0][m]:
+                paired += _paired('vs_shortest', s.epochs, m, c[m], cells[0][m])
     return dict(ratio=ratio, reference=reference, methods=methods,
                 dense={k: shortest.results['dense'][k] for k in SCORES},
                 schedules=[dict(epochs=s.epochs, results=s.source) for s in schedules], rows=rows, paired=paired)

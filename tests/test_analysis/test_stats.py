@@ -1,11 +1,10 @@
 """Seed statistics against numpy and the paired t interval against a hand computation and scipy's paired test."""
 import math
+from dataclasses import asdict
 
 import numpy as np
 import pytest
 from scipy import stats as sps
-
-from dataclasses import asdict
 
 from mmdet_adasap.analysis.stats import format_mean_std, format_paired, paired_difference, summarize_seeds
 
